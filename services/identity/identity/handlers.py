@@ -1,0 +1,5 @@
+"""The events identity consumes (none yet: engagement's ``author seen`` comes with issue 3)."""
+
+from crm_shared.events.consumer import Registry, registry
+
+HANDLERS: Registry = registry()

@@ -1,0 +1,109 @@
+"""Builds a service's FastAPI app: GraphQL subgraph, health probes, outbox relay, consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aio_pika
+import strawberry
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from crm_shared.db import Database
+from crm_shared.events.consumer import EventConsumer, Registry
+from crm_shared.events.relay import OutboxRelay
+from crm_shared.events.topology import declare_exchange
+from crm_shared.graphql import SubgraphApp
+from crm_shared.http import install_error_handlers
+from crm_shared.settings import ServiceSettings
+from crm_shared.telemetry import configure_telemetry, instrument_app, shutdown_telemetry
+
+log = logging.getLogger(__name__)
+
+
+def create_service_app(
+    *,
+    settings: ServiceSettings,
+    schema: strawberry.federation.Schema,
+    handlers: Registry,
+    title: str,
+) -> FastAPI:
+    """The app of one subgraph service; ``handlers`` are the events it consumes."""
+    configure_telemetry(settings.service_name)
+    db = Database(settings)
+    state: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        connection = await aio_pika.connect_robust(settings.amqp_url)
+        state["amqp"] = connection
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await declare_exchange(channel, settings.exchange)
+        relay = OutboxRelay(
+            dsn=db.dsn,
+            schema=db.schema,
+            exchange=exchange,
+            batch_size=settings.outbox_batch_size,
+            poll_seconds=settings.outbox_poll_seconds,
+        )
+        relay_task = asyncio.create_task(relay.run(), name=f"{settings.service_name}-relay")
+        consumer = EventConsumer(
+            service=settings.service_name,
+            database=db,
+            handlers=handlers,
+            retry_delays_ms=settings.retry_delays_ms,
+            delivery_limit=settings.delivery_limit,
+            prefetch=settings.consumer_prefetch,
+        )
+        if handlers:
+            await consumer.start(connection, settings.exchange)
+        try:
+            yield
+        finally:
+            await consumer.stop()
+            relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay_task
+            await connection.close()
+            await db.dispose()
+            shutdown_telemetry()
+
+    app = FastAPI(title=title, lifespan=lifespan)
+    app.state.db = db
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Alive: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        """Ready: the database and the broker are reachable."""
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(db.ping(), timeout=2)
+            checks["database"] = "ok"
+        except Exception as exc:  # any failure means not ready; say which
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        connection = state.get("amqp")
+        checks["broker"] = "ok" if connection is not None and connection.connected.is_set() else (
+            "unreachable"
+        )
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    # A route, not a mount: a mount would redirect POST /graphql to /graphql/.
+    graphql_app = SubgraphApp(schema, db)
+    app.add_route("/graphql", graphql_app, methods=["GET", "POST"])
+    app.add_websocket_route("/graphql", graphql_app)
+    instrument_app(app)
+    return app

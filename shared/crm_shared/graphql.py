@@ -1,0 +1,122 @@
+"""GraphQL plumbing every subgraph shares: context, error codes, caches, the ASGI app."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.dataloader import DataLoader
+from strawberry.extensions import ParserCache, QueryDepthLimiter, SchemaExtension, ValidationCache
+from strawberry.types import Info
+
+from crm_shared.db import Database
+from crm_shared.errors import CrmError, Unauthenticated
+
+log = logging.getLogger(__name__)
+
+TENANT_HEADER = "x-tenant-id"
+
+
+@dataclass
+class Context:
+    """What every resolver may use: the request, the database, per-request loaders."""
+
+    request: Request | WebSocket
+    response: Response | None
+    db: Database
+    loaders: dict[str, DataLoader[Any, Any]] = field(default_factory=dict)
+
+    @property
+    def tenant_id(self) -> uuid.UUID:
+        """The caller's tenant; UNAUTHENTICATED when the request does not carry one."""
+        # Until verified JWTs arrive (identity issue), the gateway forwards the tenant header.
+        raw = self.request.headers.get(TENANT_HEADER)
+        if not raw:
+            raise Unauthenticated(f"the request has no {TENANT_HEADER} header")
+        try:
+            return uuid.UUID(raw)
+        except ValueError:
+            raise Unauthenticated(f"{TENANT_HEADER} is not a tenant id") from None
+
+    def loader(self, name: str, factory: Callable[[], DataLoader[Any, Any]]) -> DataLoader[Any, Any]:
+        """The request's DataLoader called ``name``, made on first use."""
+        if name not in self.loaders:
+            self.loaders[name] = factory()
+        return self.loaders[name]
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A database session for one resolver's unit of work."""
+        async with self.db.session() as session:
+            yield session
+
+
+CrmInfo = Info[Context, None]
+
+
+class ErrorCodes(SchemaExtension):
+    """Gives every error a code; masks unexpected ones so nothing internal leaks."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is not None and result.errors:
+            result.errors = [_with_code(error) for error in result.errors]
+
+
+def _with_code(error: GraphQLError) -> GraphQLError:
+    original = error.original_error
+    if isinstance(original, CrmError):
+        return GraphQLError(
+            original.message, error.nodes, error.source, error.positions, error.path,
+            extensions=original.extensions(),
+        )
+    if original is None:
+        code = (error.extensions or {}).get("code", "GRAPHQL_VALIDATION_FAILED")
+        return GraphQLError(
+            error.message, error.nodes, error.source, error.positions, error.path,
+            extensions={**(error.extensions or {}), "code": code},
+        )
+    log.error("unexpected error in a resolver", exc_info=original)
+    return GraphQLError(
+        "Internal server error", error.nodes, error.source, error.positions, error.path,
+        extensions={"code": "INTERNAL_SERVER_ERROR"},
+    )
+
+
+def schema_extensions(max_depth: int = 15) -> list[Any]:
+    """Extensions on every subgraph: caches (validation is costly) and the error codes."""
+    return [
+        ParserCache(maxsize=1024),
+        ValidationCache(maxsize=1024),
+        QueryDepthLimiter(max_depth=max_depth),
+        ErrorCodes(),
+    ]
+
+
+class SubgraphApp(GraphQL[Context, None]):
+    """A subgraph's ASGI GraphQL app, with our context."""
+
+    def __init__(self, schema: strawberry.federation.Schema, db: Database) -> None:
+        super().__init__(schema, graphql_ide="graphiql")
+        self._db = db
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket | None
+    ) -> Context:
+        return Context(
+            request=request,
+            response=response if isinstance(response, Response) else None,
+            db=self._db,
+        )

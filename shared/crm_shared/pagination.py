@@ -1,0 +1,62 @@
+"""Cursor connections: stable keyset paging over ``(created_at, id)``."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from typing import Generic, TypeVar
+
+import strawberry
+
+from crm_shared.errors import BadUserInput
+
+T = TypeVar("T")
+
+MAX_PAGE = 100
+
+
+@strawberry.federation.type(shareable=True)
+class PageInfo:
+    """Where a page sits in the whole list."""
+
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.federation.type(shareable=True)
+class Edge(Generic[T]):
+    """One item of a page with its cursor."""
+
+    cursor: str
+    node: T
+
+
+@strawberry.federation.type(shareable=True)
+class Connection(Generic[T]):
+    """A page of a list that can grow; ask for the next with ``after: pageInfo.endCursor``."""
+
+    edges: list[Edge[T]]
+    page_info: PageInfo
+
+
+def encode_cursor(created_at: datetime, id_: uuid.UUID) -> str:
+    """An opaque cursor for a row's position."""
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{id_}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The position a cursor stands for; BAD_USER_INPUT on a cursor we did not make."""
+    try:
+        created_at, id_ = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(created_at), uuid.UUID(id_)
+    except (ValueError, UnicodeDecodeError):
+        raise BadUserInput("after: not a valid cursor", field="after") from None
+
+
+def check_first(first: int) -> int:
+    """``first`` within 1..MAX_PAGE, or BAD_USER_INPUT."""
+    if not 1 <= first <= MAX_PAGE:
+        raise BadUserInput(f"first: must be between 1 and {MAX_PAGE}", field="first")
+    return first
+

@@ -1,0 +1,30 @@
+"""Turning input into validated models, with errors that name the offending field."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from crm_shared.errors import BadUserInput
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], data: dict[str, Any], *, prefix: str = "input") -> M:
+    """``model`` built from ``data``; BAD_USER_INPUT naming the first invalid field otherwise."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        path = ".".join(str(part) for part in (prefix, *first["loc"]) if part != "")
+        raise BadUserInput(f"{path}: {first['msg']}", field=path) from None
+
+
+def parse_id(value: str, *, field: str) -> uuid.UUID:
+    """A UUID from a GraphQL ID argument, or BAD_USER_INPUT naming the argument."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise BadUserInput(f"{field}: not a valid id", field=field) from None
