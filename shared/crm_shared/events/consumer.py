@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import aio_pika
@@ -47,7 +48,9 @@ class Handler(Generic[E]):
 
     @property
     def name(self) -> str:
-        return f"{self.func.__module__}.{self.func.__qualname__}"
+        """The handler's inbox key: its function's dotted name (settings bound by partial)."""
+        func = self.func.func if isinstance(self.func, partial) else self.func
+        return f"{func.__module__}.{func.__qualname__}"
 
 
 Registry = Mapping[str, Sequence[Handler[Any]]]

@@ -1,0 +1,18 @@
+"""The engagement service: listens to and engages with customers."""
+
+from fastapi import FastAPI
+
+from crm_shared.app import create_service_app
+from engagement.handlers import HANDLERS
+from engagement.schema import schema
+from engagement.settings import EngagementSettings
+
+
+def create_app(settings: EngagementSettings | None = None) -> FastAPI:
+    """The engagement app (``uvicorn --factory engagement.main:create_app``)."""
+    return create_service_app(
+        settings=settings or EngagementSettings(),
+        schema=schema,
+        handlers=HANDLERS,
+        title="engagement",
+    )

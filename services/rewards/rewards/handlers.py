@@ -1,0 +1,17 @@
+"""The events rewards consumes, wired to their handlers in one place."""
+
+from functools import partial
+
+from crm_shared.events.consumer import Handler, Registry, registry
+from rewards.accounts.handlers import CustomerRegistered, welcome_registered_customer
+from rewards.settings import RewardsSettings
+
+
+def build_handlers(settings: RewardsSettings) -> Registry:
+    """The registry of rewards' handlers, with their settings bound."""
+    return registry(
+        Handler(
+            CustomerRegistered,
+            partial(welcome_registered_customer, welcome_points=settings.welcome_points),
+        ),
+    )

@@ -1,0 +1,16 @@
+"""The rewards service: points, and later rules, tiers, offers, coupons and referrals."""
+
+from fastapi import FastAPI
+
+from crm_shared.app import create_service_app
+from rewards.handlers import build_handlers
+from rewards.schema import schema
+from rewards.settings import RewardsSettings
+
+
+def create_app(settings: RewardsSettings | None = None) -> FastAPI:
+    """The rewards app (``uvicorn --factory rewards.main:create_app``)."""
+    settings = settings or RewardsSettings()
+    return create_service_app(
+        settings=settings, schema=schema, handlers=build_handlers(settings), title="rewards"
+    )

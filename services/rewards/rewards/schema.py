@@ -1,0 +1,10 @@
+"""The rewards subgraph."""
+
+import strawberry
+
+from crm_shared.graphql import schema_extensions
+from rewards.accounts.schema import CustomerType, Query
+
+schema = strawberry.federation.Schema(
+    query=Query, types=[CustomerType], extensions=schema_extensions()
+)
