@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aio_pika
-import strawberry
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
@@ -17,7 +16,7 @@ from crm_shared.db import Database
 from crm_shared.events.consumer import EventConsumer, Registry
 from crm_shared.events.relay import OutboxRelay
 from crm_shared.events.topology import declare_exchange
-from crm_shared.graphql import SubgraphApp
+from crm_shared.graphql import SubgraphApp, SubgraphSchema
 from crm_shared.http import install_error_handlers
 from crm_shared.settings import ServiceSettings
 from crm_shared.telemetry import configure_telemetry, instrument_app, shutdown_telemetry
@@ -28,7 +27,7 @@ log = logging.getLogger(__name__)
 def create_service_app(
     *,
     settings: ServiceSettings,
-    schema: strawberry.federation.Schema,
+    schema: SubgraphSchema,
     handlers: Registry,
     title: str,
 ) -> FastAPI:
@@ -92,8 +91,8 @@ def create_service_app(
         except Exception as exc:  # any failure means not ready; say which
             checks["database"] = f"unreachable: {type(exc).__name__}"
         connection = state.get("amqp")
-        checks["broker"] = "ok" if connection is not None and connection.connected.is_set() else (
-            "unreachable"
+        checks["broker"] = (
+            "ok" if connection is not None and connection.connected.is_set() else ("unreachable")
         )
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse(
@@ -104,6 +103,5 @@ def create_service_app(
     # A route, not a mount: a mount would redirect POST /graphql to /graphql/.
     graphql_app = SubgraphApp(schema, db)
     app.add_route("/graphql", graphql_app, methods=["GET", "POST"])
-    app.add_websocket_route("/graphql", graphql_app)
     instrument_app(app)
     return app

@@ -18,7 +18,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.dataloader import DataLoader
 from strawberry.extensions import ParserCache, QueryDepthLimiter, SchemaExtension, ValidationCache
-from strawberry.types import Info
+from strawberry.types import ExecutionContext, Info
 
 from crm_shared.db import Database
 from crm_shared.errors import CrmError, Unauthenticated
@@ -49,7 +49,9 @@ class Context:
         except ValueError:
             raise Unauthenticated(f"{TENANT_HEADER} is not a tenant id") from None
 
-    def loader(self, name: str, factory: Callable[[], DataLoader[Any, Any]]) -> DataLoader[Any, Any]:
+    def loader(
+        self, name: str, factory: Callable[[], DataLoader[Any, Any]]
+    ) -> DataLoader[Any, Any]:
         """The request's DataLoader called ``name``, made on first use."""
         if name not in self.loaders:
             self.loaders[name] = factory()
@@ -79,18 +81,30 @@ def _with_code(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if isinstance(original, CrmError):
         return GraphQLError(
-            original.message, error.nodes, error.source, error.positions, error.path,
+            original.message,
+            error.nodes,
+            error.source,
+            error.positions,
+            error.path,
             extensions=original.extensions(),
         )
     if original is None:
         code = (error.extensions or {}).get("code", "GRAPHQL_VALIDATION_FAILED")
         return GraphQLError(
-            error.message, error.nodes, error.source, error.positions, error.path,
+            error.message,
+            error.nodes,
+            error.source,
+            error.positions,
+            error.path,
             extensions={**(error.extensions or {}), "code": code},
         )
     log.error("unexpected error in a resolver", exc_info=original)
     return GraphQLError(
-        "Internal server error", error.nodes, error.source, error.positions, error.path,
+        "Internal server error",
+        error.nodes,
+        error.source,
+        error.positions,
+        error.path,
         extensions={"code": "INTERNAL_SERVER_ERROR"},
     )
 
@@ -105,10 +119,23 @@ def schema_extensions(max_depth: int = 15) -> list[Any]:
     ]
 
 
+class SubgraphSchema(strawberry.federation.Schema):
+    """A Federation v2 subgraph schema with our extensions and quiet expected errors."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(extensions=schema_extensions(), **kwargs)
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Expected errors are the caller's business; unexpected ones are logged by ErrorCodes.
+        return None
+
+
 class SubgraphApp(GraphQL[Context, None]):
     """A subgraph's ASGI GraphQL app, with our context."""
 
-    def __init__(self, schema: strawberry.federation.Schema, db: Database) -> None:
+    def __init__(self, schema: SubgraphSchema, db: Database) -> None:
         super().__init__(schema, graphql_ide="graphiql")
         self._db = db
 

@@ -39,9 +39,7 @@ def run_alembic_env(settings: ServiceSettings) -> None:
             context.run_migrations()
 
     async def run() -> None:
-        engine = create_async_engine(
-            sqlalchemy_url(settings.database_url), poolclass=pool.NullPool
-        )
+        engine = create_async_engine(sqlalchemy_url(settings.database_url), poolclass=pool.NullPool)
         async with engine.connect() as connection:
             await connection.run_sync(migrate)
             await connection.commit()

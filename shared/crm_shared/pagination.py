@@ -59,4 +59,3 @@ def check_first(first: int) -> int:
     if not 1 <= first <= MAX_PAGE:
         raise BadUserInput(f"first: must be between 1 and {MAX_PAGE}", field="first")
     return first
-

@@ -60,11 +60,25 @@ def configure_telemetry(service_name: str) -> None:
     HTTPXClientInstrumentor().instrument()
     # Log records carry otelTraceID / otelSpanID so logs join their trace.
     LoggingInstrumentor().instrument(set_logging_format=False)
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s [%(name)s] [trace_id=%(otelTraceID)s "
-        "span_id=%(otelSpanID)s] %(message)s",
+    handler = logging.StreamHandler()
+    handler.addFilter(_TraceDefaults())
+    handler.setFormatter(
+        logging.Formatter(
+            "%(asctime)s %(levelname)s [%(name)s] [trace_id=%(otelTraceID)s "
+            "span_id=%(otelSpanID)s] %(message)s"
+        )
     )
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), handlers=[handler])
+
+
+class _TraceDefaults(logging.Filter):
+    """Records made outside the instrumented factory still format (with zero ids)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name in ("otelTraceID", "otelSpanID"):
+            if not hasattr(record, name):
+                setattr(record, name, "0")
+        return True
 
 
 def instrument_app(app: Any) -> None:

@@ -1,13 +1,10 @@
 """The identity subgraph."""
 
-import strawberry
-
-from crm_shared.graphql import schema_extensions
+from crm_shared.graphql import SubgraphSchema
 from identity.customers.schema import CustomerType, Mutation, Query
 
-schema = strawberry.federation.Schema(
+schema = SubgraphSchema(
     query=Query,
     mutation=Mutation,
     types=[CustomerType],
-    extensions=schema_extensions(),
 )

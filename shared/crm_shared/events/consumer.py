@@ -159,7 +159,9 @@ class EventConsumer:
             await self._park(message, error, attempt=attempt)
             return
         delay = self._retry_delays_ms[attempt - 1]
-        log.warning("retrying %s in %d ms (attempt %d): %s", message.message_id, delay, attempt, error)
+        log.warning(
+            "retrying %s in %d ms (attempt %d): %s", message.message_id, delay, attempt, error
+        )
         await self._forward(message, self.names.retry(delay), attempt=attempt + 1, error=error)
 
     async def _park(self, message: AbstractIncomingMessage, error: str, *, attempt: int) -> None:
@@ -204,4 +206,3 @@ async def _claim(session: AsyncSession, envelope: Envelope, handler: str) -> boo
         {"id": envelope.id, "handler": handler, "type": envelope.type},
     )
     return result.first() is not None
-

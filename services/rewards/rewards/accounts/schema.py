@@ -52,6 +52,8 @@ class CustomerType:
 @strawberry.type
 class Query:
     @strawberry.field(description="A customer's points account, or null.")
-    async def rewards_account(self, info: CrmInfo, customer_id: strawberry.ID) -> RewardsAccount | None:
+    async def rewards_account(
+        self, info: CrmInfo, customer_id: strawberry.ID
+    ) -> RewardsAccount | None:
         balance = await balance_loader(info).load(parse_id(customer_id, field="customerId"))
         return None if balance is None else RewardsAccount(balance=balance)

@@ -1,0 +1,47 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything else is theirs.
+SHELL := /bin/bash
+PY := .venv/bin/python
+UV := .tools/bin/uv
+UV_VERSION := 0.13.8
+FED := infra/federation
+
+.PHONY: run test env node services check lint typecheck supergraph bench clean
+
+## Set-up: Python environment from uv.lock, Node tools from package-lock.json
+env: .venv/.synced
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install -q "uv==$(UV_VERSION)"
+.venv/.synced: .tools/bin/uv uv.lock pyproject.toml shared/pyproject.toml $(wildcard services/*/pyproject.toml)
+	$(UV) sync --frozen --all-packages --python python3
+	touch $@
+
+node: $(FED)/node_modules/.installed
+$(FED)/node_modules/.installed: $(FED)/package-lock.json
+	npm ci --prefix $(FED) --no-audit --no-fund --loglevel=error
+	touch $@
+
+services:
+	@infra/local/ensure-services.sh
+
+## Run everything (migrations, demo tenant, four services) until Ctrl-C
+run: env services
+	PYTHONPATH=. $(PY) infra/local/run.py
+
+## The whole suite against the real PostgreSQL and RabbitMQ (own database and vhost), plus gates
+test: env node services check
+	$(PY) -m pytest -q
+
+check: lint typecheck
+lint: env
+	.venv/bin/ruff check .
+typecheck: env
+	.venv/bin/mypy shared services tests infra/local bench
+
+## Compose the supergraph from the subgraphs' SDL with standard composition; commit the result
+supergraph: env node
+	$(PY) infra/local/print_subgraphs.py | node $(FED)/compose.mjs > infra/supergraph.graphql.tmp
+	mv infra/supergraph.graphql.tmp infra/supergraph.graphql
+
+clean:
+	rm -rf .venv .tools $(FED)/node_modules
