@@ -1,0 +1,108 @@
+"""Subgraph HTTP calls: one shared aiohttp session (keep-alive pool), orjson, one span per fetch."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import orjson
+from opentelemetry import trace
+
+from gateway.executor import SubgraphError
+
+FORWARDED_HEADERS = ("authorization", "x-tenant-id")
+
+_tracer = trace.get_tracer("gateway.subgraph")
+_JSON_HEADERS = {"content-type": "application/json", "accept": "application/json"}
+
+
+def instrument_aiohttp_client() -> None:
+    """Makes every aiohttp session created afterwards carry ``traceparent`` (idempotent)."""
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+
+    instrumentor = AioHttpClientInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
+
+
+class SubgraphClient:
+    """Posts GraphQL requests to subgraphs over one pooled aiohttp session."""
+
+    def __init__(self, timeout_seconds: float, pool_size: int = 100) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._pool_size = pool_size
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Opens the shared session (call from the app lifespan)."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._pool_size, keepalive_timeout=30, ttl_dns_cache=300
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, json_serialize=_dumps
+            )
+
+    async def close(self) -> None:
+        """Closes the session and its pooled connections."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def post(
+        self,
+        subgraph: str,
+        url: str,
+        body: Mapping[str, Any],
+        headers: Mapping[str, str],
+        operation_name: str | None = None,
+        timeout_seconds: float | None = None,
+    ) -> dict[str, Any]:
+        """Sends one GraphQL request; raises SubgraphError when no GraphQL answer comes back."""
+        session = self._session
+        if session is None:
+            raise SubgraphError(f'Subgraph "{subgraph}" client is not started')
+        attributes = {"graphql.subgraph": subgraph}
+        if operation_name:
+            attributes["graphql.operation.name"] = operation_name
+        with _tracer.start_as_current_span(
+            f"subgraph {subgraph}", kind=trace.SpanKind.INTERNAL, attributes=attributes
+        ) as span:
+            request_headers = dict(_JSON_HEADERS)
+            request_headers.update(headers)
+            timeout = (
+                aiohttp.ClientTimeout(total=timeout_seconds)
+                if timeout_seconds is not None
+                else self._timeout
+            )
+            try:
+                async with session.post(
+                    url, data=orjson.dumps(body), headers=request_headers, timeout=timeout
+                ) as response:
+                    raw = await response.read()
+                    status = response.status
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+                span.set_status(trace.Status(trace.StatusCode.ERROR, type(error).__name__))
+                reason = str(error) or type(error).__name__
+                raise SubgraphError(
+                    f'Subgraph "{subgraph}" is unavailable: {reason}', "SUBGRAPH_UNAVAILABLE"
+                ) from error
+            try:
+                decoded = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                decoded = None
+            if not isinstance(decoded, dict) or not ("data" in decoded or "errors" in decoded):
+                span.set_status(trace.Status(trace.StatusCode.ERROR, f"HTTP {status}"))
+                raise SubgraphError(
+                    f'Subgraph "{subgraph}" answered HTTP {status} without a GraphQL response',
+                    "SUBREQUEST_HTTP_ERROR",
+                )
+            if decoded.get("errors"):
+                span.set_status(trace.Status(trace.StatusCode.ERROR, "GraphQL errors"))
+            return decoded
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()

@@ -1,0 +1,365 @@
+"""The request pipeline: parse and validate once per document, plan once per operation, execute."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Generic, TypeVar
+
+from graphql import (
+    DocumentNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    execute_sync,
+    parse,
+    validate,
+)
+from graphql.execution.values import get_variable_values
+
+from gateway.client import FORWARDED_HEADERS, SubgraphClient
+from gateway.executor import execute_plan
+from gateway.operation import condition_variables, operation_depth
+from gateway.planner import Fetch, PlanningError, QueryPlan, build_plan
+from gateway.shaping import Shaper
+from gateway.supergraph import Supergraph
+
+logger = logging.getLogger(__name__)
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class LRUCache(Generic[K, V]):
+    """A small least-recently-used cache."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        """The cached value, marking it recently used."""
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        """Stores a value, evicting the least recently used one when full."""
+        self._items[key] = value
+        self._items.move_to_end(key)
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass(frozen=True, slots=True)
+class GraphQLResponse:
+    """What the HTTP layer sends back."""
+
+    status: int
+    body: dict[str, Any]
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _OperationInfo:
+    depth: int
+    condition_variables: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class _Document:
+    """A parsed and validated document (or why it is not usable)."""
+
+    document: DocumentNode | None
+    errors: list[dict[str, Any]] | None = None
+    status: int = 200
+    operations: dict[str | None, OperationDefinitionNode] = field(default_factory=dict)
+    fragments: dict[str, FragmentDefinitionNode] = field(default_factory=dict)
+    infos: dict[str | None, _OperationInfo] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _PlanEntry:
+    plan: QueryPlan | None
+    shaper: Shaper | None
+    error: str | None = None
+    introspection_document: DocumentNode | None = None
+
+
+def _formatted(error: GraphQLError, code: str) -> dict[str, Any]:
+    formatted: dict[str, Any] = {"message": error.message}
+    if error.locations:
+        formatted["locations"] = [{"line": loc.line, "column": loc.column} for loc in error.locations]
+    if error.path:
+        formatted["path"] = list(error.path)
+    extensions = dict(error.extensions or {})
+    extensions["code"] = code
+    formatted["extensions"] = extensions
+    return formatted
+
+
+def _request_error(message: str, code: str, status: int = 400, **extra: Any) -> GraphQLResponse:
+    return GraphQLResponse(
+        status, {"errors": [{"message": message, "extensions": {"code": code}, **extra}]}
+    )
+
+
+class Gateway:
+    """A federation runtime for one supergraph."""
+
+    def __init__(
+        self,
+        supergraph: Supergraph,
+        client: SubgraphClient,
+        *,
+        max_depth: int = 15,
+        debug_extensions: bool = False,
+        document_cache_size: int = 1000,
+        plan_cache_size: int = 1000,
+    ) -> None:
+        self.supergraph = supergraph
+        self.client = client
+        self.max_depth = max_depth
+        self.debug_extensions = debug_extensions
+        self._documents: LRUCache[str, _Document] = LRUCache(document_cache_size)
+        self._plans: LRUCache[tuple[str, str | None, tuple[bool, ...]], _PlanEntry] = LRUCache(
+            plan_cache_size
+        )
+
+    # -- documents and plans -----------------------------------------------------------------
+
+    def document(self, query: str) -> _Document:
+        """Parses and validates a document against the API schema, once per query text."""
+        cached = self._documents.get(query)
+        if cached is not None:
+            return cached
+        try:
+            document = parse(query)
+        except GraphQLError as error:
+            entry = _Document(None, [_formatted(error, "GRAPHQL_PARSE_FAILED")], 400)
+        else:
+            errors = validate(self.supergraph.api_schema, document)
+            if errors:
+                entry = _Document(
+                    None, [_formatted(e, "GRAPHQL_VALIDATION_FAILED") for e in errors], 400
+                )
+            else:
+                entry = _Document(document)
+                for definition in document.definitions:
+                    if isinstance(definition, OperationDefinitionNode):
+                        name = definition.name.value if definition.name else None
+                        entry.operations[name] = definition
+                    elif isinstance(definition, FragmentDefinitionNode):
+                        entry.fragments[definition.name.value] = definition
+        self._documents.put(query, entry)
+        return entry
+
+    def _info(self, entry: _Document, name: str | None, op: OperationDefinitionNode) -> _OperationInfo:
+        info = entry.infos.get(name)
+        if info is None:
+            info = _OperationInfo(
+                depth=operation_depth(op, entry.fragments),
+                condition_variables=condition_variables(op, entry.fragments),
+            )
+            entry.infos[name] = info
+        return info
+
+    def plan(
+        self,
+        query: str,
+        entry: _Document,
+        name: str | None,
+        operation: OperationDefinitionNode,
+        bools: dict[str, bool],
+    ) -> _PlanEntry:
+        """The cached plan of an operation for these @skip/@include values."""
+        key = (query, name, tuple(bools.values()))
+        cached = self._plans.get(key)
+        if cached is not None:
+            return cached
+        try:
+            plan = build_plan(self.supergraph, operation, entry.fragments, bools)
+        except PlanningError as error:
+            logger.warning("cannot plan operation %r: %s", name, error)
+            planned = _PlanEntry(None, None, str(error))
+        else:
+            introspection_document = None
+            if plan.introspection:
+                introspection_document = DocumentNode(
+                    definitions=(
+                        replace(
+                            operation,
+                            selection_set=SelectionSetNode(selections=plan.introspection),
+                        ),
+                        *entry.fragments.values(),
+                    )
+                )
+            planned = _PlanEntry(
+                plan, Shaper(self.supergraph.api_schema, plan), None, introspection_document
+            )
+        self._plans.put(key, planned)
+        return planned
+
+    # -- requests ----------------------------------------------------------------------------
+
+    async def execute(
+        self,
+        query: Any,
+        variables: Any = None,
+        operation_name: Any = None,
+        headers: Mapping[str, str] | None = None,
+        *,
+        method: str = "POST",
+    ) -> GraphQLResponse:
+        """Runs one GraphQL request; never raises for bad input."""
+        if not isinstance(query, str) or not query.strip():
+            return _request_error(
+                "GraphQL operations must contain a non-empty `query`.", "BAD_REQUEST"
+            )
+        if variables is None:
+            variables = {}
+        if not isinstance(variables, dict):
+            return _request_error("`variables` must be an object if provided.", "BAD_REQUEST")
+        if operation_name is not None and not isinstance(operation_name, str):
+            return _request_error(
+                "`operationName` must be a string if provided.", "BAD_REQUEST"
+            )
+        entry = self.document(query)
+        if entry.errors is not None:
+            return GraphQLResponse(entry.status, {"errors": entry.errors})
+        operation = self._operation(entry, operation_name)
+        if isinstance(operation, GraphQLResponse):
+            return operation
+        if method == "GET" and operation.operation != OperationType.QUERY:
+            return GraphQLResponse(
+                405,
+                {
+                    "errors": [
+                        {
+                            "message": "GET requests only support query operations, not "
+                            f"{operation.operation.value} operations",
+                            "extensions": {"code": "BAD_REQUEST"},
+                        }
+                    ]
+                },
+                {"allow": "POST"},
+            )
+        name = operation.name.value if operation.name else None
+        info = self._info(entry, name, operation)
+        if info.depth > self.max_depth:
+            return _request_error(
+                f"Query depth {info.depth} exceeds the maximum allowed depth of {self.max_depth}.",
+                "GRAPHQL_VALIDATION_FAILED",
+            )
+        coerced = get_variable_values(
+            self.supergraph.api_schema, operation.variable_definitions or (), variables
+        )
+        if isinstance(coerced, list):
+            return GraphQLResponse(
+                400, {"errors": [_formatted(e, "BAD_USER_INPUT") for e in coerced]}
+            )
+        bools = {n: bool(coerced.coerced.get(n)) for n in info.condition_variables}
+        planned = self.plan(query, entry, name, operation, bools)
+        if planned.plan is None or planned.shaper is None:
+            return GraphQLResponse(
+                200,
+                {
+                    "errors": [
+                        {
+                            "message": f"Query planning failed: {planned.error}",
+                            "extensions": {"code": "QUERY_PLANNING_FAILED"},
+                        }
+                    ],
+                    "data": None,
+                },
+            )
+        return await self._run(planned, variables, headers or {})
+
+    def _operation(
+        self, entry: _Document, operation_name: str | None
+    ) -> OperationDefinitionNode | GraphQLResponse:
+        if operation_name is None:
+            if len(entry.operations) == 1:
+                return next(iter(entry.operations.values()))
+            return _request_error(
+                "Must provide operation name if query contains multiple operations.",
+                "OPERATION_RESOLUTION_FAILURE",
+            )
+        found = entry.operations.get(operation_name)
+        if found is None:
+            return _request_error(
+                f'Unknown operation named "{operation_name}".', "OPERATION_RESOLUTION_FAILURE"
+            )
+        return found
+
+    async def _run(
+        self, planned: _PlanEntry, variables: dict[str, Any], headers: Mapping[str, str]
+    ) -> GraphQLResponse:
+        plan = planned.plan
+        shaper = planned.shaper
+        assert plan is not None and shaper is not None
+        forwarded = {n: headers[n] for n in FORWARDED_HEADERS if n in headers}
+        counts: dict[str, int] = {}
+        urls = self.supergraph.subgraph_urls
+        client = self.client
+
+        async def fetch(item: Fetch, fetch_variables: dict[str, Any]) -> dict[str, Any]:
+            counts[item.subgraph] = counts.get(item.subgraph, 0) + 1
+            body: dict[str, Any] = {"query": item.operation, "variables": fetch_variables}
+            if item.operation_name:
+                body["operationName"] = item.operation_name
+            return await client.post(
+                item.subgraph, urls[item.subgraph], body, forwarded, item.operation_name
+            )
+
+        execution = await execute_plan(plan, variables, fetch)
+        introspection = None
+        if planned.introspection_document is not None:
+            result = execute_sync(
+                self.supergraph.api_schema,
+                planned.introspection_document,
+                variable_values=variables,
+            )
+            introspection = result.data or {}
+        data, completion_errors = shaper.shape(execution.data, introspection)
+        body: dict[str, Any] = {}
+        if execution.errors:
+            body["errors"] = execution.errors
+        body["data"] = data
+        extensions: dict[str, Any] = {}
+        if completion_errors and not execution.errors:
+            # Apollo's gateway reports value-completion problems here, not in "errors".
+            extensions["valueCompletion"] = completion_errors
+        if self.debug_extensions:
+            extensions["subgraphRequests"] = counts
+        if extensions:
+            body["extensions"] = extensions
+        return GraphQLResponse(200, body)
+
+    async def check_subgraphs(self, timeout_seconds: float = 2.0) -> dict[str, str]:
+        """Asks every subgraph ``{ __typename }``; returns the failing ones with the reason."""
+
+        async def probe(name: str, url: str) -> tuple[str, str | None]:
+            try:
+                answer = await self.client.post(
+                    name, url, {"query": "{ __typename }"}, {}, None, timeout_seconds
+                )
+            except Exception as error:  # noqa: BLE001 - any failure means "not ready"
+                return name, str(error) or type(error).__name__
+            if answer.get("errors") or not isinstance(answer.get("data"), dict):
+                return name, "answered with errors"
+            return name, None
+
+        results = await asyncio.gather(
+            *(probe(n, u) for n, u in self.supergraph.subgraph_urls.items())
+        )
+        return {name: reason for name, reason in results if reason is not None}
