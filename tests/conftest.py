@@ -1,0 +1,131 @@
+"""The suite's real parts: a test database and vhost of its own, and the running services.
+
+Tests use the database ``crm_test`` and the vhost ``crm_test`` (both made afresh per run) and
+ports 18000-18003, so they never touch the data of ``make run`` and can run beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aio_pika
+import pytest
+
+from crm_shared import devstack
+from crm_shared.db import Database
+from crm_shared.provision import drop_database, provision_database, provision_vhost
+from crm_shared.settings import ServiceSettings
+from tests.support.otlp import OtlpReceiver
+
+ADMIN_DSN = os.environ.get("CRM_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_BASE = os.environ.get("CRM_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672")
+TEST_DB = "crm_test"
+TEST_VHOST = "crm_test"
+
+
+def _reset_vhost(vhost: str) -> None:
+    for args in (["delete_vhost", vhost], ["add_vhost", vhost]):
+        subprocess.run(["rabbitmqctl", "-q", *args], check=False, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def otlp() -> Iterator[OtlpReceiver]:
+    """The trace receiver the services of this run export to."""
+    receiver = OtlpReceiver()
+    receiver.start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def stack_config(otlp: OtlpReceiver) -> devstack.Stack:
+    return devstack.Stack(
+        database=TEST_DB,
+        vhost=TEST_VHOST,
+        ports={"gateway": 18000, "identity": 18001, "engagement": 18002, "rewards": 18003},
+        extra_env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "GATEWAY_DEBUG_EXTENSIONS": "true",
+            # Short back-offs so retries are quick in tests.
+            "REWARDS_RETRY_DELAYS_MS": "[200, 400]",
+            "LOG_LEVEL": "WARNING",
+        },
+    )
+
+
+def _provision(stack: devstack.Stack) -> devstack.Stack:
+    """A fresh database (schemas, roles, migrations) and a fresh vhost for ``stack``."""
+
+    async def provision() -> None:
+        await drop_database(ADMIN_DSN, stack.database)
+        await provision_database(ADMIN_DSN, stack.database, passwords={})
+        _reset_vhost(stack.vhost)
+        await provision_vhost(AMQP_BASE, stack.vhost)
+
+    asyncio.run(provision())
+    devstack.migrate(stack)
+    return stack
+
+
+@pytest.fixture(scope="session")
+def provisioned(stack_config: devstack.Stack) -> devstack.Stack:
+    """The database and vhost the running services of the e2e tests use."""
+    return _provision(stack_config)
+
+
+@pytest.fixture(scope="session")
+def isolated() -> devstack.Stack:
+    """A database and vhost where no service runs: tests drive relays and consumers in-process."""
+    return _provision(devstack.Stack(database=f"{TEST_DB}_events", vhost=f"{TEST_VHOST}_events"))
+
+
+@pytest.fixture(scope="session")
+def stack(provisioned: devstack.Stack) -> Iterator[devstack.Stack]:
+    """All four services running against the test database and vhost."""
+    processes = devstack.start(provisioned)
+    try:
+        devstack.wait_ready(provisioned, tuple(processes), timeout=90)
+        yield provisioned
+    finally:
+        devstack.stop(processes)
+
+
+def settings_for(stack: devstack.Stack, service: str, **overrides: Any) -> ServiceSettings:
+    """Settings of ``service`` against ``stack``'s database and vhost (in-process use)."""
+    return ServiceSettings(
+        service_name=service,
+        db_schema=service,
+        database_url=stack.database_url(service),
+        amqp_url=f"{AMQP_BASE}/{stack.vhost}",
+        **overrides,
+    )
+
+
+@pytest.fixture
+async def identity_db(isolated: devstack.Stack) -> AsyncIterator[Database]:
+    """Identity's database in the isolated stack, as identity's role."""
+    db = Database(settings_for(isolated, "identity"))
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+async def rewards_db(isolated: devstack.Stack) -> AsyncIterator[Database]:
+    """Rewards' database in the isolated stack, as rewards' role."""
+    db = Database(settings_for(isolated, "rewards"))
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+async def amqp(isolated: devstack.Stack) -> AsyncIterator[aio_pika.abc.AbstractRobustConnection]:
+    """A broker connection to the isolated stack's vhost."""
+    connection = await aio_pika.connect_robust(f"{AMQP_BASE}/{isolated.vhost}")
+    yield connection
+    await connection.close()

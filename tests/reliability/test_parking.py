@@ -1,0 +1,127 @@
+"""A handler that keeps failing is retried with back-off, then parked with its error, while
+other messages keep flowing; an envelope that is not a CloudEvent is parked at once."""
+
+from __future__ import annotations
+
+import uuid
+
+import aio_pika
+import orjson
+
+from crm_shared.db import Database
+from crm_shared.events import Envelope, Event
+from crm_shared.events.consumer import ATTEMPT_HEADER, ERROR_HEADER, EventConsumer, Handler, registry
+from crm_shared.events.topology import declare_exchange
+from tests.support.waiting import eventually
+
+
+class DrillFailed(Event):
+    type = "test.drill.failed.v1"
+    n: int
+
+
+class DrillCounted(Event):
+    type = "test.drill.counted.v1"
+    n: int
+
+
+def _envelope(event: Event, tenant_id: uuid.UUID) -> Envelope:
+    return Envelope.wrap(
+        event, source="/tests", tenant_id=tenant_id, subject=None, trace_headers={}
+    )
+
+
+async def _publish(exchange: aio_pika.abc.AbstractExchange, envelope: Envelope) -> None:
+    await exchange.publish(
+        aio_pika.Message(envelope.to_json(), message_id=str(envelope.id)),
+        routing_key=envelope.routing_key,
+    )
+
+
+async def test_a_handler_failing_three_times_is_parked_while_others_flow(
+    rewards_db: Database, amqp: aio_pika.abc.AbstractRobustConnection
+) -> None:
+    attempts: list[int] = []
+    counted: list[int] = []
+
+    async def always_fails(event: DrillFailed, **_: object) -> None:
+        attempts.append(event.n)
+        raise RuntimeError(f"drill failure for n={event.n}")
+
+    async def counts(event: DrillCounted, **_: object) -> None:
+        counted.append(event.n)
+
+    service = f"drill{uuid.uuid4().hex[:6]}"
+    consumer = EventConsumer(
+        service=service,
+        database=rewards_db,
+        handlers=registry(Handler(DrillFailed, always_fails), Handler(DrillCounted, counts)),
+        retry_delays_ms=[300, 300],
+        delivery_limit=10,
+        prefetch=20,
+    )
+    await consumer.start(amqp, "crm.events")
+    try:
+        channel = await amqp.channel()
+        exchange = await declare_exchange(channel, "crm.events")
+        tenant_id = uuid.uuid4()
+        await _publish(exchange, _envelope(DrillFailed(n=1), tenant_id))
+        for n in range(20):
+            await _publish(exchange, _envelope(DrillCounted(n=n), tenant_id))
+
+        async def handled() -> int:
+            return len(counted)
+
+        # The good messages are all handled while the bad one waits in its back-off.
+        await eventually(handled, lambda c: c == 20, timeout=5)
+        assert len(attempts) < 3
+
+        parked_queue = await channel.get_queue(consumer.names.parked)
+        parked = await eventually(
+            lambda: parked_queue.get(fail=False), lambda m: m is not None, timeout=15
+        )
+        assert parked is not None
+        await parked.ack()
+        assert attempts == [1, 1, 1]
+        headers = parked.headers or {}
+        assert headers[ATTEMPT_HEADER] == 3
+        assert "drill failure for n=1" in str(headers[ERROR_HEADER])
+        assert orjson.loads(parked.body)["type"] == DrillFailed.type
+        assert sorted(counted) == list(range(20))
+    finally:
+        await consumer.stop()
+
+
+async def test_a_message_that_is_not_an_envelope_is_parked_at_once(
+    rewards_db: Database, amqp: aio_pika.abc.AbstractRobustConnection
+) -> None:
+    service = f"drill{uuid.uuid4().hex[:6]}"
+    consumer = EventConsumer(
+        service=service,
+        database=rewards_db,
+        handlers=registry(Handler(DrillCounted, _ignore)),
+        retry_delays_ms=[300],
+        delivery_limit=10,
+        prefetch=20,
+    )
+    await consumer.start(amqp, "crm.events")
+    try:
+        channel = await amqp.channel()
+        exchange = await declare_exchange(channel, "crm.events")
+        await exchange.publish(
+            aio_pika.Message(b'{"not": "a cloudevent"}'),
+            routing_key=f"{DrillCounted.type}.{uuid.uuid4()}",
+        )
+        parked_queue = await channel.get_queue(consumer.names.parked)
+        parked = await eventually(
+            lambda: parked_queue.get(fail=False), lambda m: m is not None, timeout=10
+        )
+        assert parked is not None
+        await parked.ack()
+        assert "invalid envelope" in str((parked.headers or {})[ERROR_HEADER])
+    finally:
+        await consumer.stop()
+
+
+async def _ignore(event: Event, **_: object) -> None:
+    return None
