@@ -122,8 +122,14 @@ def schema_extensions(max_depth: int = 15) -> list[Any]:
 class SubgraphSchema(strawberry.federation.Schema):
     """A Federation v2 subgraph schema with our extensions and quiet expected errors."""
 
+    # The newest Federation version that standard composition (theguild 0.27) and
+    # @apollo/gateway 2.14 both accept; strawberry would default to 2.11.
+    FEDERATION_VERSION = "2.9"
+
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(extensions=schema_extensions(), **kwargs)
+        super().__init__(
+            extensions=schema_extensions(), federation_version=self.FEDERATION_VERSION, **kwargs
+        )
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
