@@ -20,13 +20,46 @@ if (!input || !Array.isArray(input.subgraphs) || input.subgraphs.length === 0) {
   fail('compose: expected {"subgraphs":[{"name","url","sdl"}, ...]} on stdin');
 }
 
+// Newest federation spec this composition library knows; strawberry links a newer one by
+// default. Composition of subgraphs that import nothing newer is unaffected by the version,
+// so such links are rewritten down to it (the directives keep their meaning).
+const MAX_MINOR = 9;
+const KNOWN_UP_TO_MAX = new Set([
+  "@key", "@requires", "@provides", "@external", "@tag", "@extends", "@shareable",
+  "@inaccessible", "@override", "@composeDirective", "@interfaceObject", "@authenticated",
+  "@requiresScopes", "@policy", "@context", "@fromContext", "@cost", "@listSize",
+  "FieldSet", "Scope", "Policy", "ContextFieldValue",
+]);
+const FEDERATION_LINK = /https:\/\/specs\.apollo\.dev\/federation\/v2\.(\d+)/g;
+
+function downgradeFederationLink(name, sdl) {
+  let newer = false;
+  const rewritten = sdl.replace(FEDERATION_LINK, (match, minor) => {
+    if (Number(minor) <= MAX_MINOR) return match;
+    newer = true;
+    return `https://specs.apollo.dev/federation/v2.${MAX_MINOR}`;
+  });
+  if (!newer) return sdl;
+  const imports = [...sdl.matchAll(/import:\s*\[([^\]]*)\]/g)]
+    .flatMap((m) => m[1].split(","))
+    .map((item) => item.trim().replace(/^"|"$/g, ""))
+    .filter((item) => item.length > 0);
+  const unknown = imports.filter((item) => !KNOWN_UP_TO_MAX.has(item));
+  if (unknown.length > 0) {
+    fail(`compose: subgraph ${name} links a federation version newer than v2.${MAX_MINOR} ` +
+      `and imports ${unknown.join(", ")}, which this composition does not know`);
+  }
+  return rewritten;
+}
+
 const services = [];
 for (const subgraph of input.subgraphs) {
   if (!subgraph.name || !subgraph.url || typeof subgraph.sdl !== "string") {
     fail(`compose: each subgraph needs name, url and sdl: ${JSON.stringify(subgraph).slice(0, 200)}`);
   }
   try {
-    services.push({ name: subgraph.name, url: subgraph.url, typeDefs: parse(subgraph.sdl) });
+    const sdl = downgradeFederationLink(subgraph.name, subgraph.sdl);
+    services.push({ name: subgraph.name, url: subgraph.url, typeDefs: parse(sdl) });
   } catch (error) {
     fail(`compose: subgraph ${subgraph.name} SDL does not parse: ${error.message}`);
   }

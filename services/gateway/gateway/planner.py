@@ -247,9 +247,12 @@ class _Position:
         typed: bool,
         provided: dict[str, Any] | None,
         static_type: str = "",
+        requires_satisfied: bool = False,
     ) -> None:
         self.planner = planner
         self.static_type = static_type
+        # True for _entities answers: their representations carry the @requires fields.
+        self.requires_satisfied = requires_satisfied
         self.supergraph = planner.supergraph
         self.fetch = fetch
         self.graph = fetch.graph
@@ -293,13 +296,20 @@ class _Position:
                 name, collected.nodes[0].arguments
             )
             graph = self._choose(type_name, name)
-            if graph == self.graph:
+            if graph == self.graph and not self._needs_requires_hop(type_name, name):
                 arguments = tuple(collected.nodes[0].arguments or ())
                 self._add_local(
                     type_name, collected.key, name, arguments, collected.selection_sets()
                 )
             else:
                 self.pending.setdefault(graph, _Pending()).add(type_name, collected)
+
+    def _needs_requires_hop(self, type_name: str, name: str) -> bool:
+        """A local field with @requires still goes through _entities to receive what it needs."""
+        if self.requires_satisfied:
+            return False
+        join = self.supergraph.field_join(type_name, name, self.graph)
+        return join is not None and bool(join.requires)
 
     def _resolvable(self, type_name: str, name: str, internal: bool = False) -> bool:
         if self.supergraph.can_resolve(self.graph, type_name, name, internal=internal):
@@ -487,7 +497,13 @@ class _Position:
             builder.deps.update(builders[other].id for other in pending.after)
             builder.reps = dict(pending.reps)
             position = _Position(
-                self.planner, builder, self.path, builder.selection, typed=True, provided=None
+                self.planner,
+                builder,
+                self.path,
+                builder.selection,
+                typed=True,
+                provided=None,
+                requires_satisfied=True,
             )
             for type_name, fields in pending.fields.items():
                 position.add(type_name, fields)

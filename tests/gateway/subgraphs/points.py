@@ -1,0 +1,63 @@
+"""The "points" subgraph: @requires, @shareable and @inaccessible fields on Person."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.federation.schema_directives import Key
+
+from tests.gateway.subgraphs.data import BADGES_FAIL_FOR, PEOPLE, points_of, tier_for
+
+
+@strawberry.federation.type(keys=["id"])
+class Person:
+    id: strawberry.ID
+    # -1: the gateway did not send the age this subgraph @requires.
+    age: int = strawberry.federation.field(external=True, default=-1)
+
+    @strawberry.federation.field(shareable=True)
+    def level(self) -> str:
+        return ("gold", "silver", "bronze")[int(str(self.id)[1:]) % 3]
+
+    @strawberry.field
+    def points(self) -> int:
+        return points_of(str(self.id))
+
+    @strawberry.federation.field(requires=["age"])
+    def tier(self) -> str:
+        if self.age < 0:
+            raise ValueError("age was not provided")
+        return tier_for(self.age)
+
+    @strawberry.field
+    def badges(self) -> list[str] | None:
+        if str(self.id) == BADGES_FAIL_FOR:
+            raise ValueError(f"badges unavailable for {self.id}")
+        return ["early-bird"] if int(str(self.id)[1:]) % 2 else []
+
+    @strawberry.federation.field(inaccessible=True)
+    def internal_score(self) -> int:
+        return 7
+
+    @classmethod
+    def resolve_reference(cls, id: strawberry.ID, age: int = -1) -> Person:
+        return cls(id=id, age=age)
+
+
+@strawberry.federation.type(keys=[Key(fields="id", resolvable=False)])
+class Post:
+    id: strawberry.ID
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def leaderboard(self, top: int = 5) -> list[Person]:
+        ranked = sorted(PEOPLE, key=lambda pid: -points_of(pid))[:top]
+        return [Person(id=strawberry.ID(pid)) for pid in ranked]
+
+    @strawberry.field
+    def featured_post(self) -> Post:
+        return Post(id=strawberry.ID("post-5-1"))
+
+
+schema = strawberry.federation.Schema(query=Query, types=[Person, Post])
