@@ -60,4 +60,13 @@ class Query:
         return Post(id=strawberry.ID("post-5-1"))
 
 
-schema = strawberry.federation.Schema(query=Query, types=[Person, Post])
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    def record_visit(self, person_id: strawberry.ID) -> Person:
+        if str(person_id) not in PEOPLE:
+            raise ValueError(f"unknown person {person_id}")
+        return Person(id=person_id)
+
+
+schema = strawberry.federation.Schema(query=Query, mutation=Mutation, types=[Person, Post])
