@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import subprocess
 import sys
@@ -109,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     async def run() -> None:
         if args.fresh:
             await drop_database(args.admin_dsn, args.database)
-        await provision_database(args.admin_dsn, args.database, passwords={})
+        # Role passwords (ignored under local trust auth): <SERVICE>_DB_PASSWORD, else the name.
+        passwords = {s: os.environ.get(f"{s.upper()}_DB_PASSWORD", s) for s in SERVICES}
+        await provision_database(args.admin_dsn, args.database, passwords=passwords)
         await provision_vhost(args.amqp, args.vhost)
 
     asyncio.run(run())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry.federation.schema_directives import Key
 
 from tests.gateway.subgraphs.data import ACCOUNTS, PEOPLE, PersonRow
 
@@ -29,7 +28,7 @@ def from_row(row: PersonRow) -> Person:
     )
 
 
-@strawberry.federation.type(keys=[Key(fields="tenant handle")])
+@strawberry.federation.type(keys=["tenant handle"])
 class Account:
     tenant: str
     handle: str

@@ -4,8 +4,23 @@ from __future__ import annotations
 
 import strawberry
 from strawberry.federation.schema_directives import Key
+from strawberry.federation.types import FieldSet
 
 from tests.gateway.subgraphs.data import BADGES_FAIL_FOR, PEOPLE, points_of, tier_for
+
+
+def _level(root: Person) -> str:
+    return ("gold", "silver", "bronze")[int(str(root.id)[1:]) % 3]
+
+
+def _tier(root: Person) -> str:
+    if root.age < 0:
+        raise ValueError("age was not provided")
+    return tier_for(root.age)
+
+
+def _internal_score(root: Person) -> int:
+    return 7
 
 
 @strawberry.federation.type(keys=["id"])
@@ -13,20 +28,13 @@ class Person:
     id: strawberry.ID
     # -1: the gateway did not send the age this subgraph @requires.
     age: int = strawberry.federation.field(external=True, default=-1)
-
-    @strawberry.federation.field(shareable=True)
-    def level(self) -> str:
-        return ("gold", "silver", "bronze")[int(str(self.id)[1:]) % 3]
+    level: str = strawberry.federation.field(resolver=_level, shareable=True)
+    tier: str = strawberry.federation.field(resolver=_tier, requires=["age"])
+    internal_score: int = strawberry.federation.field(resolver=_internal_score, inaccessible=True)
 
     @strawberry.field
     def points(self) -> int:
         return points_of(str(self.id))
-
-    @strawberry.federation.field(requires=["age"])
-    def tier(self) -> str:
-        if self.age < 0:
-            raise ValueError("age was not provided")
-        return tier_for(self.age)
 
     @strawberry.field
     def badges(self) -> list[str] | None:
@@ -34,16 +42,12 @@ class Person:
             raise ValueError(f"badges unavailable for {self.id}")
         return ["early-bird"] if int(str(self.id)[1:]) % 2 else []
 
-    @strawberry.federation.field(inaccessible=True)
-    def internal_score(self) -> int:
-        return 7
-
     @classmethod
     def resolve_reference(cls, id: strawberry.ID, age: int = -1) -> Person:
         return cls(id=id, age=age)
 
 
-@strawberry.federation.type(keys=[Key(fields="id", resolvable=False)])
+@strawberry.federation.type(keys=[Key(fields=FieldSet("id"), resolvable=False)])
 class Post:
     id: strawberry.ID
 

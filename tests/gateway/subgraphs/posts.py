@@ -1,11 +1,10 @@
-"""The "posts" subgraph: Post, Person.posts, Media interface, SearchResult union across subgraphs."""
+"""The "posts" subgraph: Post, Person.posts, a Media interface, a union across subgraphs."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import strawberry
-from strawberry.federation.schema_directives import Key
 
 from tests.gateway.subgraphs.data import (
     ACCOUNTS,
@@ -49,6 +48,10 @@ class Person:
         return cls(id=id, name=row.name if row else "")
 
 
+def _author(root: Post) -> Person:
+    return Person(id=strawberry.ID(root.author_id), name=PEOPLE[root.author_id].name)
+
+
 @strawberry.federation.type(keys=["id"])
 class Post:
     id: strawberry.ID
@@ -57,9 +60,7 @@ class Post:
     reviewer_id: strawberry.Private[str | None]
     media_kind: strawberry.Private[str | None]
 
-    @strawberry.federation.field(provides=["name"])
-    def author(self) -> Person:
-        return Person(id=strawberry.ID(self.author_id), name=PEOPLE[self.author_id].name)
+    author: Person = strawberry.federation.field(resolver=_author, provides=["name"])
 
     @strawberry.field
     def reviewer(self) -> Person | None:
@@ -97,7 +98,7 @@ class Post:
         return cls.from_row(row) if row else None
 
 
-@strawberry.federation.type(keys=[Key(fields="tenant handle")])
+@strawberry.federation.type(keys=["tenant handle"])
 class Account:
     tenant: str
     handle: str
@@ -139,7 +140,10 @@ class Query:
 
     @strawberry.field
     def gallery(self) -> list[Media]:
-        return [Image(url="https://img.example/a.png", width=10), Video(url="https://vid.example/b.mp4", seconds=3)]
+        return [
+            Image(url="https://img.example/a.png", width=10),
+            Video(url="https://vid.example/b.mp4", seconds=3),
+        ]
 
 
 schema = strawberry.federation.Schema(query=Query, types=[Person, Post, Image, Video, Account])

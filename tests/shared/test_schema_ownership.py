@@ -1,0 +1,42 @@
+"""Each service owns its schema: its role cannot read or write another service's tables."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from crm_shared import devstack
+from crm_shared.provision import SERVICES
+
+
+@pytest.mark.parametrize(
+    "service,foreign_table",
+    [
+        ("identity", "rewards.accounts"),
+        ("identity", "engagement.interactions"),
+        ("rewards", "identity.customers"),
+        ("engagement", "rewards.ledger_entries"),
+    ],
+)
+async def test_a_service_role_cannot_read_another_services_tables(
+    isolated: devstack.Stack, service: str, foreign_table: str
+) -> None:
+    conn = await asyncpg.connect(isolated.database_url(service))
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.fetch(f"SELECT * FROM {foreign_table} LIMIT 1")
+    finally:
+        await conn.close()
+
+
+async def test_a_service_role_reads_its_own_tables_and_cannot_create_in_public(
+    isolated: devstack.Stack,
+) -> None:
+    for service in SERVICES:
+        conn = await asyncpg.connect(isolated.database_url(service))
+        try:
+            assert await conn.fetchval(f"SELECT count(*) FROM {service}.outbox") >= 0
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute("CREATE TABLE public.sneaky (id int)")
+        finally:
+            await conn.close()
