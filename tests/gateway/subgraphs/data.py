@@ -46,7 +46,9 @@ def _posts_of(number: int) -> list[PostRow]:
         reviewer = None if (number + index) % 4 == 0 else f"p{(number + index) % PEOPLE_COUNT + 1}"
         kind = ("image", "video", None)[(number + index) % 3]
         posts.append(
-            PostRow(f"post-{number}-{index}", f"p{number}", f"Post {index} by {number}", reviewer, kind)
+            PostRow(
+                f"post-{number}-{index}", f"p{number}", f"Post {index} by {number}", reviewer, kind
+            )
         )
     return posts
 
