@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -83,7 +82,7 @@ class SubgraphClient:
                 ) as response:
                     raw = await response.read()
                     status = response.status
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+            except (TimeoutError, aiohttp.ClientError, OSError) as error:
                 span.set_status(trace.Status(trace.StatusCode.ERROR, type(error).__name__))
                 reason = str(error) or type(error).__name__
                 raise SubgraphError(

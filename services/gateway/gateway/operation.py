@@ -156,7 +156,7 @@ class FieldCollector:
             condition_type is not None
             and runtime_type is not None
             and is_abstract_type(condition_type)
-            and self.schema.is_sub_type(condition_type, runtime_type)  # type: ignore[arg-type]
+            and self.schema.is_sub_type(condition_type, runtime_type)
         )
         self._applies[cache_key] = result
         return result

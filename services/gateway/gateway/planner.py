@@ -10,7 +10,7 @@ Every fetch forwards only the client's selections plus what joins need.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from graphql import (

@@ -98,7 +98,9 @@ class _PlanEntry:
 def _formatted(error: GraphQLError, code: str) -> dict[str, Any]:
     formatted: dict[str, Any] = {"message": error.message}
     if error.locations:
-        formatted["locations"] = [{"line": loc.line, "column": loc.column} for loc in error.locations]
+        formatted["locations"] = [
+            {"line": loc.line, "column": loc.column} for loc in error.locations
+        ]
     if error.path:
         formatted["path"] = list(error.path)
     extensions = dict(error.extensions or {})
@@ -163,7 +165,9 @@ class Gateway:
         self._documents.put(query, entry)
         return entry
 
-    def _info(self, entry: _Document, name: str | None, op: OperationDefinitionNode) -> _OperationInfo:
+    def _info(
+        self, entry: _Document, name: str | None, op: OperationDefinitionNode
+    ) -> _OperationInfo:
         info = entry.infos.get(name)
         if info is None:
             info = _OperationInfo(

@@ -178,7 +178,7 @@ class Shaper:
                 )
                 return None, False, True
             typename = value.get("__typename")
-            runtime_name = type_.name  # type: ignore[union-attr]
+            runtime_name = type_.name
             if typename is not None:
                 runtime = self.schema.get_type(typename) if isinstance(typename, str) else None
                 if runtime is None or not is_composite_type(runtime):
@@ -190,7 +190,7 @@ class Shaper:
                         )
                     )
                     return None, False, True
-                runtime_name = runtime.name  # type: ignore[union-attr]
+                runtime_name = runtime.name
             output: dict[str, Any] = {}
             bubbled = self._object(
                 value, output, runtime_name, shape_field.selection_sets, path, errors
@@ -228,7 +228,8 @@ class _ShapeField:
         fields = getattr(parent, "fields", {})
         field_def = fields.get(collected.name)
         if field_def is None:
-            raise KeyError(f"{getattr(parent, 'name', parent)}.{collected.name} is not in the schema")
+            parent_name = getattr(parent, "name", parent)
+            raise KeyError(f"{parent_name}.{collected.name} is not in the schema")
         self.type = field_def.type
 
 

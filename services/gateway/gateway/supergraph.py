@@ -1,4 +1,4 @@
-"""Reads a composed supergraph SDL: who owns what (join directives) and the client-facing API schema."""
+"""Reads a composed supergraph SDL: who owns what (join directives) and the API schema."""
 
 from __future__ import annotations
 
@@ -169,7 +169,10 @@ class Supergraph:
         graph_enum = f"{self.features.join}__Graph"
         graph_directive = f"{self.features.join}__graph"
         for definition in document.definitions:
-            if isinstance(definition, EnumTypeDefinitionNode) and definition.name.value == graph_enum:
+            if (
+                isinstance(definition, EnumTypeDefinitionNode)
+                and definition.name.value == graph_enum
+            ):
                 for value in definition.values or ():
                     for directive in value.directives or ():
                         if directive.name.value == graph_directive:
