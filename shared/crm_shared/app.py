@@ -102,6 +102,6 @@ def create_service_app(
 
     # A route, not a mount: a mount would redirect POST /graphql to /graphql/.
     graphql_app = SubgraphApp(schema, db)
-    app.add_route("/graphql", graphql_app, methods=["GET", "POST"])
+    app.add_route("/graphql", graphql_app, methods=["GET", "POST"])  # type: ignore[arg-type]
     instrument_app(app)
     return app

@@ -10,8 +10,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -137,18 +139,18 @@ def stop(processes: dict[str, subprocess.Popen[bytes]]) -> None:
 async def graphql(
     stack: Stack,
     query: str,
-    variables: dict[str, object] | None = None,
+    variables: Mapping[str, Any] | None = None,
     *,
     tenant_id: str | None = None,
     service: str = "gateway",
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Send one GraphQL operation to ``service`` and return the JSON response."""
     headers = {"x-tenant-id": tenant_id} if tenant_id else {}
     async with httpx.AsyncClient(timeout=10) as client:
         response = await client.post(
             stack.url(service, "/graphql"),
-            json={"query": query, "variables": variables or {}},
+            json={"query": query, "variables": dict(variables or {})},
             headers=headers,
         )
-    result: dict[str, object] = response.json()
+    result: dict[str, Any] = response.json()
     return result

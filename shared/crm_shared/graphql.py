@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import strawberry
 from graphql import GraphQLError
@@ -124,7 +124,7 @@ class SubgraphSchema(strawberry.federation.Schema):
 
     # The newest Federation version that standard composition (theguild 0.27) and
     # @apollo/gateway 2.14 both accept; strawberry would default to 2.11.
-    FEDERATION_VERSION = "2.9"
+    FEDERATION_VERSION: Final = "2.9"
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(

@@ -55,7 +55,7 @@ def configure_telemetry(service_name: str) -> None:
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
     from opentelemetry.instrumentation.logging import LoggingInstrumentor
 
-    AsyncPGInstrumentor().instrument()
+    AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
     AioPikaInstrumentor().instrument()
     HTTPXClientInstrumentor().instrument()
     # Log records carry otelTraceID / otelSpanID so logs join their trace.

@@ -42,7 +42,7 @@ async def test_invalid_registration_is_refused_with_the_field_and_writes_nothing
     before = await _counts(stack, tenant_id)
     result = await devstack.graphql(stack, REGISTER, {"input": payload}, tenant_id=tenant_id)
     assert result["data"] is None
-    [error] = result["errors"]  # type: ignore[misc]
+    [error] = result["errors"]
     assert error["extensions"]["code"] == code
     assert error["extensions"]["field"] == field
     assert await _counts(stack, tenant_id) == before
@@ -57,7 +57,7 @@ async def test_a_duplicate_email_is_a_conflict_and_the_first_customer_stays_alon
     assert "errors" not in await devstack.graphql(stack, REGISTER, first, tenant_id=tenant_id)
     after_first = await _counts(stack, tenant_id)
     result = await devstack.graphql(stack, REGISTER, again, tenant_id=tenant_id)
-    [error] = result["errors"]  # type: ignore[misc]
+    [error] = result["errors"]
     assert error["extensions"]["code"] == "CONFLICT"
     assert error["extensions"]["field"] == "input.email"
     assert after_first[0] == 1
@@ -66,7 +66,7 @@ async def test_a_duplicate_email_is_a_conflict_and_the_first_customer_stays_alon
 
 async def test_a_request_without_tenant_is_unauthenticated(stack: devstack.Stack) -> None:
     result = await devstack.graphql(stack, REGISTER, {"input": {"name": "Nobody"}})
-    [error] = result["errors"]  # type: ignore[misc]
+    [error] = result["errors"]
     assert error["extensions"]["code"] == "UNAUTHENTICATED"
 
 
@@ -74,7 +74,7 @@ async def test_an_unknown_tenant_cannot_register(stack: devstack.Stack) -> None:
     result = await devstack.graphql(
         stack, REGISTER, {"input": {"name": "Ghost"}}, tenant_id=str(uuid.uuid4())
     )
-    [error] = result["errors"]  # type: ignore[misc]
+    [error] = result["errors"]
     assert error["extensions"]["code"] == "UNAUTHENTICATED"
 
 
@@ -91,7 +91,7 @@ async def test_bad_arguments_name_the_argument(
     stack: devstack.Stack, tenant_id: str, query: str, variables: dict[str, object], field: str
 ) -> None:
     result = await devstack.graphql(stack, query, variables, tenant_id=tenant_id)
-    [error] = result["errors"]  # type: ignore[misc]
+    [error] = result["errors"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert error["extensions"]["field"] == field
 

@@ -7,8 +7,8 @@ import uuid
 from typing import Any
 
 from crm_shared import devstack
+from tests.e2e.conftest import CUSTOMER_360, REGISTER
 from tests.support.waiting import eventually
-from tests.e2e.conftest import REGISTER, CUSTOMER_360
 
 
 async def test_a_registered_customer_gets_welcome_points_visible_through_the_gateway(
@@ -19,12 +19,15 @@ async def test_a_registered_customer_gets_welcome_points_visible_through_the_gat
         stack, REGISTER, {"input": {"name": "Ada Lovelace", "email": email}}, tenant_id=tenant_id
     )
     assert "errors" not in registered, registered
-    customer_id = registered["data"]["registerCustomer"]["id"]  # type: ignore[index]
+    customer_id = registered["data"]["registerCustomer"]["id"]
 
     async def customer() -> dict[str, Any]:
-        result = await devstack.graphql(stack, CUSTOMER_360, {"id": customer_id}, tenant_id=tenant_id)
+        result = await devstack.graphql(
+            stack, CUSTOMER_360, {"id": customer_id}, tenant_id=tenant_id
+        )
         assert "errors" not in result, result
-        return result["data"]["customer"]  # type: ignore[index,no-any-return]
+        found: dict[str, Any] = result["data"]["customer"]
+        return found
 
     seen = await eventually(customer, lambda c: c["rewards"] is not None, timeout=20)
     assert seen == {
@@ -42,7 +45,7 @@ async def test_another_tenant_does_not_see_the_customer(
     registered = await devstack.graphql(
         stack, REGISTER, {"input": {"name": "Grace", "email": None}}, tenant_id=tenant_id
     )
-    customer_id = registered["data"]["registerCustomer"]["id"]  # type: ignore[index]
+    customer_id = registered["data"]["registerCustomer"]["id"]
     result = await devstack.graphql(
         stack, CUSTOMER_360, {"id": customer_id}, tenant_id=other_tenant_id
     )

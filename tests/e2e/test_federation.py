@@ -42,7 +42,7 @@ def tenant_with_50_customers(stack: devstack.Stack) -> str:
 
         async def credited() -> list[object]:
             result = await devstack.graphql(stack, PAGE_OF_50, {"first": 50}, tenant_id=tenant_id)
-            edges = result["data"]["customers"]["edges"]  # type: ignore[index]
+            edges = result["data"]["customers"]["edges"]
             return [e["node"]["rewards"] for e in edges]
 
         await eventually(credited, lambda r: len(r) == 50 and None not in r, timeout=30)
@@ -57,11 +57,11 @@ async def test_a_page_of_50_customers_makes_one_request_per_subgraph(
     result = await devstack.graphql(
         stack, PAGE_OF_50, {"first": 50}, tenant_id=tenant_with_50_customers
     )
-    edges = result["data"]["customers"]["edges"]  # type: ignore[index]
+    edges = result["data"]["customers"]["edges"]
     assert len(edges) == 50
     assert {e["node"]["rewards"]["balance"] for e in edges} == {100}
     assert {e["node"]["interactionCount"] for e in edges} == {0}
-    assert result["extensions"]["subgraphRequests"] == {  # type: ignore[index]
+    assert result["extensions"]["subgraphRequests"] == {
         "identity": 1,
         "rewards": 1,
         "engagement": 1,
@@ -75,7 +75,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def apollo_gateway(stack: devstack.Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def apollo_gateway(
+    stack: devstack.Stack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """@apollo/gateway (Node) over the same running subgraphs, from the committed supergraph."""
     federation = devstack.REPO / "infra" / "federation"
     if shutil.which("node") is None or not (federation / "node_modules").exists():
@@ -88,7 +90,14 @@ def apollo_gateway(stack: devstack.Stack, tmp_path_factory: pytest.TempPathFacto
     path.write_text(supergraph)
     port = _free_port()
     process = subprocess.Popen(
-        ["node", str(federation / "apollo-gateway.mjs"), "--supergraph", str(path), "--port", str(port)],
+        [
+            "node",
+            str(federation / "apollo-gateway.mjs"),
+            "--supergraph",
+            str(path),
+            "--port",
+            str(port),
+        ],
         stdout=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}/graphql"
@@ -110,7 +119,10 @@ def apollo_gateway(stack: devstack.Stack, tmp_path_factory: pytest.TempPathFacto
 PARITY_QUERIES: list[tuple[str, dict[str, object]]] = [
     (PAGE_OF_50, {"first": 50}),
     (PAGE_OF_50, {"first": 3}),
-    ("query($id: ID!) { customer(id: $id) { id name } }", {"id": "00000000-0000-4000-8000-000000000000"}),
+    (
+        "query($id: ID!) { customer(id: $id) { id name } }",
+        {"id": "00000000-0000-4000-8000-000000000000"},
+    ),
     (
         "{ customers(first: 5) { edges { node { __typename id ... on Customer { n: name } "
         "rewards { b: balance __typename } } } } }",

@@ -4,6 +4,7 @@ rewards consumer's handling of the event share one trace id."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import httpx
 
@@ -27,20 +28,17 @@ async def test_registration_is_one_trace_across_gateway_services_sql_and_broker(
         )
     assert "errors" not in response.json(), response.json()
 
+    expected: list[Callable[[ReceivedSpan], bool]] = [
+        lambda s: s.service == "gateway",
+        lambda s: s.service == "identity" and s.name.startswith("POST /graphql"),
+        lambda s: s.service == "identity" and "INSERT" in s.name.upper(),
+        lambda s: s.service == "identity" and s.name == "identity.customer.registered.v1 publish",
+        lambda s: s.service == "rewards" and s.name == "identity.customer.registered.v1 process",
+        lambda s: s.service == "rewards" and s.name.startswith("handle "),
+    ]
+
     def has_everything(spans: list[ReceivedSpan]) -> bool:
-        return all(
-            any(check(s) for s in spans)
-            for check in (
-                lambda s: s.service == "gateway",
-                lambda s: s.service == "identity" and s.name.startswith("POST /graphql"),
-                lambda s: s.service == "identity" and "INSERT" in s.name.upper(),
-                lambda s: s.service == "identity"
-                and s.name == "identity.customer.registered.v1 publish",
-                lambda s: s.service == "rewards"
-                and s.name == "identity.customer.registered.v1 process",
-                lambda s: s.service == "rewards" and s.name.startswith("handle "),
-            )
-        )
+        return all(any(check(s) for s in spans) for check in expected)
 
     async def spans() -> list[ReceivedSpan]:
         return otlp.trace(trace_id)

@@ -13,8 +13,15 @@ from crm_shared import devstack
 
 COMPOSE = devstack.REPO / "docker-compose.yml"
 PARTS = {
-    "postgres", "rabbitmq", "otel-collector", "jaeger", "migrate",
-    "identity", "engagement", "rewards", "gateway",
+    "postgres",
+    "rabbitmq",
+    "otel-collector",
+    "jaeger",
+    "migrate",
+    "identity",
+    "engagement",
+    "rewards",
+    "gateway",
 }
 
 
@@ -35,7 +42,12 @@ def test_docker_compose_config_accepts_the_file() -> None:
 def test_compose_runs_every_part_from_the_one_image_with_its_own_settings() -> None:
     services: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())["services"]
     assert PARTS <= set(services)
-    for name, port in (("gateway", 8000), ("identity", 8001), ("engagement", 8002), ("rewards", 8003)):
+    for name, port in (
+        ("gateway", 8000),
+        ("identity", 8001),
+        ("engagement", 8002),
+        ("rewards", 8003),
+    ):
         service = services[name]
         assert service["build"]["dockerfile"] == "infra/Dockerfile"
         assert f"{name}.main:create_app" in service["command"]

@@ -63,8 +63,7 @@ async def test_an_event_survives_a_relay_crash_between_publish_and_mark(
     conn = await asyncpg.connect(dsn)
     try:
         unsent = await conn.fetchval(
-            "SELECT count(*) FROM identity.outbox WHERE routing_key = $1 "
-            "AND published_at IS NULL",
+            "SELECT count(*) FROM identity.outbox WHERE routing_key = $1 AND published_at IS NULL",
             routing_key,
         )
         assert unsent == 1, "the crashed relay must leave the row unmarked"

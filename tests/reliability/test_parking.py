@@ -10,7 +10,13 @@ import orjson
 
 from crm_shared.db import Database
 from crm_shared.events import Envelope, Event
-from crm_shared.events.consumer import ATTEMPT_HEADER, ERROR_HEADER, EventConsumer, Handler, registry
+from crm_shared.events.consumer import (
+    ATTEMPT_HEADER,
+    ERROR_HEADER,
+    EventConsumer,
+    Handler,
+    registry,
+)
 from crm_shared.events.topology import declare_exchange
 from tests.support.waiting import eventually
 

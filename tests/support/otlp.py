@@ -66,9 +66,7 @@ class OtlpReceiver:
                             trace_id=span.trace_id.hex(),
                             span_id=span.span_id.hex(),
                             parent_span_id=span.parent_span_id.hex(),
-                            attributes={
-                                a.key: a.value.string_value for a in span.attributes
-                            },
+                            attributes={a.key: a.value.string_value for a in span.attributes},
                         )
                     )
         with self._lock:

@@ -28,7 +28,7 @@ class Event(BaseModel):
 
 
 def routing_key_for(event_type: str, tenant_id: uuid.UUID | str) -> str:
-    """``<type>.<tenant>``: services bind ``<type>.*``; a partner's permission matches its tenant."""
+    """``<type>.<tenant>``: services bind ``<type>.*``; partners are limited to their tenant."""
     return f"{event_type}.{tenant_id}"
 
 
