@@ -36,7 +36,7 @@ check: lint typecheck
 lint: env
 	.venv/bin/ruff check .
 typecheck: env
-	.venv/bin/mypy shared services tests infra/local bench
+	.venv/bin/mypy shared services tests infra/local $(wildcard bench)
 
 ## Compose the supergraph from the subgraphs' SDL with standard composition; commit the result
 supergraph: env node
