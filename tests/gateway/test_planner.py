@@ -1,0 +1,196 @@
+"""The planner over the committed test supergraph (no I/O): fetches, paths, order, selections."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pytest
+from graphql import FragmentDefinitionNode, OperationDefinitionNode, parse
+
+from gateway.planner import Fetch, PlanningError, QueryPlan, RepField, build_plan
+from gateway.supergraph import Supergraph
+from tests.gateway.harness import FIXTURE_SUPERGRAPH
+
+
+@pytest.fixture(scope="module")
+def supergraph() -> Supergraph:
+    return Supergraph.from_file(FIXTURE_SUPERGRAPH)
+
+
+def plan(supergraph: Supergraph, query: str, bools: Mapping[str, bool] | None = None) -> QueryPlan:
+    document = parse(query)
+    operation = next(d for d in document.definitions if isinstance(d, OperationDefinitionNode))
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    return build_plan(supergraph, operation, fragments, bools or {})
+
+
+def summary(fetches: tuple[Fetch, ...]) -> list[tuple[str, str, tuple[int, ...]]]:
+    return [(f.subgraph, ".".join(f.path), f.depends_on) for f in fetches]
+
+
+def test_list_field_from_three_subgraphs_is_one_root_and_one_entity_fetch_each(
+    supergraph: Supergraph,
+) -> None:
+    result = plan(supergraph, "{ people { name points posts { title } } }")
+
+    assert summary(result.fetches) == [
+        ("people", "", ()),
+        ("points", "people", (0,)),
+        ("posts", "people", (0,)),
+    ]
+    assert result.fetches[0].operation == "query { people { name id __typename } }"
+    assert result.fetches[1].operation == (
+        "query($representations: [_Any!]!) { _entities(representations: $representations) "
+        "{ ... on Person { points } } }"
+    )
+    assert result.fetches[1].representations == {"Person": (RepField("id", "id"),)}
+
+
+def test_fields_of_one_subgraph_at_one_path_share_a_fetch(supergraph: Supergraph) -> None:
+    result = plan(supergraph, "{ people { points badges level name } }")
+
+    # level is @shareable and people is already being asked: no hop for it.
+    assert summary(result.fetches) == [("people", "", ()), ("points", "people", (0,))]
+    assert "... on Person { points badges }" in result.fetches[1].operation
+
+
+def test_requires_field_waits_for_the_required_field_from_its_owner(
+    supergraph: Supergraph,
+) -> None:
+    result = plan(supergraph, "{ leaderboard(top: 3) { name tier } }")
+
+    assert summary(result.fetches) == [
+        ("points", "", ()),
+        ("people", "leaderboard", (0,)),
+        ("points", "leaderboard", (0, 1)),
+    ]
+    assert "... on Person { name age }" in result.fetches[1].operation
+    assert result.fetches[2].representations == {
+        "Person": (RepField("id", "id"), RepField("age", "age"))
+    }
+
+
+def test_requires_is_satisfied_from_the_parent_fetch_when_it_owns_the_field(
+    supergraph: Supergraph,
+) -> None:
+    result = plan(supergraph, "{ people { tier } }")
+
+    assert summary(result.fetches) == [("people", "", ()), ("points", "people", (0,))]
+    assert result.fetches[0].operation == "query { people { id age __typename } }"
+
+
+def test_provides_resolves_the_field_in_the_providing_subgraph(supergraph: Supergraph) -> None:
+    provided = plan(supergraph, "{ latestPosts { author { name } } }")
+    not_provided = plan(supergraph, "{ latestPosts { reviewer { name } } }")
+
+    assert summary(provided.fetches) == [("posts", "", ())]
+    assert summary(not_provided.fetches) == [
+        ("posts", "", ()),
+        ("people", "latestPosts.reviewer", (0,)),
+    ]
+
+
+def test_compound_key_is_sent_whole(supergraph: Supergraph) -> None:
+    result = plan(supergraph, "{ accounts { postCount } }")
+
+    assert result.fetches[0].operation == "query { accounts { tenant handle __typename } }"
+    assert result.fetches[1].representations == {
+        "Account": (RepField("tenant", "tenant"), RepField("handle", "handle"))
+    }
+
+
+def test_unresolvable_key_reference_is_completed_by_the_owner(supergraph: Supergraph) -> None:
+    result = plan(supergraph, "{ featuredPost { title author { points } } }")
+
+    assert summary(result.fetches) == [
+        ("points", "", ()),
+        ("posts", "featuredPost", (0,)),
+        ("points", "featuredPost.author", (1,)),
+    ]
+
+
+def test_union_members_owned_elsewhere_are_joined_by_typename(supergraph: Supergraph) -> None:
+    result = plan(
+        supergraph, '{ search(term: "x") { ... on Person { name } ... on Post { title } } }'
+    )
+
+    assert summary(result.fetches) == [("posts", "", ()), ("people", "search", (0,))]
+    root = result.fetches[0].operation
+    assert root.startswith('query { search(term: "x") { __typename ')
+    assert "... on Post { title }" in root
+    assert result.fetches[1].representations == {"Person": (RepField("id", "id"),)}
+
+
+def test_interface_selection_is_expanded_per_implementation(supergraph: Supergraph) -> None:
+    result = plan(supergraph, "{ gallery { url ... on Image { width } } }")
+
+    assert result.fetches[0].operation == (
+        "query { gallery { __typename ... on Image { url width } ... on Video { url } } }"
+    )
+
+
+def test_named_operation_names_subgraph_operations_and_forwards_used_variables(
+    supergraph: Supergraph,
+) -> None:
+    result = plan(
+        supergraph,
+        "query Feed($n: Int = 3, $unused: String) { latestPosts(first: $n) { author { email } } }",
+    )
+
+    assert result.fetches[0].operation == (
+        "query Feed__posts__0($n: Int = 3) "
+        "{ latestPosts(first: $n) { author { id __typename } } }"
+    )
+    assert result.fetches[0].variables == ("n",)
+    assert result.fetches[1].operation_name == "Feed__people__1"
+    assert result.fetches[1].variables == ()
+
+
+def test_skip_and_include_values_decide_what_is_fetched(supergraph: Supergraph) -> None:
+    query = "query($s: Boolean!) { people { name email @skip(if: $s) points @include(if: $s) } }"
+
+    skipping = plan(supergraph, query, {"s": True})
+    including = plan(supergraph, query, {"s": False})
+
+    assert summary(skipping.fetches) == [("people", "", ()), ("points", "people", (0,))]
+    assert skipping.fetches[0].operation == "query { people { name id __typename } }"
+    assert summary(including.fetches) == [("people", "", ())]
+    assert including.fetches[0].operation == "query { people { name email } }"
+
+
+def test_alias_taking_a_key_name_reads_the_key_under_an_internal_alias(
+    supergraph: Supergraph,
+) -> None:
+    result = plan(supergraph, "{ leaderboard { id: name } }")
+
+    assert result.fetches[0].operation == "query { leaderboard { __fed_id: id __typename } }"
+    assert result.fetches[1].representations == {"Person": (RepField("id", "__fed_id"),)}
+    assert "... on Person { id: name }" in result.fetches[1].operation
+
+
+def test_mutation_root_fields_of_different_subgraphs_run_in_order(
+    supergraph: Supergraph,
+) -> None:
+    result = plan(
+        supergraph,
+        'mutation { a: recordVisit(personId: "p1") { name } '
+        'b: recordVisit(personId: "p2") { id } }',
+    )
+
+    assert result.kind == "mutation"
+    assert summary(result.fetches) == [("points", "", ()), ("people", "a", (0,))]
+    assert result.fetches[0].operation.startswith("mutation {")
+
+
+def test_introspection_and_typename_need_no_fetch(supergraph: Supergraph) -> None:
+    result = plan(supergraph, "{ __typename __schema { queryType { name } } }")
+
+    assert result.fetches == ()
+    assert [node.name.value for node in result.introspection] == ["__schema"]
+
+
+def test_subscriptions_are_refused(supergraph: Supergraph) -> None:
+    with pytest.raises(PlanningError):
+        plan(supergraph, "subscription { people { id } }")
