@@ -170,7 +170,7 @@ def test_alias_taking_a_key_name_reads_the_key_under_an_internal_alias(
     assert "... on Person { id: name }" in result.fetches[1].operation
 
 
-def test_mutation_root_fields_of_different_subgraphs_run_in_order(
+def test_consecutive_mutation_fields_of_one_subgraph_share_a_fetch_before_entity_hops(
     supergraph: Supergraph,
 ) -> None:
     result = plan(
