@@ -8,7 +8,7 @@ do. It reads the data by response key, so whatever a fetch added for joins is dr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from graphql import (
@@ -20,6 +20,7 @@ from graphql import (
     GraphQLScalarType,
     GraphQLSchema,
     SelectionSetNode,
+    get_named_type,
     is_abstract_type,
     is_composite_type,
 )
@@ -63,6 +64,7 @@ class Shaper:
         self.plan = plan
         self.collector = FieldCollector(schema, plan.fragments, plan.bools)
         self._fields: dict[tuple[str, tuple[int, ...]], list[_ShapeField]] = {}
+        self._root_fields: list[_ShapeField] | None = None
 
     def fields(
         self, type_name: str, selection_sets: tuple[SelectionSetNode, ...]
@@ -86,9 +88,9 @@ class Shaper:
         errors: list[dict[str, Any]] = []
         root = self.plan.root_type
         output: dict[str, Any] = {}
-        result = self._object(
-            data, output, root, (self.plan.operation.selection_set,), [], errors, introspection
-        )
+        if self._root_fields is None:
+            self._root_fields = self.fields(root, (self.plan.operation.selection_set,))
+        result = self._object(data, output, root, self._root_fields, [], errors, introspection)
         return (None if result is _BUBBLE else output), errors
 
     def _object(
@@ -96,14 +98,21 @@ class Shaper:
         value: Mapping[str, Any],
         output: dict[str, Any],
         type_name: str,
-        selection_sets: tuple[SelectionSetNode, ...],
+        fields: list[_ShapeField],
         path: JsonPath,
         errors: list[dict[str, Any]],
         introspection: Mapping[str, Any] | None = None,
     ) -> object:
-        for shape_field in self.fields(type_name, selection_sets):
+        for shape_field in fields:
             key = shape_field.key
-            if shape_field.name == "__typename":
+            leaf_check = shape_field.leaf_check
+            if leaf_check is not None:
+                # Fast path: a valid leaf value needs no further work.
+                leaf = value.get(key)
+                if leaf is not None and leaf_check(leaf):
+                    output[key] = leaf
+                    continue
+            elif shape_field.name == "__typename":
                 typename = value.get("__typename")
                 runtime = self.schema.get_type(typename) if isinstance(typename, str) else None
                 if runtime is None:
@@ -192,9 +201,11 @@ class Shaper:
                     return None, False, True
                 runtime_name = runtime.name
             output: dict[str, Any] = {}
-            bubbled = self._object(
-                value, output, runtime_name, shape_field.selection_sets, path, errors
-            )
+            child_fields = shape_field.children.get(runtime_name)
+            if child_fields is None:
+                child_fields = self.fields(runtime_name, shape_field.selection_sets)
+                shape_field.children[runtime_name] = child_fields
+            bubbled = self._object(value, output, runtime_name, child_fields, path, errors)
             if bubbled is _BUBBLE:
                 return None, False, True
             return output, False, False
@@ -213,14 +224,50 @@ def _describe(path: JsonPath, current_type: GraphQLOutputType, label: str) -> st
     return f"array element of type {current_type} at index {element}"
 
 
+def _leaf_check(type_: GraphQLOutputType) -> Callable[[Any], bool] | None:
+    """A quick validity test for a field of leaf type (lists and objects get None)."""
+    if isinstance(type_, GraphQLNonNull):
+        type_ = type_.of_type
+    if isinstance(type_, GraphQLEnumType):
+        values = type_.values
+        return lambda value: isinstance(value, str) and value in values
+    if isinstance(type_, GraphQLScalarType):
+        return lambda value: _valid_leaf(value, type_)
+    return None
+
+
+def _is_str(value: Any) -> bool:
+    return type(value) is str
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int
+
+
+def _is_bool(value: Any) -> bool:
+    return type(value) is bool
+
+
+_FAST_SCALARS: dict[str, Callable[[Any], bool]] = {
+    "String": _is_str,
+    "ID": lambda value: type(value) is str or type(value) is int,
+    "Int": _is_int,
+    "Float": lambda value: type(value) is float or type(value) is int,
+    "Boolean": _is_bool,
+}
+
+
 class _ShapeField:
-    __slots__ = ("key", "name", "type", "label", "selection_sets")
+    __slots__ = ("key", "name", "type", "label", "selection_sets", "children", "leaf_check")
 
     def __init__(self, collected: CollectedField, parent: Any, schema: GraphQLSchema) -> None:
         self.key = collected.key
         self.name = collected.name
         self.label = collected.label
         self.selection_sets = collected.selection_sets()
+        # Fields to output per runtime type of this field's objects.
+        self.children: dict[str, list[_ShapeField]] = {}
+        self.leaf_check: Callable[[Any], bool] | None = None
         self.type: GraphQLOutputType
         if collected.name == "__typename" or collected.name in INTROSPECTION_FIELDS:
             self.type = GraphQLNonNull(schema.get_type("String"))  # type: ignore[arg-type]
@@ -231,6 +278,14 @@ class _ShapeField:
             parent_name = getattr(parent, "name", parent)
             raise KeyError(f"{parent_name}.{collected.name} is not in the schema")
         self.type = field_def.type
+        named = get_named_type(self.type)
+        if not isinstance(self.type, GraphQLList) and not (
+            isinstance(self.type, GraphQLNonNull) and isinstance(self.type.of_type, GraphQLList)
+        ):
+            if isinstance(named, GraphQLScalarType) and named.name in _FAST_SCALARS:
+                self.leaf_check = _FAST_SCALARS[named.name]
+            else:
+                self.leaf_check = _leaf_check(self.type)
 
 
 def is_abstract_name(schema: GraphQLSchema, name: str) -> bool:
