@@ -58,6 +58,13 @@ def _bad_request(message: str) -> Response:
     return _json(400, {"errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]})
 
 
+_INTERNAL_ERROR = {
+    "errors": [
+        {"message": "Internal gateway error", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+    ]
+}
+
+
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     """Builds the gateway app over the supergraph named by the settings."""
     settings = settings or GatewaySettings()
@@ -95,26 +102,25 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             return _bad_request("POST body is not valid JSON.")
         if not isinstance(payload, dict):
             return _bad_request("POST body must be a JSON object.")
+        return await execute(
+            payload.get("query"),
+            payload.get("variables"),
+            payload.get("operationName"),
+            request,
+            "POST",
+        )
+
+    async def execute(
+        query: Any, variables: Any, operation_name: Any, request: Request, method: str
+    ) -> Response:
         try:
             result = await gateway.execute(
-                payload.get("query"),
-                payload.get("variables"),
-                payload.get("operationName"),
-                request.headers,
+                query, variables, operation_name, request.headers, method=method
             )
         except Exception:
+            # A gateway bug, not bad input: logged with its trace, answered as JSON.
             logger.exception("unexpected gateway failure")
-            return _json(
-                500,
-                {
-                    "errors": [
-                        {
-                            "message": "Internal gateway error",
-                            "extensions": {"code": "INTERNAL_SERVER_ERROR"},
-                        }
-                    ]
-                },
-            )
+            return _json(500, _INTERNAL_ERROR)
         return _graphql_response(result)
 
     async def get_graphql(request: Request) -> Response:
@@ -130,14 +136,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 variables = orjson.loads(params["variables"])
             except orjson.JSONDecodeError:
                 return _bad_request("The `variables` search parameter contains invalid JSON.")
-        result = await gateway.execute(
-            params.get("query"),
-            variables,
-            params.get("operationName") or None,
-            request.headers,
-            method="GET",
+        return await execute(
+            params.get("query"), variables, params.get("operationName") or None, request, "GET"
         )
-        return _graphql_response(result)
 
     async def healthz(_: Request) -> Response:
         return _json(200, {"status": "ok"})
