@@ -194,3 +194,65 @@ def test_introspection_and_typename_need_no_fetch(supergraph: Supergraph) -> Non
 def test_subscriptions_are_refused(supergraph: Supergraph) -> None:
     with pytest.raises(PlanningError):
         plan(supergraph, "subscription { people { id } }")
+
+
+VALUE_TYPE_SUPERGRAPH = '''
+schema
+  @link(url: "https://specs.apollo.dev/link/v1.0")
+  @link(url: "https://specs.apollo.dev/join/v0.3", for: EXECUTION)
+{
+  query: Query
+}
+
+directive @join__field(graph: join__Graph, requires: join__FieldSet, provides: join__FieldSet,
+  type: String, external: Boolean, override: String, usedOverridden: Boolean)
+  repeatable on FIELD_DEFINITION | INPUT_FIELD_DEFINITION
+directive @join__graph(name: String!, url: String!) on ENUM_VALUE
+directive @join__type(graph: join__Graph!, key: join__FieldSet, extension: Boolean! = false,
+  resolvable: Boolean! = true, isInterfaceObject: Boolean! = false)
+  repeatable on OBJECT | INTERFACE | UNION | ENUM | INPUT_OBJECT | SCALAR
+directive @link(url: String, as: String, for: link__Purpose, import: [link__Import])
+  repeatable on SCHEMA
+
+scalar join__FieldSet
+scalar link__Import
+enum link__Purpose { SECURITY EXECUTION }
+
+enum join__Graph {
+  A @join__graph(name: "a", url: "http://a.invalid/graphql")
+  B @join__graph(name: "b", url: "http://b.invalid/graphql")
+}
+
+type Query @join__type(graph: A) @join__type(graph: B) {
+  product: Product @join__field(graph: A)
+  stats: Stats @join__field(graph: A) @join__field(graph: B)
+}
+
+type Product @join__type(graph: A, key: "id") @join__type(graph: B, key: "id") {
+  id: ID!
+  price: Money @join__field(graph: A) @join__field(graph: B)
+}
+
+type Money @join__type(graph: A) @join__type(graph: B) {
+  amount: Int
+  currency: String @join__field(graph: B)
+}
+
+type Stats @join__type(graph: A) @join__type(graph: B) {
+  count: Int
+  extra: Int @join__field(graph: B)
+}
+'''
+
+
+def test_shareable_value_type_known_partly_here_is_taken_from_where_it_is_whole() -> None:
+    supergraph = Supergraph(VALUE_TYPE_SUPERGRAPH)
+
+    nested = plan(supergraph, "{ product { price { amount currency } } }")
+    local = plan(supergraph, "{ product { price { amount } } }")
+    root = plan(supergraph, "{ stats { count extra } }")
+
+    assert summary(nested.fetches) == [("a", "", ()), ("b", "product", (0,))]
+    assert "... on Product { price { amount currency } }" in nested.fetches[1].operation
+    assert summary(local.fetches) == [("a", "", ())]
+    assert summary(root.fetches) == [("b", "", ())]

@@ -90,3 +90,84 @@ def test_committed_fixture_supergraph_matches_composition_of_the_test_subgraphs(
     composed = compose({name: FIXTURE_URL.format(name=name) for name in SUBGRAPH_SCHEMAS})
 
     assert composed == FIXTURE_SUPERGRAPH.read_text(encoding="utf-8")
+
+
+# A hand-written supergraph in the shape composition produces, with the join spec renamed.
+RENAMED_SUPERGRAPH = '''
+schema
+  @link(url: "https://specs.apollo.dev/link/v1.0")
+  @link(url: "https://specs.apollo.dev/join/v0.3", as: "j", for: EXECUTION)
+  @link(url: "https://specs.apollo.dev/inaccessible/v0.2", as: "hidden", for: SECURITY)
+{
+  query: Query
+}
+
+directive @j__field(graph: j__Graph, requires: j__FieldSet, provides: j__FieldSet, type: String,
+  external: Boolean, override: String, usedOverridden: Boolean)
+  repeatable on FIELD_DEFINITION | INPUT_FIELD_DEFINITION
+directive @j__graph(name: String!, url: String!) on ENUM_VALUE
+directive @j__implements(graph: j__Graph!, interface: String!) repeatable on OBJECT | INTERFACE
+directive @j__type(graph: j__Graph!, key: j__FieldSet, extension: Boolean! = false,
+  resolvable: Boolean! = true, isInterfaceObject: Boolean! = false)
+  repeatable on OBJECT | INTERFACE | UNION | ENUM | INPUT_OBJECT | SCALAR
+directive @j__unionMember(graph: j__Graph!, member: String!) repeatable on UNION
+directive @j__enumValue(graph: j__Graph!) repeatable on ENUM_VALUE
+directive @link(url: String, as: String, for: link__Purpose, import: [link__Import])
+  repeatable on SCHEMA
+directive @hidden on FIELD_DEFINITION | OBJECT | INTERFACE | UNION | ENUM | ENUM_VALUE | SCALAR
+  | INPUT_OBJECT | INPUT_FIELD_DEFINITION | ARGUMENT_DEFINITION
+
+scalar j__FieldSet
+scalar link__Import
+enum link__Purpose { SECURITY EXECUTION }
+
+enum j__Graph {
+  A @j__graph(name: "a", url: "http://a.invalid/graphql")
+  B @j__graph(name: "b", url: "http://b.invalid/graphql")
+}
+
+type Query @j__type(graph: A) @j__type(graph: B) {
+  items(filter: Filter, debug: Boolean @hidden): [Item] @j__field(graph: A)
+  search: [Result] @j__field(graph: B)
+}
+
+type Item @j__type(graph: A, key: "id") @j__type(graph: B, key: "id") {
+  id: ID!
+  price: Int @j__field(graph: A, usedOverridden: true) @j__field(graph: B, override: "a")
+  color: Color @j__field(graph: A)
+}
+
+type Secret @j__type(graph: B) @hidden {
+  code: String
+}
+
+union Result @j__type(graph: B) @j__unionMember(graph: B, member: "Item")
+  @j__unionMember(graph: B, member: "Secret") = Item | Secret
+
+enum Color @j__type(graph: A) {
+  RED @j__enumValue(graph: A)
+  INFRARED @j__enumValue(graph: A) @hidden
+}
+
+input Filter @j__type(graph: A) {
+  color: Color
+  internal: String @hidden
+}
+'''
+
+
+def test_renamed_specs_override_and_inaccessible_elements_are_understood() -> None:
+    supergraph = Supergraph(RENAMED_SUPERGRAPH)
+    api = print_schema(supergraph.api_schema)
+
+    assert supergraph.subgraph_urls == {
+        "a": "http://a.invalid/graphql",
+        "b": "http://b.invalid/graphql",
+    }
+    # @override: b resolves price; a's overridden copy only serves joins.
+    assert supergraph.field_graphs("Item", "price") == ["b"]
+    assert supergraph.field_graphs("Item", "price", internal=True) == ["a", "b"]
+    for gone in ("Secret", "INFRARED", "debug", "internal", "j__", "@hidden", "link__"):
+        assert gone not in api
+    assert "union Result = Item" in api
+    assert "items(filter: Filter): [Item]" in api

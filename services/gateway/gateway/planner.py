@@ -295,7 +295,7 @@ class _Position:
             self.signatures[(type_name, collected.key)] = _signature(
                 name, collected.nodes[0].arguments
             )
-            graph = self._choose(type_name, name)
+            graph = self._choose(type_name, name, selection_sets=collected.selection_sets())
             if graph == self.graph and not self._needs_requires_hop(type_name, name):
                 arguments = tuple(collected.nodes[0].arguments or ())
                 self._add_local(
@@ -316,14 +316,33 @@ class _Position:
             return True
         return self.provided is not None and name in self.provided
 
-    def _choose(self, type_name: str, name: str, internal: bool = False) -> str:
-        if self._resolvable(type_name, name, internal):
-            return self.graph
+    def _choose(
+        self,
+        type_name: str,
+        name: str,
+        internal: bool = False,
+        selection_sets: tuple[SelectionSetNode, ...] = (),
+    ) -> str:
         supergraph = self.supergraph
+        local = self._resolvable(type_name, name, internal)
+        if local and (
+            not selection_sets
+            or self.planner.feasible(self.graph, type_name, name, selection_sets)
+        ):
+            return self.graph
         candidates = supergraph.field_graphs(type_name, name, internal=internal)
         if not candidates:
             raise PlanningError(f"no subgraph resolves {type_name}.{name}")
         with_keys = [c for c in candidates if supergraph.keys(type_name, c)]
+        if local:
+            # A shareable field whose value type this subgraph only partly knows: take it from
+            # a subgraph that can answer the whole selection, when the parent can hop there.
+            for candidate in with_keys:
+                if candidate != self.graph and self.planner.feasible(
+                    candidate, type_name, name, selection_sets
+                ):
+                    return candidate
+            return self.graph
         if not with_keys:
             raise PlanningError(
                 f"{type_name}.{name} is not resolvable from subgraph {self.graph!r} and "
@@ -549,6 +568,57 @@ class Planner:
         self.bools = bools
         self.collector = FieldCollector(self.schema, fragments, bools)
         self.builders: list[_FetchBuilder] = []
+        self._feasible: dict[tuple[str, str, str, tuple[int, ...]], bool] = {}
+
+    def feasible(
+        self,
+        graph: str,
+        type_name: str,
+        name: str,
+        selection_sets: tuple[SelectionSetNode, ...],
+        depth: int = 0,
+    ) -> bool:
+        """Whether a subgraph can answer ``type.name { selections }`` itself or through keys."""
+        object_type = self.schema.get_type(type_name)
+        field_def = getattr(object_type, "fields", {}).get(name)
+        if field_def is None or depth > 32:
+            return True
+        named = get_named_type(field_def.type)
+        if not is_composite_type(named) or not selection_sets:
+            return True
+        cache_key = (graph, type_name, name, tuple(id(s) for s in selection_sets))
+        cached = self._feasible.get(cache_key)
+        if cached is not None:
+            return cached
+        self._feasible[cache_key] = True  # recursion guard
+        supergraph = self.supergraph
+        types = (
+            supergraph.possible_types_in(graph, named.name)
+            if is_abstract_type(named)
+            else [named.name]
+        )
+        result = True
+        for child_type in types:
+            for collected in self.collector.collect(child_type, selection_sets):
+                child = collected.name
+                if child == "__typename" or child in INTROSPECTION_FIELDS:
+                    continue
+                if supergraph.can_resolve(graph, child_type, child):
+                    sets = collected.selection_sets()
+                    if self.feasible(graph, child_type, child, sets, depth + 1):
+                        continue
+                # Reachable through an entity hop: an owner elsewhere has a key for the object.
+                owners = supergraph.field_graphs(child_type, child)
+                if supergraph.type_in(graph, child_type) and any(
+                    owner != graph and supergraph.keys(child_type, owner) for owner in owners
+                ):
+                    continue
+                result = False
+                break
+            if not result:
+                break
+        self._feasible[cache_key] = result
+        return result
 
     def new_fetch(self, graph: str, path: tuple[str, ...], entity: bool) -> _FetchBuilder:
         """Allocates the next fetch."""
@@ -580,6 +650,10 @@ class Planner:
             graphs = self.supergraph.field_graphs(root.name, collected.name)
             if not graphs:
                 raise PlanningError(f"no subgraph resolves {root.name}.{collected.name}")
+            sets = collected.selection_sets()
+            if len(graphs) > 1 and sets:
+                graphs = [g for g in graphs if self.feasible(g, root.name, collected.name, sets)]
+                graphs = graphs or self.supergraph.field_graphs(root.name, collected.name)
             if kind == "mutation":
                 # Mutations run in order: only consecutive fields of one subgraph share a fetch.
                 if groups and groups[-1][0] in graphs:
