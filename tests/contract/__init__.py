@@ -1,0 +1,1 @@
+"""Contract tests: our gateway against the reference Apollo gateway."""

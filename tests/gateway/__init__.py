@@ -1,0 +1,1 @@
+"""Gateway tests: supergraph reader, planner, shaping, and the gateway over real HTTP."""
