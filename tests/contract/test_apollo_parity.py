@@ -155,6 +155,22 @@ PARITY_CASES: dict[str, tuple[str, dict[str, Any] | None]] = {
         'mutation Visit { recordVisit(personId: "p4") { id name points } }',
         None,
     ),
+    "alias_taking_a_key_name": (
+        "{ leaderboard(top: 2) { id: name points key: id } }",
+        None,
+    ),
+    "introspection_mixed_with_data": (
+        '{ __typename __type(name: "Media") { name possibleTypes { name } } gallery { url } }',
+        None,
+    ),
+    "same_entity_reached_twice_in_one_list": (
+        '{ search(term: "by 1") { ... on Person { id name badges } } }',
+        None,
+    ),
+    "error_in_an_entity_reached_three_times": (
+        '{ search(term: "by 2") { __typename ... on Person { id posts { id rating } } } }',
+        None,
+    ),
     "mutation_error": (
         'mutation { recordVisit(personId: "nobody") { id } }',
         None,
