@@ -32,7 +32,6 @@ from graphql import (
     get_named_type,
     is_abstract_type,
     is_composite_type,
-    is_object_type,
     print_ast,
 )
 
@@ -731,9 +730,3 @@ def build_plan(
 ) -> QueryPlan:
     """Plans an operation; ``bools`` are the values of the @skip/@include variables."""
     return Planner(supergraph, operation, fragments, bools).plan()
-
-
-def is_object_type_name(schema: GraphQLSchema, name: str) -> bool:
-    """Whether ``name`` is an object type of the schema."""
-    found = schema.get_type(name)
-    return found is not None and is_object_type(found)

@@ -21,7 +21,6 @@ from graphql import (
     GraphQLSchema,
     SelectionSetNode,
     get_named_type,
-    is_abstract_type,
     is_composite_type,
 )
 
@@ -286,9 +285,3 @@ class _ShapeField:
                 self.leaf_check = _FAST_SCALARS[named.name]
             else:
                 self.leaf_check = _leaf_check(self.type)
-
-
-def is_abstract_name(schema: GraphQLSchema, name: str) -> bool:
-    """Whether ``name`` is an interface or union of the schema."""
-    found = schema.get_type(name)
-    return found is not None and is_abstract_type(found)

@@ -16,7 +16,6 @@ from graphql import (
     EnumTypeDefinitionNode,
     EnumValueDefinitionNode,
     FieldDefinitionNode,
-    FieldNode,
     GraphQLSchema,
     GraphQLUnionType,
     InputObjectTypeDefinitionNode,
@@ -411,17 +410,11 @@ class Supergraph:
         return result
 
 
-def field_set_names(selection: SelectionSetNode) -> list[str]:
-    """Top-level field names of a parsed FieldSet."""
-    return [s.name.value for s in selection.selections if isinstance(s, FieldNode)]
-
-
 __all__ = [
     "FieldJoin",
     "Key",
     "Supergraph",
     "SupergraphError",
     "TypeMeta",
-    "field_set_names",
     "parse_field_set",
 ]
