@@ -37,7 +37,8 @@ async def provision_database(admin_dsn: str, database: str, *, passwords: dict[s
             role = role_of(service)
             password = passwords.get(service, service)
             if not await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
-                await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+                literal = password.replace("'", "''")
+                await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{literal}'")
             await admin.execute(f"ALTER ROLE {role} SET search_path = {service}")
     finally:
         await admin.close()

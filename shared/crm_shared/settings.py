@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,7 +42,7 @@ class ServiceSettings(BaseSettings):
         if self.environment == "production":
             if "guest:guest@" in self.amqp_url:
                 raise ValueError("amqp_url uses the default guest account in production")
-            if "@" not in self.database_url or ":" not in self.database_url.split("@")[0][13:]:
+            if not urlsplit(self.database_url).password:
                 raise ValueError("database_url has no password in production")
         if not self.db_schema.isidentifier():
             raise ValueError(f"db_schema {self.db_schema!r} is not a plain SQL identifier")
