@@ -14,18 +14,13 @@ from crm_shared.events import Envelope
 from crm_shared.events.consumer import EventConsumer
 from crm_shared.events.topology import declare_exchange
 from rewards.accounts.handlers import CustomerRegistered
+from tests.support.ledger import ledger_points
 from tests.support.waiting import eventually
 
 
-async def _effects(db: Database, customer_id: uuid.UUID) -> tuple[int, int]:
+async def _effects(db: Database, customer_id: uuid.UUID) -> tuple[list[int], int]:
+    """The customer's ledger points and how many PointsCredited events await publishing."""
     async with db.session() as session:
-        entries = await session.execute(
-            text(
-                "SELECT count(*) FROM rewards.ledger_entries e "
-                "JOIN rewards.accounts a ON a.id = e.account_id WHERE a.customer_id = :c"
-            ),
-            {"c": customer_id},
-        )
         events = await session.execute(
             text(
                 "SELECT count(*) FROM rewards.outbox WHERE type = 'rewards.points.credited.v1' "
@@ -33,7 +28,8 @@ async def _effects(db: Database, customer_id: uuid.UUID) -> tuple[int, int]:
             ),
             {"c": str(customer_id)},
         )
-        return int(entries.scalar_one()), int(events.scalar_one())
+        credited = int(events.scalar_one())
+    return await ledger_points(db, customer_id), credited
 
 
 async def test_the_same_event_delivered_twice_credits_once(
@@ -57,7 +53,7 @@ async def test_the_same_event_delivered_twice_credits_once(
             routing_key=envelope.routing_key,
         )
 
-    await eventually(lambda: _effects(rewards_db, customer_id), lambda e: e[0] >= 1)
+    await eventually(lambda: _effects(rewards_db, customer_id), lambda e: len(e[0]) >= 1)
     await asyncio.sleep(1.0)
     # One ledger entry and one outgoing PointsCredited: the second delivery changed nothing.
-    assert await _effects(rewards_db, customer_id) == (1, 1)
+    assert await _effects(rewards_db, customer_id) == ([100], 1)

@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import uuid
 
 import aio_pika
 import asyncpg
-from sqlalchemy import text
 
 from crm_shared import devstack
 from crm_shared.db import Database
@@ -18,19 +16,8 @@ from crm_shared.events.consumer import EventConsumer
 from crm_shared.events.relay import OutboxRelay
 from crm_shared.events.topology import declare_exchange
 from tests.support.factories import make_customer, make_tenant
+from tests.support.ledger import ledger_points
 from tests.support.waiting import eventually
-
-
-async def _ledger(db: Database, customer_id: uuid.UUID) -> list[int]:
-    async with db.session() as session:
-        rows = await session.execute(
-            text(
-                "SELECT e.points FROM rewards.ledger_entries e "
-                "JOIN rewards.accounts a ON a.id = e.account_id WHERE a.customer_id = :c"
-            ),
-            {"c": customer_id},
-        )
-        return [r[0] for r in rows]
 
 
 async def test_an_event_survives_a_relay_crash_between_publish_and_mark(
@@ -89,6 +76,6 @@ async def test_an_event_survives_a_relay_crash_between_publish_and_mark(
     assert copies[0] == copies[1], "both deliveries are the same event"
 
     # One effect: the welcome points are credited once.
-    await eventually(lambda: _ledger(rewards_db, customer.id), lambda points: points == [100])
+    await eventually(lambda: ledger_points(rewards_db, customer.id), lambda points: points == [100])
     await asyncio.sleep(1.0)
-    assert await _ledger(rewards_db, customer.id) == [100]
+    assert await ledger_points(rewards_db, customer.id) == [100]

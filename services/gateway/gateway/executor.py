@@ -32,11 +32,7 @@ def deep_merge(target: dict[str, Any], source: Mapping[str, Any]) -> None:
         existing = target.get(key)
         if isinstance(value, dict) and isinstance(existing, dict):
             deep_merge(existing, value)
-        elif (
-            isinstance(value, list)
-            and isinstance(existing, list)
-            and len(value) == len(existing)
-        ):
+        elif isinstance(value, list) and isinstance(existing, list) and len(value) == len(existing):
             for index, item in enumerate(value):
                 current = existing[index]
                 if isinstance(item, dict) and isinstance(current, dict):
@@ -112,22 +108,13 @@ def representation(
     obj: Mapping[str, Any], typename: str, fields: tuple[RepField, ...]
 ) -> dict[str, Any] | None:
     """The ``_Any`` representation of an object, or None when a key/required field is missing."""
-    result: dict[str, Any] = {"__typename": typename}
-    for rep in fields:
-        value = obj.get(rep.key, _MISSING)
-        if value is _MISSING:
-            return None
-        if rep.children:
-            value = _read(value, rep.children)
-            if value is _MISSING:
-                return None
-        result[rep.name] = value
-    return result
+    values = _read(obj, fields)
+    if values is _MISSING:
+        return None
+    return {"__typename": typename, **values}
 
 
-def subgraph_error(
-    error: Any, subgraph: str, path: JsonPath | None
-) -> dict[str, Any]:
+def subgraph_error(error: Any, subgraph: str, path: JsonPath | None) -> dict[str, Any]:
     """A subgraph's error as the client sees it (Apollo's shape: serviceName, code)."""
     message = error.get("message") if isinstance(error, dict) else None
     extensions = error.get("extensions") if isinstance(error, dict) else None
@@ -194,16 +181,12 @@ class Execution:
         response = await self.fetch_function(fetch, self._variables(fetch))
         for error in response.get("errors") or ():
             path = error.get("path") if isinstance(error, dict) else None
-            self.errors.append(
-                subgraph_error(error, fetch.subgraph, list(path) if path else None)
-            )
+            self.errors.append(subgraph_error(error, fetch.subgraph, list(path) if path else None))
         data = response.get("data")
         if isinstance(data, dict):
             deep_merge(self.data, data)
 
-    async def _entities(
-        self, fetch: Fetch, specs: Mapping[str, tuple[RepField, ...]]
-    ) -> None:
+    async def _entities(self, fetch: Fetch, specs: Mapping[str, tuple[RepField, ...]]) -> None:
         representations: list[dict[str, Any]] = []
         targets: list[list[tuple[dict[str, Any], JsonPath]]] = []
         index_of: dict[bytes, int] = {}

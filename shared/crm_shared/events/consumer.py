@@ -181,18 +181,20 @@ class EventConsumer:
                 "x-crm-routing-key": message.routing_key or "",
             }
         )
-        await self._channel.default_exchange.publish(
-            aio_pika.Message(
-                body=message.body,
-                headers=headers,
-                content_type=message.content_type,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                message_id=message.message_id,
-                type=message.type,
-            ),
-            routing_key=queue,
-        )
+        await self._channel.default_exchange.publish(copy_of(message, headers), routing_key=queue)
         await message.ack()
+
+
+def copy_of(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
+    """A persistent copy of ``message`` with ``headers``, to retry, park or replay it."""
+    return aio_pika.Message(
+        body=message.body,
+        headers=headers,
+        content_type=message.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message.message_id,
+        type=message.type,
+    )
 
 
 async def _claim(session: AsyncSession, envelope: Envelope, handler: str) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel
 
-from crm_shared.events.consumer import ATTEMPT_HEADER, ERROR_HEADER
+from crm_shared.events.consumer import ATTEMPT_HEADER, ERROR_HEADER, copy_of
 from crm_shared.events.topology import QueueNames
 
 
@@ -87,17 +87,7 @@ async def replay_parked(
             for k, v in (message.headers or {}).items()
             if k not in (ATTEMPT_HEADER, "x-death", "x-delivery-count")
         }
-        await channel.default_exchange.publish(
-            aio_pika.Message(
-                body=message.body,
-                headers=headers,
-                content_type=message.content_type,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                message_id=message.message_id,
-                type=message.type,
-            ),
-            routing_key=names.events,
-        )
+        await channel.default_exchange.publish(copy_of(message, headers), routing_key=names.events)
         await message.ack()
         replayed += 1
         if message_id is not None:
