@@ -2,6 +2,8 @@
 
 Tests use the database ``crm_test`` and the vhost ``crm_test`` (both made afresh per run) and
 ports 18000-18003, so they never touch the data of ``make run`` and can run beside it.
+``CRM_TEST_DB`` (database and vhost name) and ``CRM_TEST_PORT_BASE`` move a run elsewhere, so
+that two runs (two developers, two CI jobs) on one machine do not drop each other's database.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from tests.support.otlp import OtlpReceiver
 
 ADMIN_DSN = os.environ.get("CRM_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_BASE = os.environ.get("CRM_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672")
-TEST_DB = "crm_test"
-TEST_VHOST = "crm_test"
+TEST_DB = os.environ.get("CRM_TEST_DB", "crm_test")
+TEST_VHOST = TEST_DB
+PORT_BASE = int(os.environ.get("CRM_TEST_PORT_BASE", "18000"))
 
 
 def _reset_vhost(vhost: str) -> None:
@@ -46,7 +49,12 @@ def stack_config(otlp: OtlpReceiver) -> devstack.Stack:
     return devstack.Stack(
         database=TEST_DB,
         vhost=TEST_VHOST,
-        ports={"gateway": 18000, "identity": 18001, "engagement": 18002, "rewards": 18003},
+        ports={
+            "gateway": PORT_BASE,
+            "identity": PORT_BASE + 1,
+            "engagement": PORT_BASE + 2,
+            "rewards": PORT_BASE + 3,
+        },
         extra_env={
             "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
             "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",

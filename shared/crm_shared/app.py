@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import aio_pika
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 
+from crm_shared.auth import TokenVerifier, http_jwks
 from crm_shared.db import Database
 from crm_shared.events.consumer import EventConsumer, Registry
 from crm_shared.events.relay import OutboxRelay
@@ -30,10 +31,21 @@ def create_service_app(
     schema: SubgraphSchema,
     handlers: Registry,
     title: str,
+    verifier: TokenVerifier | None = None,
+    routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
-    """The app of one subgraph service; ``handlers`` are the events it consumes."""
+    """The app of one subgraph service; ``handlers`` are the events it consumes.
+
+    ``verifier`` checks callers' tokens; by default against the JWKS at ``settings.jwks_url``.
+    ``routers`` are the service's own HTTP endpoints beside ``/graphql`` (ingestion, tokens).
+    """
     configure_telemetry(settings.service_name)
     db = Database(settings)
+    verifier = verifier or TokenVerifier(
+        http_jwks(settings.jwks_url),
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+    )
     state: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
@@ -74,6 +86,7 @@ def create_service_app(
     app = FastAPI(title=title, lifespan=lifespan)
     app.state.db = db
     app.state.settings = settings
+    app.state.verifier = verifier
     install_error_handlers(app)
 
     @app.get("/healthz")
@@ -101,7 +114,9 @@ def create_service_app(
         )
 
     # A route, not a mount: a mount would redirect POST /graphql to /graphql/.
-    graphql_app = SubgraphApp(schema, db)
+    graphql_app = SubgraphApp(schema, db, verifier)
     app.add_route("/graphql", graphql_app, methods=["GET", "POST"])  # type: ignore[arg-type]
+    for router in routers:
+        app.include_router(router)
     instrument_app(app)
     return app

@@ -52,6 +52,7 @@ class Stack:
         prefix = service.upper()
         env = {**os.environ, **self.extra_env, "OTEL_SERVICE_NAME": service}
         env[f"{prefix}_AMQP_URL"] = f"amqp://{self.amqp_host}/{self.vhost}"
+        env[f"{prefix}_JWKS_URL"] = self.url("identity", "/.well-known/jwks.json")
         if service == "gateway":
             env["GATEWAY_SUBGRAPH_URLS"] = json.dumps(
                 {name: self.url(name, "/graphql") for name in SUBGRAPHS}
@@ -72,7 +73,7 @@ def migrate(stack: Stack) -> None:
                 "-c",
                 f"services/{service}/alembic.ini",
                 "upgrade",
-                "head",
+                "heads",
             ],
             cwd=REPO,
             env=stack.env(service),
@@ -141,11 +142,11 @@ async def graphql(
     query: str,
     variables: Mapping[str, Any] | None = None,
     *,
-    tenant_id: str | None = None,
+    token: str | None = None,
     service: str = "gateway",
 ) -> dict[str, Any]:
-    """Send one GraphQL operation to ``service`` and return the JSON response."""
-    headers = {"x-tenant-id": tenant_id} if tenant_id else {}
+    """Send one GraphQL operation to ``service`` (as the bearer of ``token``); the JSON response."""
+    headers = {"authorization": f"Bearer {token}"} if token else {}
     async with httpx.AsyncClient(timeout=10) as client:
         response = await client.post(
             stack.url(service, "/graphql"),

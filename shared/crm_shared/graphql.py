@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Final
 
 import strawberry
@@ -20,34 +21,41 @@ from strawberry.dataloader import DataLoader
 from strawberry.extensions import ParserCache, QueryDepthLimiter, SchemaExtension, ValidationCache
 from strawberry.types import ExecutionContext, Info
 
+from crm_shared.auth import Permission, Principal, TokenVerifier, bearer_token
 from crm_shared.db import Database
 from crm_shared.errors import CrmError, Unauthenticated
 
 log = logging.getLogger(__name__)
 
-TENANT_HEADER = "x-tenant-id"
-
-
 @dataclass
 class Context:
-    """What every resolver may use: the request, the database, per-request loaders."""
+    """What every resolver may use: the request, the caller, the database, per-request loaders.
+
+    The caller's token is verified before any resolver runs; a request without one still
+    reaches fields that need no caller (``_service``), and every other field asks for its
+    permission through :func:`authorize`, which answers UNAUTHENTICATED or FORBIDDEN.
+    """
 
     request: Request | WebSocket
     response: Response | None
     db: Database
+    caller: Principal | None = None
+    auth_error: CrmError | None = None
     loaders: dict[str, DataLoader[Any, Any]] = field(default_factory=dict)
 
     @property
+    def principal(self) -> Principal:
+        """The verified caller; UNAUTHENTICATED when the request has no valid token."""
+        if self.auth_error is not None:
+            raise self.auth_error
+        if self.caller is None:
+            raise Unauthenticated("the request carries no bearer token")
+        return self.caller
+
+    @property
     def tenant_id(self) -> uuid.UUID:
-        """The caller's tenant; UNAUTHENTICATED when the request does not carry one."""
-        # Until verified JWTs arrive (identity issue), the gateway forwards the tenant header.
-        raw = self.request.headers.get(TENANT_HEADER)
-        if not raw:
-            raise Unauthenticated(f"the request has no {TENANT_HEADER} header")
-        try:
-            return uuid.UUID(raw)
-        except ValueError:
-            raise Unauthenticated(f"{TENANT_HEADER} is not a tenant id") from None
+        """The caller's tenant (every query filters on it)."""
+        return self.principal.tenant_id
 
     def loader(
         self, name: str, factory: Callable[[], DataLoader[Any, Any]]
@@ -65,6 +73,15 @@ class Context:
 
 
 CrmInfo = Info[Context, None]
+
+
+def authorize(
+    info: CrmInfo, permission: Permission, *, customer_id: uuid.UUID | None = None
+) -> Principal:
+    """The caller, if they hold ``permission`` (and, with a customer token, own ``customer_id``)."""
+    principal = info.context.principal
+    principal.check(permission, customer_id=customer_id)
+    return principal
 
 
 class ErrorCodes(SchemaExtension):
@@ -110,12 +127,17 @@ def _with_code(error: GraphQLError) -> GraphQLError:
 
 
 def schema_extensions(max_depth: int = 15) -> list[Any]:
-    """Extensions on every subgraph: caches (validation is costly) and the error codes."""
+    """Extensions on every subgraph: caches (validation is costly) and the error codes.
+
+    Factories, not instances: strawberry shares an instance between concurrent requests, and
+    an extension keeps its request in ``self.execution_context`` (errors lost their codes under
+    load). The parse and validation caches live at module level, so they are still shared.
+    """
     return [
-        ParserCache(maxsize=1024),
-        ValidationCache(maxsize=1024),
-        QueryDepthLimiter(max_depth=max_depth),
-        ErrorCodes(),
+        partial(ParserCache, maxsize=1024),
+        partial(ValidationCache, maxsize=1024),
+        partial(QueryDepthLimiter, max_depth=max_depth),
+        ErrorCodes,
     ]
 
 
@@ -141,15 +163,23 @@ class SubgraphSchema(strawberry.federation.Schema):
 class SubgraphApp(GraphQL[Context, None]):
     """A subgraph's ASGI GraphQL app, with our context."""
 
-    def __init__(self, schema: SubgraphSchema, db: Database) -> None:
+    def __init__(self, schema: SubgraphSchema, db: Database, verifier: TokenVerifier) -> None:
         super().__init__(schema, graphql_ide="graphiql")
         self._db = db
+        self._verifier = verifier
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None
     ) -> Context:
-        return Context(
+        context = Context(
             request=request,
             response=response if isinstance(response, Response) else None,
             db=self._db,
         )
+        try:
+            token = bearer_token(request.headers.get("authorization"))
+            if token is not None:
+                context.caller = await self._verifier.verify(token)
+        except CrmError as exc:
+            context.auth_error = exc
+        return context

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from crm_shared.errors import CrmError
+from crm_shared.auth import Permission, Principal, TokenVerifier, bearer_token
+from crm_shared.errors import CrmError, Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -20,3 +22,26 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             {"error": {**exc.extensions(), "message": exc.message}}, status_code=exc.http_status
         )
+
+
+async def request_principal(request: Request) -> Principal:
+    """The verified caller of an HTTP request (``Authorization: Bearer``), or 401."""
+    verifier: TokenVerifier = request.app.state.verifier
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        raise Unauthenticated("the request carries no bearer token")
+    return await verifier.verify(token)
+
+
+def requires(permission: Permission) -> Callable[[Request], Awaitable[Principal]]:
+    """A FastAPI dependency: the caller, if they hold ``permission`` (else 401/403 with a body).
+
+    Use as ``principal: Annotated[Principal, Depends(requires(Permission.X))]``.
+    """
+
+    async def dependency(request: Request) -> Principal:
+        principal = await request_principal(request)
+        principal.check(permission)
+        return principal
+
+    return dependency

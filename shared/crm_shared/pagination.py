@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Generic, TypeVar
 
@@ -12,6 +13,7 @@ import strawberry
 from crm_shared.errors import BadUserInput
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 MAX_PAGE = 100
 
@@ -59,3 +61,16 @@ def check_first(first: int) -> int:
     if not 1 <= first <= MAX_PAGE:
         raise BadUserInput(f"first: must be between 1 and {MAX_PAGE}", field="first")
     return first
+
+
+def connection(
+    rows: Sequence[R], limit: int, *, cursor: Callable[[R], str], node: Callable[[R], T]
+) -> Connection[T]:
+    """The page of ``rows`` fetched with ``limit + 1`` (the extra row only says there is more)."""
+    edges = [Edge(cursor=cursor(row), node=node(row)) for row in rows[:limit]]
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=len(rows) > limit, end_cursor=edges[-1].cursor if edges else None
+        ),
+    )

@@ -36,6 +36,10 @@ class ServiceSettings(BaseSettings):
     # Broker-side safety net: a message redelivered this often (e.g. it crashes the consumer
     # before it can be retried) is dead-lettered to the parking queue by the quorum queue.
     delivery_limit: int = 10
+    # Where identity publishes its signing keys, and what its tokens must say (crm_shared.auth).
+    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
+    auth_issuer: str = "https://identity.social-crm.local"
+    auth_audience: str = "social-crm"
 
     @model_validator(mode="after")
     def _refuse_default_secrets_outside_development(self) -> ServiceSettings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any, TypeVar
 
@@ -28,3 +29,18 @@ def parse_id(value: str, *, field: str) -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError:
         raise BadUserInput(f"{field}: not a valid id", field=field) from None
+
+
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def normalize_email(value: object) -> object:
+    """An e-mail address trimmed and lower-cased (other values pass through for validation)."""
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def check_email(value: str) -> str:
+    """``value`` if it looks like an e-mail address; ValueError (for pydantic) otherwise."""
+    if not EMAIL_PATTERN.fullmatch(value):
+        raise ValueError("not an e-mail address")
+    return value
