@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import httpx
+
 from crm_shared import devstack
 from crm_shared.provision import provision_database, provision_vhost
 
@@ -18,6 +20,8 @@ DEMO_CUSTOMERS = [
     ("Katherine Johnson", "katherine@example.com"),
 ]
 REGISTER = "mutation($input: RegisterCustomerInput!) { registerCustomer(input: $input) { id } }"
+# The demo tenant's admin (development only: `make run` is a local playground).
+DEMO_ADMIN = ("admin@demo.example", "demo-admin-password")
 
 
 def ensure_demo_tenant(stack: devstack.Stack) -> bool:
@@ -34,6 +38,10 @@ def ensure_demo_tenant(stack: devstack.Stack) -> bool:
             "Demo Brand",
             "--id",
             DEMO_TENANT_ID,
+            "--admin-email",
+            DEMO_ADMIN[0],
+            "--admin-password",
+            DEMO_ADMIN[1],
         ],
         cwd=devstack.REPO,
         env=stack.env("identity"),
@@ -44,11 +52,28 @@ def ensure_demo_tenant(stack: devstack.Stack) -> bool:
     return out[1] == "created"
 
 
-async def seed_demo_customers(stack: devstack.Stack) -> None:
+def demo_admin_token(stack: devstack.Stack) -> str:
+    """A token of the demo admin, from identity's token endpoint (staff login)."""
+    response = httpx.post(
+        stack.url("identity", "/oauth/token"),
+        data={
+            "grant_type": "password",
+            "username": DEMO_ADMIN[0],
+            "password": DEMO_ADMIN[1],
+            "tenant": "demo",
+        },
+        timeout=10,
+    )
+    response.raise_for_status()
+    token: str = response.json()["access_token"]
+    return token
+
+
+async def seed_demo_customers(stack: devstack.Stack, token: str) -> None:
     """Register the demo customers through the gateway, like a front end would."""
     for name, email in DEMO_CUSTOMERS:
         result = await devstack.graphql(
-            stack, REGISTER, {"input": {"name": name, "email": email}}, tenant_id=DEMO_TENANT_ID
+            stack, REGISTER, {"input": {"name": name, "email": email}}, token=token
         )
         if result.get("errors"):
             print(f"demo customer {name!r} not registered: {result['errors']}", file=sys.stderr)
@@ -75,12 +100,17 @@ def main() -> None:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         devstack.wait_ready(stack, tuple(processes))
+        token = demo_admin_token(stack)
         if first_run:
-            asyncio.run(seed_demo_customers(stack))
+            asyncio.run(seed_demo_customers(stack, token))
         print(
             "\nSocial CRM is running.\n"
             f"  GraphiQL:    {stack.url('gateway', '/graphql')}\n"
-            f"  demo tenant: send the header  x-tenant-id: {DEMO_TENANT_ID}\n"
+            f"  demo admin:  {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]} (tenant slug: demo)\n"
+            f"  a token (15 minutes; send it as  Authorization: Bearer <token>):\n{token}\n"
+            "  a new one:   curl -s -d grant_type=password -d tenant=demo"
+            f" -d username={DEMO_ADMIN[0]} -d password={DEMO_ADMIN[1]}"
+            f" {stack.url('identity', '/oauth/token')}\n"
             "  subgraphs:   "
             + ", ".join(stack.url(s, "/graphql") for s in devstack.SUBGRAPHS)
             + "\nPress Ctrl-C to stop.\n",

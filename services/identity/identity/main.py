@@ -1,8 +1,17 @@
-"""The identity service: who the customer is (and, later, who the caller is)."""
+"""The identity service: who the customer is, who the caller is, what each has agreed to."""
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
 
 from fastapi import FastAPI
 
 from crm_shared.app import create_service_app
+from crm_shared.auth import TokenVerifier
+from crm_shared.db import Database
+from identity.access import keys
+from identity.access.routes import router as access_router
+from identity.access.service import TokenSettings
 from identity.handlers import HANDLERS
 from identity.schema import schema
 from identity.settings import IdentitySettings
@@ -10,9 +19,34 @@ from identity.settings import IdentitySettings
 
 def create_app(settings: IdentitySettings | None = None) -> FastAPI:
     """The identity app (``uvicorn --factory identity.main:create_app``)."""
-    return create_service_app(
-        settings=settings or IdentitySettings(),
+    settings = settings or IdentitySettings()
+    databases: list[Database] = []
+
+    async def own_jwks() -> Mapping[str, Any]:
+        # Identity reads its own keys: no HTTP round trip to itself.
+        async with databases[0].session() as session:
+            return await keys.jwks(session=session)
+
+    app = create_service_app(
+        settings=settings,
         schema=schema,
         handlers=HANDLERS,
         title="identity",
+        verifier=TokenVerifier(
+            own_jwks, issuer=settings.auth_issuer, audience=settings.auth_audience
+        ),
+        routers=[access_router],
+    )
+    databases.append(app.state.db)
+    app.state.token_settings = token_settings(settings)
+    return app
+
+
+def token_settings(settings: IdentitySettings) -> TokenSettings:
+    """What identity's tokens say and how long they live."""
+    return TokenSettings(
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        ttl=timedelta(seconds=settings.token_ttl_seconds),
+        customer_ttl=timedelta(seconds=settings.customer_token_ttl_seconds),
     )

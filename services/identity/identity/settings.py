@@ -13,3 +13,6 @@ class IdentitySettings(ServiceSettings):
     service_name: str = "identity"
     db_schema: str = "identity"
     database_url: str = "postgresql://identity_svc@127.0.0.1:5432/crm"
+    # Lifetimes of access tokens (staff and clients) and of customer-scoped tokens.
+    token_ttl_seconds: int = 900
+    customer_token_ttl_seconds: int = 900
