@@ -10,6 +10,7 @@ import pytest
 
 from crm_shared import devstack
 from tests.e2e.conftest import REGISTER, make_tenant
+from tests.support.auth import staff_token
 
 
 async def _counts(stack: devstack.Stack, tenant_id: str) -> tuple[int, int]:
@@ -40,7 +41,9 @@ async def test_invalid_registration_is_refused_with_the_field_and_writes_nothing
 ) -> None:
     tenant_id = make_tenant(stack)
     before = await _counts(stack, tenant_id)
-    result = await devstack.graphql(stack, REGISTER, {"input": payload}, tenant_id=tenant_id)
+    result = await devstack.graphql(
+        stack, REGISTER, {"input": payload}, token=await staff_token(stack, tenant_id)
+    )
     assert result["data"] is None
     [error] = result["errors"]
     assert error["extensions"]["code"] == code
@@ -54,9 +57,13 @@ async def test_a_duplicate_email_is_a_conflict_and_the_first_customer_stays_alon
     tenant_id = make_tenant(stack)
     first = {"input": {"name": "Ann", "email": "ann@example.com"}}
     again = {"input": {"name": "Ann Again", "email": "ANN@example.com"}}
-    assert "errors" not in await devstack.graphql(stack, REGISTER, first, tenant_id=tenant_id)
+    assert "errors" not in await devstack.graphql(
+        stack, REGISTER, first, token=await staff_token(stack, tenant_id)
+    )
     after_first = await _counts(stack, tenant_id)
-    result = await devstack.graphql(stack, REGISTER, again, tenant_id=tenant_id)
+    result = await devstack.graphql(
+        stack, REGISTER, again, token=await staff_token(stack, tenant_id)
+    )
     [error] = result["errors"]
     assert error["extensions"]["code"] == "CONFLICT"
     assert error["extensions"]["field"] == "input.email"
@@ -64,16 +71,11 @@ async def test_a_duplicate_email_is_a_conflict_and_the_first_customer_stays_alon
     assert await _counts(stack, tenant_id) == after_first
 
 
-async def test_a_request_without_tenant_is_unauthenticated(stack: devstack.Stack) -> None:
-    result = await devstack.graphql(stack, REGISTER, {"input": {"name": "Nobody"}})
-    [error] = result["errors"]
-    assert error["extensions"]["code"] == "UNAUTHENTICATED"
-
-
-async def test_an_unknown_tenant_cannot_register(stack: devstack.Stack) -> None:
-    result = await devstack.graphql(
-        stack, REGISTER, {"input": {"name": "Ghost"}}, tenant_id=str(uuid.uuid4())
-    )
+@pytest.mark.parametrize("service", ["gateway", "identity"])
+async def test_a_request_without_a_token_is_unauthenticated(
+    stack: devstack.Stack, service: str
+) -> None:
+    result = await devstack.graphql(stack, REGISTER, {"input": {"name": "Nobody"}}, service=service)
     [error] = result["errors"]
     assert error["extensions"]["code"] == "UNAUTHENTICATED"
 
@@ -90,7 +92,9 @@ async def test_an_unknown_tenant_cannot_register(stack: devstack.Stack) -> None:
 async def test_bad_arguments_name_the_argument(
     stack: devstack.Stack, tenant_id: str, query: str, variables: dict[str, object], field: str
 ) -> None:
-    result = await devstack.graphql(stack, query, variables, tenant_id=tenant_id)
+    result = await devstack.graphql(
+        stack, query, variables, token=await staff_token(stack, tenant_id)
+    )
     [error] = result["errors"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert error["extensions"]["field"] == field
@@ -114,7 +118,10 @@ async def test_malformed_requests_get_a_4xx_or_a_graphql_error_never_a_500(
         response = await client.post(
             stack.url(service, "/graphql"),
             content=body,
-            headers={"content-type": content_type, "x-tenant-id": tenant_id},
+            headers={
+                "content-type": content_type,
+                "authorization": f"Bearer {await staff_token(stack, tenant_id)}",
+            },
         )
     assert response.status_code < 500
     assert response.content, "an error has a body"

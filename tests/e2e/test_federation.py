@@ -16,6 +16,7 @@ import pytest
 
 from crm_shared import devstack
 from tests.e2e.conftest import REGISTER, make_tenant
+from tests.support.auth import staff_token
 from tests.support.waiting import eventually
 
 PAGE_OF_50 = """
@@ -36,12 +37,17 @@ def tenant_with_50_customers(stack: devstack.Stack) -> str:
     async def fill() -> None:
         for i in range(50):
             result = await devstack.graphql(
-                stack, REGISTER, {"input": {"name": f"Customer {i:02d}"}}, tenant_id=tenant_id
+                stack,
+                REGISTER,
+                {"input": {"name": f"Customer {i:02d}"}},
+                token=await staff_token(stack, tenant_id),
             )
             assert "errors" not in result, result
 
         async def credited() -> list[object]:
-            result = await devstack.graphql(stack, PAGE_OF_50, {"first": 50}, tenant_id=tenant_id)
+            result = await devstack.graphql(
+                stack, PAGE_OF_50, {"first": 50}, token=await staff_token(stack, tenant_id)
+            )
             edges = result["data"]["customers"]["edges"]
             return [e["node"]["rewards"] for e in edges]
 
@@ -55,7 +61,7 @@ async def test_a_page_of_50_customers_makes_one_request_per_subgraph(
     stack: devstack.Stack, tenant_with_50_customers: str
 ) -> None:
     result = await devstack.graphql(
-        stack, PAGE_OF_50, {"first": 50}, tenant_id=tenant_with_50_customers
+        stack, PAGE_OF_50, {"first": 50}, token=await staff_token(stack, tenant_with_50_customers)
     )
     edges = result["data"]["customers"]["edges"]
     assert len(edges) == 50

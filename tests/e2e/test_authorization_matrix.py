@@ -1,0 +1,339 @@
+"""Every field of every subgraph, probed: who may call it, and whether another tenant can tell.
+
+The probe reads each subgraph's schema by introspection (straight to the subgraph, as an
+attacker past the gateway would) and calls every root query and mutation, and every field the
+subgraph resolves on an entity through ``_entities``, with dummy arguments:
+
+- with a token holding no scope at all: every field must refuse (no open doors);
+- with one token per scope: the scopes that open the field are its requirement; the map of
+  field to scopes is written to ``docs/authorization.md`` and the test fails while that file
+  is stale (so a change of who may do what is always a reviewed change of the document);
+- with one token per role: a role may call the field exactly when the role table in
+  ``crm_shared.auth`` gives it one of the field's scopes;
+- with an admin of another tenant, asking about this tenant's customer: the answers must be
+  the same as for an id that exists nowhere (another tenant cannot even tell it exists).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from graphql import (
+    GraphQLEnumType,
+    GraphQLInputObjectType,
+    GraphQLInputType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
+    Undefined,
+    build_client_schema,
+    get_introspection_query,
+    get_named_type,
+    is_leaf_type,
+)
+
+from crm_shared import devstack
+from crm_shared.auth import ROLE_PERMISSIONS, ROLES, Permission
+from tests.e2e.conftest import REGISTER, make_tenant
+from tests.support.auth import client_token, create_staff_user
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "authorization.md"
+DENIED = {"FORBIDDEN", "UNAUTHENTICATED"}
+# Fields any authenticated caller may use: they describe the caller or the schema only.
+OPEN_TO_ANY_CALLER = {("identity", "Query", "viewer")}
+FEDERATION_FIELDS = {"_service", "_entities"}
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One field, and the operation that calls it with dummy arguments."""
+
+    service: str
+    parent: str
+    field: str
+    operation: str
+    variables: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return f"{self.service} {self.parent}.{self.field}"
+
+
+def _dummy(type_: GraphQLInputType, ids: str, depth: int = 0) -> Any:
+    """A plausible value of an input type; ids point at a real customer of the tenant."""
+    if isinstance(type_, GraphQLNonNull):
+        return _dummy(type_.of_type, ids, depth)
+    if isinstance(type_, GraphQLList):
+        return [_dummy(type_.of_type, ids, depth)]
+    if isinstance(type_, GraphQLEnumType):
+        return next(iter(type_.values))
+    if isinstance(type_, GraphQLInputObjectType):
+        return {
+            name: _dummy(f.type, ids, depth + 1)
+            for name, f in type_.fields.items()
+            if isinstance(f.type, GraphQLNonNull) and f.default_value is Undefined and depth < 4
+        }
+    return {
+        "ID": ids,
+        "String": "probe",
+        "Int": 1,
+        "Float": 1.0,
+        "Boolean": False,
+        "DateTime": "2026-01-01T00:00:00+00:00",
+        "Date": "2026-01-01",
+        "JSON": {},
+        "UUID": ids,
+    }.get(type_.name, "probe")
+
+
+def _selection(type_: Any) -> str:
+    named = get_named_type(type_)
+    return "" if is_leaf_type(named) else " { __typename }"
+
+
+def _call(field_name: str, field: Any, ids: str, prefix: str) -> tuple[str, str, dict[str, Any]]:
+    """``(variable definitions, the field's call, variables)`` for one field."""
+    definitions, arguments, variables = [], [], {}
+    for i, (arg_name, arg) in enumerate(field.args.items()):
+        if not isinstance(arg.type, GraphQLNonNull) or arg.default_value is not Undefined:
+            continue
+        var = f"{prefix}{i}"
+        definitions.append(f"${var}: {arg.type}")
+        arguments.append(f"{arg_name}: ${var}")
+        variables[var] = _dummy(arg.type, ids)
+    call = field_name + (f"({', '.join(arguments)})" if arguments else "")
+    return ", ".join(definitions), call + _selection(field.type), variables
+
+
+def _keys(sdl: str) -> dict[str, str]:
+    """Entity type name -> its (single-field) key, from a subgraph's federation SDL."""
+    keys = {}
+    for line in sdl.splitlines():
+        if line.startswith("type ") and "@key(" in line:
+            name = line.split()[1]
+            key = line.split('@key(fields: "', 1)[1].split('"', 1)[0]
+            if " " not in key:
+                keys[name] = key
+    return keys
+
+
+def probes(service: str, schema: GraphQLSchema, sdl: str, customer_id: str) -> list[Probe]:
+    found = []
+    for kind, root in (("query", schema.query_type), ("mutation", schema.mutation_type)):
+        if root is None:
+            continue
+        for name, field in root.fields.items():
+            if name in FEDERATION_FIELDS:
+                continue
+            definitions, call, variables = _call(name, field, customer_id, "a")
+            header = f"{kind} Probe({definitions})" if definitions else f"{kind} Probe"
+            found.append(Probe(service, root.name, name, f"{header} {{ {call} }}", variables))
+    for type_name, key in _keys(sdl).items():
+        entity = schema.type_map.get(type_name)
+        if not isinstance(entity, GraphQLObjectType):
+            continue
+        for name, field in entity.fields.items():
+            if name == key or name == "__typename":
+                continue
+            definitions, call, variables = _call(name, field, customer_id, "a")
+            variables["reps"] = [{"__typename": type_name, key: customer_id}]
+            defs = ", ".join(filter(None, ["$reps: [_Any!]!", definitions]))
+            operation = (
+                f"query Probe({defs}) {{ _entities(representations: $reps) "
+                f"{{ ... on {type_name} {{ {call} }} }} }}"
+            )
+            found.append(Probe(service, type_name, name, operation, variables))
+    return found
+
+
+async def _send(
+    client: httpx.AsyncClient,
+    stack: devstack.Stack,
+    probe: Probe,
+    token: str,
+    swap: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """Send the probe as the bearer of ``token`` (with ``swap[0]`` replaced by ``swap[1]``)."""
+    variables = probe.variables
+    if swap is not None:
+        variables = json.loads(json.dumps(variables).replace(*swap))
+    response = await client.post(
+        stack.url(probe.service, "/graphql"),
+        json={"query": probe.operation, "variables": variables},
+        headers={"authorization": f"Bearer {token}"},
+    )
+    assert response.status_code < 500, (probe.name, response.text)
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _codes(result: dict[str, Any]) -> set[str]:
+    return {str((e.get("extensions") or {}).get("code")) for e in result.get("errors") or []}
+
+
+def _denied(result: dict[str, Any]) -> bool:
+    return bool(_codes(result) & DENIED)
+
+
+def _shape(value: Any) -> Any:
+    """The shape of a result: keys and value types, not values (ids differ by design)."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items() if k not in ("message", "locations")}
+    if isinstance(value, list):
+        return [_shape(v) for v in value]
+    return type(value).__name__
+
+
+@dataclass
+class Findings:
+    requirements: dict[str, list[str]]
+    open_fields: list[str]
+    role_mismatches: list[str]
+    leaks: list[str]
+    invalid_probes: list[str]
+
+
+async def _explore(stack: devstack.Stack) -> Findings:
+    tenant = make_tenant(stack)
+    other_tenant = make_tenant(stack)
+    # One admin login per scope: staff login narrowed with `scope`.
+    email, password = await create_staff_user(stack, tenant, "admin")
+    async with httpx.AsyncClient(timeout=30) as client:
+
+        async def login(scope: str | None, tenant_id: str, user: tuple[str, str]) -> str:
+            form = {
+                "grant_type": "password",
+                "username": user[0],
+                "password": user[1],
+                "tenant": tenant_id,
+            }
+            if scope is not None:
+                form["scope"] = scope
+            response = await client.post(stack.url("identity", "/oauth/token"), data=form)
+            assert response.status_code == 200, response.text
+            token: str = response.json()["access_token"]
+            return token
+
+        admin = await login(None, tenant, (email, password))
+        by_scope = {
+            p.value: await login(p.value, tenant, (email, password))
+            for p in Permission
+            if p in ROLE_PERMISSIONS["admin"]
+        }
+        by_scope[Permission.TOKEN_EXCHANGE.value] = await client_token(
+            stack, tenant, [Permission.TOKEN_EXCHANGE.value]
+        )
+        no_scope = await client_token(stack, tenant, [])
+        by_role = {}
+        for role in ROLES:
+            user = await create_staff_user(stack, tenant, role)
+            by_role[role] = await login(None, tenant, user)
+        other_user = await create_staff_user(stack, other_tenant, "admin")
+        other_admin = await login(None, other_tenant, other_user)
+
+        registered = await devstack.graphql(
+            stack, REGISTER, {"input": {"name": "Probe Target"}}, token=admin
+        )
+        customer_id = registered["data"]["registerCustomer"]["id"]
+
+        all_probes: list[Probe] = []
+        for service in devstack.SUBGRAPHS:
+            url = stack.url(service, "/graphql")
+            introspected = (
+                await client.post(url, json={"query": get_introspection_query()})
+            ).json()
+            sdl = (await client.post(url, json={"query": "{ _service { sdl } }"})).json()
+            schema = build_client_schema(introspected["data"])
+            all_probes += probes(service, schema, sdl["data"]["_service"]["sdl"], customer_id)
+
+        findings = Findings({}, [], [], [], [])
+        gate = asyncio.Semaphore(int(os.environ.get("CRM_PROBE_CONCURRENCY", "6")))
+
+        async def examine(probe: Probe) -> None:
+            async with gate:
+                unauthorized = await _send(client, stack, probe, no_scope)
+                if not _denied(unauthorized):
+                    if any("path" not in e for e in unauthorized.get("errors") or []):
+                        findings.invalid_probes.append(f"{probe.name}: {unauthorized}")
+                    elif (probe.service, probe.parent, probe.field) not in OPEN_TO_ANY_CALLER:
+                        findings.open_fields.append(probe.name)
+                    return
+                opening = []
+                for scope, token in sorted(by_scope.items()):
+                    if not _denied(await _send(client, stack, probe, token)):
+                        opening.append(scope)
+                findings.requirements[probe.name] = opening
+                for role, token in by_role.items():
+                    expected = any(Permission(s) in ROLE_PERMISSIONS[role] for s in opening)
+                    actual = not _denied(await _send(client, stack, probe, token))
+                    if opening and expected != actual:
+                        findings.role_mismatches.append(
+                            f"{probe.name}: role {role} expected {expected}, got {actual}"
+                        )
+                theirs = await _send(client, stack, probe, other_admin)
+                nowhere = await _send(
+                    client, stack, probe, other_admin, swap=(customer_id, str(uuid.uuid4()))
+                )
+                if _shape(theirs) != _shape(nowhere) or _codes(theirs) != _codes(nowhere):
+                    findings.leaks.append(f"{probe.name}: {theirs} vs {nowhere}")
+
+        await asyncio.gather(*(examine(p) for p in all_probes))
+    return findings
+
+
+def render(requirements: dict[str, list[str]]) -> str:
+    """docs/authorization.md: which scopes open each field."""
+    lines = [
+        "# Who may call what",
+        "",
+        "Generated by `tests/e2e/test_authorization_matrix.py` from the running services: for",
+        "every root field and every entity field of every subgraph, the scopes that open it (any",
+        "one suffices). Which roles hold which scope: `services/identity/README.md#access`.",
+        "Regenerate with `CRM_WRITE_AUTHORIZATION_DOC=1 make test` (or that test alone).",
+        "",
+        "| subgraph | field | scopes |",
+        "|---|---|---|",
+    ]
+    for name in sorted(requirements):
+        service, field = name.split(" ", 1)
+        scopes = ", ".join(f"`{s}`" for s in requirements[name]) or "(needs several)"
+        lines.append(f"| {service} | `{field}` | {scopes} |")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def findings(stack: devstack.Stack) -> Iterator[Findings]:
+    yield asyncio.run(_explore(stack))
+
+
+def test_no_field_of_any_subgraph_answers_a_token_without_scopes(findings: Findings) -> None:
+    assert findings.invalid_probes == []
+    assert findings.open_fields == []
+
+
+def test_each_role_may_call_exactly_the_fields_its_scopes_open(findings: Findings) -> None:
+    assert findings.role_mismatches == []
+
+
+def test_another_tenant_cannot_tell_this_tenants_customer_from_nobody(findings: Findings) -> None:
+    assert findings.leaks == []
+
+
+def test_the_documented_field_scopes_are_current(findings: Findings) -> None:
+    assert findings.requirements, "the probe found no protected field"
+    rendered = render(findings.requirements)
+    if os.environ.get("CRM_WRITE_AUTHORIZATION_DOC"):
+        DOC.write_text(rendered)
+    assert DOC.exists() and DOC.read_text() == rendered, (
+        "docs/authorization.md is stale: run with CRM_WRITE_AUTHORIZATION_DOC=1"
+    )
