@@ -31,7 +31,7 @@ _REQUEST = {
     " { ... on Person { points } } }",
     "variables": {"representations": [{"__typename": "Person", "id": f"p{i}"} for i in range(50)]},
 }
-_HEADERS = {"content-type": "application/json", "x-tenant-id": "bench"}
+_HEADERS = {"content-type": "application/json", "authorization": "Bearer bench"}
 
 
 def _serve(port: int) -> None:

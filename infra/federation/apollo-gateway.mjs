@@ -7,7 +7,7 @@ import { ApolloGateway, RemoteGraphQLDataSource } from "@apollo/gateway";
 import { ApolloServer } from "@apollo/server";
 import { startStandaloneServer } from "@apollo/server/standalone";
 
-const FORWARDED_HEADERS = ["authorization", "x-tenant-id"];
+const FORWARDED_HEADERS = ["authorization"];
 
 const { values } = parseArgs({
   options: {

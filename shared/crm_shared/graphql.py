@@ -27,6 +27,7 @@ from crm_shared.errors import CrmError, Unauthenticated
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class Context:
     """What every resolver may use: the request, the caller, the database, per-request loaders.

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.conftest import gateway_url, subgraphs, supergraph_path
+from tests.gateway.conftest import gateway_url, signer, subgraphs, supergraph_path
 from tests.gateway.harness import ApolloGateway, free_port
 
-__all__ = ["apollo_url", "gateway_url", "subgraphs", "supergraph_path"]
+__all__ = ["apollo_url", "gateway_url", "signer", "subgraphs", "supergraph_path"]
 
 
 @pytest.fixture(scope="session")

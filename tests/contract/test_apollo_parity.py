@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.gateway.harness import Subgraph
+from tests.support.signer import TestSigner
 
 PARITY_CASES: dict[str, tuple[str, dict[str, Any] | None]] = {
     "aliases_and_named_fragments": (
@@ -53,11 +54,11 @@ PARITY_CASES: dict[str, tuple[str, dict[str, Any] | None]] = {
         None,
     ),
     "entity_field_error_is_mapped_to_client_path": (
-        "{ people(first: 8) { id badges } person(id: \"p3\") { name badges points } }",
+        '{ people(first: 8) { id badges } person(id: "p3") { name badges points } }',
         None,
     ),
     "non_null_error_nulls_the_nearest_nullable_parent": (
-        "{ person(id: \"p2\") { name posts { id rating } } }",
+        '{ person(id: "p2") { name posts { id rating } } }',
         None,
     ),
     "root_non_null_error_nulls_data": (
@@ -193,25 +194,33 @@ def _normalized(body: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-async def _ask(url: str, query: str, variables: dict[str, Any] | None) -> tuple[int, Any]:
+async def _ask(
+    url: str, query: str, variables: dict[str, Any] | None, token: str
+) -> tuple[int, Any]:
+    # Our gateway verifies the token against the suite's JWKS; both gateways forward it.
     async with httpx.AsyncClient(timeout=30) as http:
         response = await http.post(
             url,
             json={"query": query, "variables": variables},
-            headers={"x-tenant-id": "acme", "apollo-require-preflight": "true"},
+            headers={"authorization": f"Bearer {token}", "apollo-require-preflight": "true"},
         )
     return response.status_code, response.json()
 
 
 @pytest.mark.parametrize("case", list(PARITY_CASES))
 async def test_answers_equal_apollo_gateway(
-    case: str, gateway_url: str, apollo_url: str, subgraphs: dict[str, Subgraph]
+    case: str,
+    gateway_url: str,
+    apollo_url: str,
+    subgraphs: dict[str, Subgraph],
+    signer: TestSigner,
 ) -> None:
     query, variables = PARITY_CASES[case]
-    apollo_status, apollo_body = await _ask(apollo_url, query, variables)
+    token = signer.token()
+    apollo_status, apollo_body = await _ask(apollo_url, query, variables, token)
     for subgraph in subgraphs.values():
         subgraph.log.reset()
-    our_status, our_body = await _ask(f"{gateway_url}/graphql", query, variables)
+    our_status, our_body = await _ask(f"{gateway_url}/graphql", query, variables, token)
 
     assert our_status == apollo_status
     assert _normalized(our_body) == _normalized(apollo_body)
@@ -237,9 +246,11 @@ async def test_bad_requests_get_apollo_status_and_code(
     same_message: bool,
     gateway_url: str,
     apollo_url: str,
+    signer: TestSigner,
 ) -> None:
-    apollo_status, apollo_body = await _ask(apollo_url, query, variables)
-    our_status, our_body = await _ask(f"{gateway_url}/graphql", query, variables)
+    token = signer.token()
+    apollo_status, apollo_body = await _ask(apollo_url, query, variables, token)
+    our_status, our_body = await _ask(f"{gateway_url}/graphql", query, variables, token)
 
     assert our_status == apollo_status == 400
     codes = [e["extensions"]["code"] for e in our_body["errors"]]

@@ -156,7 +156,8 @@ async def test_our_gateway_answers_like_apollo_gateway(
     query: str,
     variables: dict[str, object],
 ) -> None:
-    headers = {"x-tenant-id": tenant_with_50_customers}
+    token = await staff_token(stack, tenant_with_50_customers)
+    headers = {"authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(timeout=10) as client:
         ours = await client.post(
             stack.url("gateway", "/graphql"),

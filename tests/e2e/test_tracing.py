@@ -11,6 +11,7 @@ import orjson
 
 from crm_shared import devstack
 from tests.e2e.conftest import REGISTER
+from tests.support.auth import staff_token
 from tests.support.otlp import OtlpReceiver, ReceivedSpan
 from tests.support.waiting import eventually
 
@@ -27,7 +28,7 @@ async def test_registration_is_one_trace_across_gateway_services_sql_and_broker(
         data=orjson.dumps({"query": REGISTER, "variables": {"input": {"name": "Traced"}}}),
         headers={
             "content-type": "application/json",
-            "x-tenant-id": tenant_id,
+            "authorization": f"Bearer {await staff_token(stack, tenant_id)}",
             "traceparent": traceparent,
         },
     )

@@ -17,6 +17,7 @@ from tests.gateway.harness import (
     node_tooling_missing,
     start_subgraph,
 )
+from tests.support.signer import TestSigner
 
 
 @pytest.fixture(scope="session")
@@ -43,10 +44,23 @@ def supergraph_path(
 
 
 @pytest.fixture(scope="session")
-def gateway_url(supergraph_path: Path) -> Iterator[str]:
+def signer() -> Iterator[TestSigner]:
+    """The suite's own signing key, its JWKS served over HTTP as identity would serve it."""
+    signer = TestSigner()
+    server = ServerThread(signer.app()).start()
+    signer.jwks_url = f"{server.url}/.well-known/jwks.json"
+    yield signer
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway_url(supergraph_path: Path, signer: TestSigner) -> Iterator[str]:
     """Our gateway over the test supergraph, served by uvicorn, with debug extensions on."""
     settings = GatewaySettings(
-        supergraph_path=supergraph_path, debug_extensions=True, max_depth=15
+        supergraph_path=supergraph_path,
+        debug_extensions=True,
+        max_depth=15,
+        jwks_url=signer.jwks_url,
     )
     server = ServerThread(create_app(settings)).start()
     yield server.url
@@ -54,9 +68,10 @@ def gateway_url(supergraph_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-async def client(gateway_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client for the gateway."""
-    async with httpx.AsyncClient(base_url=gateway_url, timeout=30) as http:
+async def client(gateway_url: str, signer: TestSigner) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the gateway, with a valid bearer token."""
+    headers = {"authorization": f"Bearer {signer.token()}"}
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=30, headers=headers) as http:
         yield http
 
 

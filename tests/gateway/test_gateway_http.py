@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from gateway.main import create_app
 from gateway.settings import GatewaySettings
 from tests.gateway.harness import ServerThread, Subgraph, free_port
+from tests.support.signer import TestSigner
 
 
 def _received(subgraphs: dict[str, Subgraph]) -> dict[str, int]:
@@ -113,21 +115,69 @@ async def test_alias_that_takes_a_key_name_does_not_break_the_join(
 # -- headers and tracing ---------------------------------------------------------------------
 
 
-async def test_authorization_and_tenant_headers_reach_every_subgraph(
-    client: httpx.AsyncClient, reset_logs: dict[str, Subgraph]
+async def test_the_verified_token_reaches_every_subgraph_and_nothing_else_does(
+    client: httpx.AsyncClient, reset_logs: dict[str, Subgraph], signer: TestSigner
 ) -> None:
+    token = signer.token()
     await client.post(
         "/graphql",
         json={"query": "{ people(first: 2) { name points posts { title } } }"},
-        headers={"authorization": "Bearer t0ken", "x-tenant-id": "acme", "x-other": "no"},
+        headers={"authorization": f"Bearer {token}", "x-tenant-id": "acme", "x-other": "no"},
     )
 
     for subgraph in reset_logs.values():
         assert subgraph.log.headers, subgraph.name
         for headers in subgraph.log.headers:
-            assert headers["authorization"] == "Bearer t0ken"
-            assert headers["x-tenant-id"] == "acme"
+            assert headers["authorization"] == f"Bearer {token}"
+            assert "x-tenant-id" not in headers
             assert "x-other" not in headers
+
+
+@pytest.mark.parametrize(
+    "authorization,reason",
+    [
+        (None, "no bearer token"),
+        ("Bearer not-a-jwt", "not a JWT"),
+        ("expired", "expired"),
+        ("wrong-audience", "audience"),
+        ("foreign-key", "unknown key"),
+    ],
+)
+async def test_the_gateway_refuses_a_bad_token_before_any_subgraph_is_asked(
+    client: httpx.AsyncClient,
+    reset_logs: dict[str, Subgraph],
+    signer: TestSigner,
+    authorization: str | None,
+    reason: str,
+) -> None:
+    if authorization == "expired":
+        authorization = f"Bearer {signer.token(exp=int(time.time()) - 60)}"
+    elif authorization == "wrong-audience":
+        authorization = f"Bearer {signer.token(aud='someone-else')}"
+    elif authorization == "foreign-key":
+        authorization = f"Bearer {TestSigner().token()}"
+    headers = {"authorization": authorization} if authorization else {}
+    async with httpx.AsyncClient(base_url=str(client.base_url), headers=headers) as anonymous:
+        response = await anonymous.post(
+            "/graphql", json={"query": "{ people(first: 2) { name points } }"}
+        )
+
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    (error,) = response.json()["errors"]
+    assert error["extensions"]["code"] == "UNAUTHENTICATED"
+    assert reason in error["message"]
+    assert all(not subgraph.log.headers for subgraph in reset_logs.values())
+
+
+async def test_introspection_needs_no_token(client: httpx.AsyncClient) -> None:
+    async with httpx.AsyncClient(base_url=str(client.base_url)) as anonymous:
+        response = await anonymous.post(
+            "/graphql", json={"query": "{ __schema { queryType { name } } }"}
+        )
+
+    assert response.status_code == 200
+    assert response.json()["data"] == {"__schema": {"queryType": {"name": "Query"}}}
 
 
 @pytest.fixture
@@ -167,10 +217,11 @@ async def test_each_subgraph_fetch_has_a_span_and_sends_its_traceparent(
 
 
 @pytest.fixture(scope="module")
-def gateway_with_points_down(supergraph_path: Path) -> Iterator[str]:
+def gateway_with_points_down(supergraph_path: Path, signer: TestSigner) -> Iterator[str]:
     """A gateway whose "points" subgraph URL has nobody listening."""
     settings = GatewaySettings(
         supergraph_path=supergraph_path,
+        jwks_url=signer.jwks_url,
         subgraph_urls={"points": f"http://127.0.0.1:{free_port()}/graphql"},
         subgraph_timeout_seconds=2,
     )
@@ -180,9 +231,14 @@ def gateway_with_points_down(supergraph_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-async def down_client(gateway_with_points_down: str) -> AsyncIterator[httpx.AsyncClient]:
+async def down_client(
+    gateway_with_points_down: str, signer: TestSigner
+) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the gateway whose points subgraph is down."""
-    async with httpx.AsyncClient(base_url=gateway_with_points_down, timeout=30) as http:
+    headers = {"authorization": f"Bearer {signer.token()}"}
+    async with httpx.AsyncClient(
+        base_url=gateway_with_points_down, timeout=30, headers=headers
+    ) as http:
         yield http
 
 

@@ -140,8 +140,7 @@ def test_named_operation_names_subgraph_operations_and_forwards_used_variables(
     )
 
     assert result.fetches[0].operation == (
-        "query Feed__posts__0($n: Int = 3) "
-        "{ latestPosts(first: $n) { author { id __typename } } }"
+        "query Feed__posts__0($n: Int = 3) { latestPosts(first: $n) { author { id __typename } } }"
     )
     assert result.fetches[0].variables == ("n",)
     assert result.fetches[1].operation_name == "Feed__people__1"
@@ -196,7 +195,7 @@ def test_subscriptions_are_refused(supergraph: Supergraph) -> None:
         plan(supergraph, "subscription { people { id } }")
 
 
-VALUE_TYPE_SUPERGRAPH = '''
+VALUE_TYPE_SUPERGRAPH = """
 schema
   @link(url: "https://specs.apollo.dev/link/v1.0")
   @link(url: "https://specs.apollo.dev/join/v0.3", for: EXECUTION)
@@ -242,7 +241,7 @@ type Stats @join__type(graph: A) @join__type(graph: B) {
   count: Int
   extra: Int @join__field(graph: B)
 }
-'''
+"""
 
 
 def test_shareable_value_type_known_partly_here_is_taken_from_where_it_is_whole() -> None:

@@ -68,9 +68,7 @@ def test_null_bubbling_to_a_non_null_root_field_nulls_data(supergraph: Supergrap
 
 
 def test_invalid_leaf_values_become_null_with_an_error(supergraph: Supergraph) -> None:
-    shaped, errors = shape(
-        supergraph, '{ person(id: "p1") { email } }', {"person": {"email": 12}}
-    )
+    shaped, errors = shape(supergraph, '{ person(id: "p1") { email } }', {"person": {"email": 12}})
 
     assert shaped == {"person": {"email": None}}
     assert errors[0]["message"] == "Invalid value found for field Person.email."

@@ -22,9 +22,7 @@ def supergraph() -> Supergraph:
 
 def test_subgraph_urls_come_from_join_graph_and_can_be_overridden() -> None:
     plain = Supergraph.from_file(FIXTURE_SUPERGRAPH)
-    overridden = Supergraph.from_file(
-        FIXTURE_SUPERGRAPH, {"points": "http://127.0.0.1:9/graphql"}
-    )
+    overridden = Supergraph.from_file(FIXTURE_SUPERGRAPH, {"points": "http://127.0.0.1:9/graphql"})
 
     assert plain.subgraph_urls == {
         "people": "http://subgraph.invalid/people/graphql",
@@ -93,7 +91,7 @@ def test_committed_fixture_supergraph_matches_composition_of_the_test_subgraphs(
 
 
 # A hand-written supergraph in the shape composition produces, with the join spec renamed.
-RENAMED_SUPERGRAPH = '''
+RENAMED_SUPERGRAPH = """
 schema
   @link(url: "https://specs.apollo.dev/link/v1.0")
   @link(url: "https://specs.apollo.dev/join/v0.3", as: "j", for: EXECUTION)
@@ -153,7 +151,7 @@ input Filter @j__type(graph: A) {
   color: Color
   internal: String @hidden
 }
-'''
+"""
 
 
 def test_renamed_specs_override_and_inaccessible_elements_are_understood() -> None:

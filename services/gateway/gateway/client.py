@@ -11,7 +11,8 @@ from opentelemetry import trace
 
 from gateway.executor import SubgraphError
 
-FORWARDED_HEADERS = ("authorization", "x-tenant-id")
+# The verified bearer token travels on: each subgraph checks it again.
+FORWARDED_HEADERS = ("authorization",)
 
 _tracer = trace.get_tracer("gateway.subgraph")
 _JSON_HEADERS = {"content-type": "application/json", "accept": "application/json"}

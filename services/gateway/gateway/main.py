@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from crm_shared.auth import TokenVerifier, http_jwks
 from crm_shared.telemetry import configure_telemetry, instrument_app
 from gateway.client import SubgraphClient, instrument_aiohttp_client
 from gateway.runtime import Gateway, GraphQLResponse
@@ -80,6 +81,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         debug_extensions=settings.debug_extensions,
         document_cache_size=settings.document_cache_size,
         plan_cache_size=settings.plan_cache_size,
+        verifier=TokenVerifier(
+            http_jwks(settings.jwks_url),
+            issuer=settings.auth_issuer,
+            audience=settings.auth_audience,
+        ),
     )
 
     @asynccontextmanager

@@ -325,8 +325,7 @@ class _Position:
         supergraph = self.supergraph
         local = self._resolvable(type_name, name, internal)
         if local and (
-            not selection_sets
-            or self.planner.feasible(self.graph, type_name, name, selection_sets)
+            not selection_sets or self.planner.feasible(self.graph, type_name, name, selection_sets)
         ):
             return self.graph
         candidates = supergraph.field_graphs(type_name, name, internal=internal)
@@ -445,9 +444,7 @@ class _Position:
                     children = child.add_internal(child_type, node.selection_set, deps)
             else:
                 alias = NameNode(value=key) if key != name else None
-                forwarded = FieldNode(
-                    alias=alias, name=node.name, selection_set=node.selection_set
-                )
+                forwarded = FieldNode(alias=alias, name=node.name, selection_set=node.selection_set)
                 collected = CollectedField(key, name, (forwarded,), type_name)
                 self.pending.setdefault(graph, _Pending()).add(type_name, collected)
                 deps.add(graph)

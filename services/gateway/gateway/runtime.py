@@ -22,6 +22,8 @@ from graphql import (
 )
 from graphql.execution.values import get_variable_values
 
+from crm_shared.auth import TokenVerifier, bearer_token
+from crm_shared.errors import Unauthenticated
 from gateway.client import FORWARDED_HEADERS, SubgraphClient
 from gateway.executor import execute_plan
 from gateway.operation import condition_variables, operation_depth
@@ -127,8 +129,12 @@ class Gateway:
         debug_extensions: bool = False,
         document_cache_size: int = 1000,
         plan_cache_size: int = 1000,
+        verifier: TokenVerifier | None = None,
     ) -> None:
         self.supergraph = supergraph
+        # Verifies the bearer token of every operation that reaches a subgraph; the subgraphs
+        # verify it again (a subgraph reached directly is no open door).
+        self.verifier = verifier
         self.client = client
         self.max_depth = max_depth
         self.debug_extensions = debug_extensions
@@ -234,9 +240,7 @@ class Gateway:
         if not isinstance(variables, dict):
             return _request_error("`variables` must be an object if provided.", "BAD_REQUEST")
         if operation_name is not None and not isinstance(operation_name, str):
-            return _request_error(
-                "`operationName` must be a string if provided.", "BAD_REQUEST"
-            )
+            return _request_error("`operationName` must be a string if provided.", "BAD_REQUEST")
         entry = self.document(query)
         if entry.errors is not None:
             return GraphQLResponse(entry.status, {"errors": entry.errors})
@@ -286,7 +290,25 @@ class Gateway:
                     "data": None,
                 },
             )
-        return await self._run(planned, variables, headers or {})
+        headers = headers or {}
+        if self.verifier is not None and planned.plan.fetches:
+            refused = await self._authenticate(headers)
+            if refused is not None:
+                return refused
+        return await self._run(planned, variables, headers)
+
+    async def _authenticate(self, headers: Mapping[str, str]) -> GraphQLResponse | None:
+        """None for a valid token; a 401 UNAUTHENTICATED answer otherwise."""
+        assert self.verifier is not None
+        try:
+            token = bearer_token(headers.get("authorization"))
+            if token is None:
+                raise Unauthenticated("the request carries no bearer token")
+            await self.verifier.verify(token)
+        except Unauthenticated as error:
+            refused = _request_error(str(error), "UNAUTHENTICATED", 401)
+            return replace(refused, headers={"www-authenticate": 'Bearer realm="social-crm"'})
+        return None
 
     def _operation(
         self, entry: _Document, operation_name: str | None

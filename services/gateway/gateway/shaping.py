@@ -160,8 +160,10 @@ class Shaper:
         if isinstance(type_, GraphQLList):
             if not isinstance(value, list):
                 errors.append(
-                    _error(f"Invalid value found for {_describe(path, type_, shape_field.label)}.",
-                           path)
+                    _error(
+                        f"Invalid value found for {_describe(path, type_, shape_field.label)}.",
+                        path,
+                    )
                 )
                 return None, False, True
             items: list[Any] = []
@@ -181,8 +183,10 @@ class Shaper:
         if is_composite_type(type_):
             if not isinstance(value, dict):
                 errors.append(
-                    _error(f"Invalid value found for {_describe(path, type_, shape_field.label)}.",
-                           path)
+                    _error(
+                        f"Invalid value found for {_describe(path, type_, shape_field.label)}.",
+                        path,
+                    )
                 )
                 return None, False, True
             typename = value.get("__typename")

@@ -61,9 +61,7 @@ for _post in POSTS.values():
     POSTS_BY_AUTHOR.setdefault(_post.author_id, []).append(_post)
 
 # (tenant, handle) -> owner id: the compound-key entity.
-ACCOUNTS: dict[tuple[str, str], str] = {
-    (TENANT, f"handle{n}"): f"p{n}" for n in range(1, 11)
-}
+ACCOUNTS: dict[tuple[str, str], str] = {(TENANT, f"handle{n}"): f"p{n}" for n in range(1, 11)}
 
 # Fields that fail on purpose, to test error mapping and null propagation.
 BADGES_FAIL_FOR = "p3"
