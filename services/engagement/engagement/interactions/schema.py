@@ -8,7 +8,8 @@ from functools import partial
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from crm_shared.graphql import CrmInfo
+from crm_shared.auth import Permission
+from crm_shared.graphql import CrmInfo, authorize
 from crm_shared.validation import parse_id
 from engagement.interactions import service
 
@@ -34,7 +35,9 @@ class CustomerType:
 
     @strawberry.field(description="How many interactions the customer has had with the brand.")
     async def interaction_count(self, info: CrmInfo) -> int:
-        return await interaction_count_loader(info).load(parse_id(self.id, field="id"))
+        customer_id = parse_id(self.id, field="id")
+        authorize(info, Permission.INTERACTIONS_READ, customer_id=customer_id)
+        return await interaction_count_loader(info).load(customer_id)
 
     @classmethod
     def resolve_reference(cls, id: strawberry.ID) -> CustomerType:
@@ -45,4 +48,6 @@ class CustomerType:
 class Query:
     @strawberry.field(description="How many interactions a customer has had.")
     async def interaction_count(self, info: CrmInfo, customer_id: strawberry.ID) -> int:
-        return await interaction_count_loader(info).load(parse_id(customer_id, field="customerId"))
+        customer = parse_id(customer_id, field="customerId")
+        authorize(info, Permission.INTERACTIONS_READ, customer_id=customer)
+        return await interaction_count_loader(info).load(customer)

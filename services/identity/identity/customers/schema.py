@@ -9,7 +9,8 @@ from functools import partial
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from crm_shared.graphql import CrmInfo
+from crm_shared.auth import Permission
+from crm_shared.graphql import CrmInfo, authorize
 from crm_shared.pagination import (
     Connection,
     Edge,
@@ -44,6 +45,7 @@ class CustomerType:
     @classmethod
     async def resolve_reference(cls, info: CrmInfo, id: strawberry.ID) -> CustomerType | None:
         customer_id = parse_id(id, field="id")
+        authorize(info, Permission.CUSTOMERS_READ, customer_id=customer_id)
         return await customer_loader(info).load(customer_id)
 
 
@@ -70,12 +72,15 @@ class RegisterCustomerInput:
 class Query:
     @strawberry.field(description="One customer of the caller's tenant, or null.")
     async def customer(self, info: CrmInfo, id: strawberry.ID) -> CustomerType | None:
-        return await customer_loader(info).load(parse_id(id, field="id"))
+        customer_id = parse_id(id, field="id")
+        authorize(info, Permission.CUSTOMERS_READ, customer_id=customer_id)
+        return await customer_loader(info).load(customer_id)
 
     @strawberry.field(description="The tenant's customers, oldest first, a page at a time.")
     async def customers(
         self, info: CrmInfo, first: int = 20, after: str | None = None
     ) -> Connection[CustomerType]:
+        authorize(info, Permission.CUSTOMERS_READ)
         limit = check_first(first)
         position = decode_cursor(after) if after is not None else None
         async with info.context.session() as session:
@@ -99,6 +104,7 @@ class Query:
 class Mutation:
     @strawberry.mutation(description="Register a customer; emits identity.customer.registered.v1.")
     async def register_customer(self, info: CrmInfo, input: RegisterCustomerInput) -> CustomerType:
+        authorize(info, Permission.CUSTOMERS_WRITE)
         data = validated(CustomerCreate, {"name": input.name, "email": input.email})
         tenant_id = info.context.tenant_id
         async with info.context.session() as session, session.begin():

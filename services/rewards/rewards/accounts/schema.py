@@ -8,7 +8,8 @@ from functools import partial
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from crm_shared.graphql import CrmInfo
+from crm_shared.auth import Permission
+from crm_shared.graphql import CrmInfo, authorize
 from crm_shared.validation import parse_id
 from rewards.accounts import service
 
@@ -41,7 +42,9 @@ class CustomerType:
 
     @strawberry.field(description="Points; null until the customer's account is opened.")
     async def rewards(self, info: CrmInfo) -> RewardsAccount | None:
-        balance = await balance_loader(info).load(parse_id(self.id, field="id"))
+        customer_id = parse_id(self.id, field="id")
+        authorize(info, Permission.REWARDS_READ, customer_id=customer_id)
+        balance = await balance_loader(info).load(customer_id)
         return None if balance is None else RewardsAccount(balance=balance)
 
     @classmethod
@@ -55,5 +58,7 @@ class Query:
     async def rewards_account(
         self, info: CrmInfo, customer_id: strawberry.ID
     ) -> RewardsAccount | None:
-        balance = await balance_loader(info).load(parse_id(customer_id, field="customerId"))
+        customer = parse_id(customer_id, field="customerId")
+        authorize(info, Permission.REWARDS_READ, customer_id=customer)
+        balance = await balance_loader(info).load(customer)
         return None if balance is None else RewardsAccount(balance=balance)
