@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -74,6 +74,24 @@ class Context:
 
 
 CrmInfo = Info[Context, None]
+
+K = TypeVar("K")
+V = TypeVar("V")
+Fetch = Callable[[AsyncSession, uuid.UUID, Sequence[K]], Awaitable[Mapping[K, V]]]
+
+
+def keyed_loader(info: CrmInfo, name: str, fetch: Fetch[K, V], default: V) -> DataLoader[K, V]:
+    """The request's batch loader ``name``: ``fetch(session, tenant_id, keys)`` answers a
+    mapping for the caller's tenant; keys it lacks get ``default``."""
+    context = info.context
+    tenant_id = context.tenant_id
+
+    async def load(keys: list[K]) -> list[V]:
+        async with context.session() as session:
+            found = await fetch(session, tenant_id, keys)
+        return [found.get(key, default) for key in keys]
+
+    return context.loader(name, partial(DataLoader, load_fn=load))
 
 
 def authorize(

@@ -6,9 +6,11 @@ import base64
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import strawberry
+from sqlalchemy import Select, and_, or_
+from sqlmodel.sql.expression import SelectOfScalar
 
 from crm_shared.errors import BadUserInput
 
@@ -74,3 +76,28 @@ def connection(
             has_next_page=len(rows) > limit, end_cursor=edges[-1].cursor if edges else None
         ),
     )
+
+
+Q = TypeVar("Q", bound=Select[Any] | SelectOfScalar[Any])
+
+
+def keyset_page(
+    query: Q,
+    at: Any,
+    id_: Any,
+    position: tuple[datetime, uuid.UUID] | None,
+    *,
+    limit: int,
+    newest_first: bool = False,
+) -> Q:
+    """``query`` ordered by ``(at, id)`` (either way) from after ``position``, ``limit`` rows."""
+    page: Any = query
+    if position is not None:
+        when, key = position
+        if newest_first:
+            page = page.where(or_(at < when, and_(at == when, id_ < key)))
+        else:
+            page = page.where(or_(at > when, and_(at == when, id_ > key)))
+    order = (at.desc(), id_.desc()) if newest_first else (at, id_)
+    result: Q = page.order_by(*order).limit(limit)
+    return result

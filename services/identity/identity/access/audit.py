@@ -10,11 +10,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_shared.audit import record_staff_action
+from crm_shared.pagination import keyset_page
 from identity.access.models import AuditRecord
 
 
@@ -39,14 +39,9 @@ async def list_audit_records(
     ):
         if value is not None:
             query = query.where(column == value)
-    if before is not None:
-        at, id_ = before
-        query = query.where(
-            or_(
-                col(AuditRecord.at) < at, and_(col(AuditRecord.at) == at, col(AuditRecord.id) < id_)
-            )
-        )
-    query = query.order_by(col(AuditRecord.at).desc(), col(AuditRecord.id).desc()).limit(limit)
+    query = keyset_page(
+        query, col(AuditRecord.at), col(AuditRecord.id), before, limit=limit, newest_first=True
+    )
     return list(await session.exec(query))
 
 

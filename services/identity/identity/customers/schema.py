@@ -3,25 +3,59 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from functools import partial
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
 
 import strawberry
+from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry.dataloader import DataLoader
+from strawberry.scalars import JSON
 
 from crm_shared.auth import Permission
-from crm_shared.graphql import CrmInfo, authorize
-from crm_shared.pagination import (
-    Connection,
-    Edge,
-    PageInfo,
-    check_first,
-    decode_cursor,
-    encode_cursor,
-)
+from crm_shared.graphql import CrmInfo, authorize, keyed_loader
+from crm_shared.pagination import Connection, check_first, connection, decode_cursor, encode_cursor
 from crm_shared.validation import parse_id, validated
+from identity.consent import service as consent_service
+from identity.consent.models import ConsentRecord, Purpose
+from identity.consent.schema import ConsentRecordType, ConsentType
 from identity.customers import service
-from identity.customers.models import Customer, CustomerCreate
+from identity.customers.models import (
+    ContactKind,
+    ContactPoint,
+    ContactPointInput,
+    Customer,
+    CustomerCreate,
+    LifecycleStatus,
+    ProfileFields,
+)
+from identity.profiles import service as profile_service
+from identity.profiles.models import SocialProfile
+from identity.profiles.schema import SocialProfileType
+
+LifecycleStatusEnum = strawberry.enum(LifecycleStatus, name="LifecycleStatus")
+ContactKindEnum = strawberry.enum(ContactKind, name="ContactKind")
+
+
+@strawberry.type(name="ContactPoint")
+class ContactPointType:
+    """An e-mail address (lower case) or phone number (E.164) of the customer."""
+
+    id: strawberry.ID
+    kind: ContactKind
+    value: str
+    verified: bool
+    verified_at: datetime | None
+
+    @classmethod
+    def from_model(cls, point: ContactPoint) -> ContactPointType:
+        return cls(
+            id=strawberry.ID(str(point.id)),
+            kind=ContactKind(point.kind),
+            value=point.value,
+            verified=point.verified,
+            verified_at=point.verified_at,
+        )
 
 
 @strawberry.federation.type(keys=["id"], name="Customer")
@@ -30,16 +64,32 @@ class CustomerType:
 
     id: strawberry.ID
     name: str
-    email: str | None
+    given_name: str | None
+    family_name: str | None
+    birth_date: date | None
+    gender: str | None
+    locale: str | None = strawberry.field(description="BCP 47 language tag, e.g. pt-BR.")
+    country: str | None = strawberry.field(description="ISO 3166-1 alpha-2 code.")
+    preferences: JSON
+    lifecycle_status: LifecycleStatus
     created_at: datetime
+    updated_at: datetime | None
 
     @classmethod
     def from_model(cls, customer: Customer) -> CustomerType:
         return cls(
             id=strawberry.ID(str(customer.id)),
             name=customer.name,
-            email=customer.email,
+            given_name=customer.given_name,
+            family_name=customer.family_name,
+            birth_date=customer.birth_date,
+            gender=customer.gender,
+            locale=customer.locale,
+            country=customer.country,
+            preferences=JSON(customer.preferences),
+            lifecycle_status=LifecycleStatus(customer.lifecycle_status),
             created_at=customer.created_at,
+            updated_at=customer.updated_at,
         )
 
     @classmethod
@@ -48,24 +98,175 @@ class CustomerType:
         authorize(info, Permission.CUSTOMERS_READ, customer_id=customer_id)
         return await customer_loader(info).load(customer_id)
 
+    @strawberry.field(description="The first e-mail address, verified ones first.")
+    async def email(self, info: CrmInfo) -> str | None:
+        points = await self._contact_points(info)
+        emails = sorted((p for p in points if p.kind == "email"), key=lambda p: not p.verified)
+        return emails[0].value if emails else None
+
+    @strawberry.field(description="E-mail addresses and phone numbers, verified or not.")
+    async def contact_points(self, info: CrmInfo) -> list[ContactPointType]:
+        return [ContactPointType.from_model(p) for p in await self._contact_points(info)]
+
+    async def _contact_points(self, info: CrmInfo) -> list[ContactPoint]:
+        customer_id = uuid.UUID(self.id)
+        authorize(info, Permission.CUSTOMERS_READ, customer_id=customer_id)
+        loader: DataLoader[uuid.UUID, list[ContactPoint]] = keyed_loader(
+            info, "contact_points", _contact_points, []
+        )
+        return await loader.load(customer_id)
+
+    @strawberry.field(description="The social profiles linked to the customer.")
+    async def social_profiles(self, info: CrmInfo) -> list[SocialProfileType]:
+        customer_id = uuid.UUID(self.id)
+        authorize(info, Permission.CUSTOMERS_READ, customer_id=customer_id)
+        loader: DataLoader[uuid.UUID, list[SocialProfile]] = keyed_loader(
+            info, "social_profiles", _profiles, []
+        )
+        profiles = await loader.load(customer_id)
+        return [SocialProfileType.from_model(p) for p in profiles]
+
+    @strawberry.field(description="Consent per purpose as it stands now.")
+    async def consents(self, info: CrmInfo) -> list[ConsentType]:
+        customer_id = uuid.UUID(self.id)
+        authorize(info, Permission.CONSENT_READ, customer_id=customer_id)
+        loader: DataLoader[uuid.UUID, dict[str, ConsentRecord]] = keyed_loader(
+            info, "consents", _consents, {}
+        )
+        current = await loader.load(customer_id)
+        states = []
+        for purpose in Purpose:
+            record = current.get(purpose.value)
+            states.append(
+                ConsentType(
+                    purpose=purpose,
+                    granted=bool(record and record.granted),
+                    policy_version=record.policy_version if record else None,
+                    source=record.source if record else None,
+                    changed_at=record.recorded_at if record else None,
+                )
+            )
+        return states
+
+    @strawberry.field(description="Every consent record, newest first.")
+    async def consent_history(
+        self, info: CrmInfo, first: int = 20, after: str | None = None
+    ) -> Connection[ConsentRecordType]:
+        customer_id = uuid.UUID(self.id)
+        principal = authorize(info, Permission.CONSENT_READ, customer_id=customer_id)
+        limit = check_first(first)
+        async with info.context.session() as session:
+            rows = await consent_service.consent_history(
+                session=session,
+                tenant_id=principal.tenant_id,
+                customer_id=customer_id,
+                limit=limit + 1,
+                before=decode_cursor(after) if after else None,
+            )
+        return connection(
+            rows,
+            limit,
+            cursor=lambda r: encode_cursor(r.recorded_at, r.id),
+            node=ConsentRecordType.from_model,
+        )
+
+
+async def _customers(
+    session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> Mapping[uuid.UUID, CustomerType]:
+    found = await service.get_customers(session=session, tenant_id=tenant_id, ids=ids)
+    return {key: CustomerType.from_model(customer) for key, customer in found.items()}
+
+
+async def _contact_points(
+    session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> Mapping[uuid.UUID, list[ContactPoint]]:
+    return await service.contact_points_of(session=session, tenant_id=tenant_id, customer_ids=ids)
+
+
+async def _profiles(
+    session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> Mapping[uuid.UUID, list[SocialProfile]]:
+    return await profile_service.profiles_of(session=session, tenant_id=tenant_id, customer_ids=ids)
+
+
+async def _consents(
+    session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> Mapping[uuid.UUID, dict[str, ConsentRecord]]:
+    current = await consent_service.current_consents(session=session, customer_ids=ids)
+    found: dict[uuid.UUID, dict[str, ConsentRecord]] = {}
+    for (customer_id, purpose), record in current.items():
+        if record.tenant_id == tenant_id:
+            found.setdefault(customer_id, {})[purpose] = record
+    return found
+
 
 def customer_loader(info: CrmInfo) -> DataLoader[uuid.UUID, CustomerType | None]:
     """The request's batch loader of the caller's tenant's customers."""
-    context = info.context
-    tenant_id = context.tenant_id
+    return keyed_loader(info, "customers", _customers, None)
 
-    async def load(ids: list[uuid.UUID]) -> list[CustomerType | None]:
-        async with context.session() as session:
-            found = await service.get_customers(session=session, tenant_id=tenant_id, ids=ids)
-        return [CustomerType.from_model(found[i]) if i in found else None for i in ids]
 
-    return context.loader("customers", partial(DataLoader, load_fn=load))
+@strawberry.input
+class ContactPointEntry:
+    kind: ContactKind
+    value: str
+    verified: bool = False
 
 
 @strawberry.input
 class RegisterCustomerInput:
     name: str
-    email: str | None = None
+    email: str | None = strawberry.field(
+        default=None, description="Shorthand for an unverified e-mail contact point."
+    )
+    phone: str | None = strawberry.field(
+        default=None, description="Shorthand for an unverified phone contact point."
+    )
+    contact_points: list[ContactPointEntry] | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+    birth_date: date | None = None
+    gender: str | None = None
+    locale: str | None = None
+    country: str | None = None
+    preferences: JSON | None = None
+    lifecycle_status: LifecycleStatus | None = None
+
+
+@strawberry.input
+class UpdateCustomerInput:
+    """Fields left out stay as they are; an explicit null clears an optional one."""
+
+    id: strawberry.ID
+    name: str | None = strawberry.UNSET
+    given_name: str | None = strawberry.UNSET
+    family_name: str | None = strawberry.UNSET
+    birth_date: date | None = strawberry.UNSET
+    gender: str | None = strawberry.UNSET
+    locale: str | None = strawberry.UNSET
+    country: str | None = strawberry.UNSET
+    preferences: JSON | None = strawberry.UNSET
+    lifecycle_status: LifecycleStatus | None = strawberry.UNSET
+
+
+@strawberry.input
+class AddContactPointInput:
+    customer_id: strawberry.ID
+    kind: ContactKind
+    value: str
+    verified: bool = False
+
+
+_PROFILE_FIELDS = tuple(ProfileFields.model_fields)
+
+
+def _given(input: object) -> dict[str, Any]:
+    """The profile fields the caller gave (UNSET ones are left out)."""
+    return {
+        name: getattr(input, name)
+        for name in _PROFILE_FIELDS
+        if getattr(input, name, strawberry.UNSET) is not strawberry.UNSET
+    }
 
 
 @strawberry.type
@@ -76,27 +277,28 @@ class Query:
         authorize(info, Permission.CUSTOMERS_READ, customer_id=customer_id)
         return await customer_loader(info).load(customer_id)
 
-    @strawberry.field(description="The tenant's customers, oldest first, a page at a time.")
+    @strawberry.field(
+        description="The tenant's customers, oldest first, a page at a time; `search` matches "
+        "part of the name, a whole e-mail or phone number, or a whole social handle."
+    )
     async def customers(
-        self, info: CrmInfo, first: int = 20, after: str | None = None
+        self, info: CrmInfo, first: int = 20, after: str | None = None, search: str | None = None
     ) -> Connection[CustomerType]:
-        authorize(info, Permission.CUSTOMERS_READ)
+        principal = authorize(info, Permission.CUSTOMERS_READ)
         limit = check_first(first)
-        position = decode_cursor(after) if after is not None else None
         async with info.context.session() as session:
             rows = await service.list_customers(
-                session=session, tenant_id=info.context.tenant_id, limit=limit + 1, after=position
+                session=session,
+                tenant_id=principal.tenant_id,
+                limit=limit + 1,
+                after=decode_cursor(after) if after is not None else None,
+                search=search,
             )
-        page = rows[:limit]
-        edges = [
-            Edge(cursor=encode_cursor(c.created_at, c.id), node=CustomerType.from_model(c))
-            for c in page
-        ]
-        return Connection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=len(rows) > limit, end_cursor=edges[-1].cursor if edges else None
-            ),
+        return connection(
+            rows,
+            limit,
+            cursor=lambda c: encode_cursor(c.created_at, c.id),
+            node=CustomerType.from_model,
         )
 
 
@@ -104,11 +306,70 @@ class Query:
 class Mutation:
     @strawberry.mutation(description="Register a customer; emits identity.customer.registered.v1.")
     async def register_customer(self, info: CrmInfo, input: RegisterCustomerInput) -> CustomerType:
-        authorize(info, Permission.CUSTOMERS_WRITE)
-        data = validated(CustomerCreate, {"name": input.name, "email": input.email})
-        tenant_id = info.context.tenant_id
+        principal = authorize(info, Permission.CUSTOMERS_WRITE)
+        points = [
+            {"kind": p.kind, "value": p.value, "verified": p.verified}
+            for p in input.contact_points or []
+        ]
+        for kind, value in ((ContactKind.EMAIL, input.email), (ContactKind.PHONE, input.phone)):
+            if value is not None:
+                points.append({"kind": kind, "value": value})
+        data = validated(
+            CustomerCreate,
+            {
+                **{k: v for k, v in _given(input).items() if v is not None},
+                "contact_points": points,
+            },
+        )
         async with info.context.session() as session, session.begin():
             customer = await service.register_customer(
-                session=session, tenant_id=tenant_id, data=data
+                session=session, tenant_id=principal.tenant_id, data=data
+            )
+        return CustomerType.from_model(customer)
+
+    @strawberry.mutation(description="Change profile fields; emits identity.customer.updated.v1.")
+    async def update_customer(self, info: CrmInfo, input: UpdateCustomerInput) -> CustomerType:
+        customer_id = parse_id(input.id, field="input.id")
+        principal = authorize(info, Permission.CUSTOMERS_WRITE)
+        data = validated(ProfileFields, _given(input))
+        async with info.context.session() as session, session.begin():
+            customer = await service.update_customer(
+                session=session, tenant_id=principal.tenant_id, customer_id=customer_id, data=data
+            )
+        return CustomerType.from_model(customer)
+
+    @strawberry.mutation(description="Give a customer another e-mail address or phone number.")
+    async def add_contact_point(
+        self, info: CrmInfo, input: AddContactPointInput
+    ) -> ContactPointType:
+        customer_id = parse_id(input.customer_id, field="input.customerId")
+        principal = authorize(info, Permission.CUSTOMERS_WRITE)
+        point = validated(
+            ContactPointInput,
+            {"kind": input.kind, "value": input.value, "verified": input.verified},
+        )
+        async with info.context.session() as session, session.begin():
+            contact = await service.add_contact_point(
+                session=session, tenant_id=principal.tenant_id, customer_id=customer_id, point=point
+            )
+        return ContactPointType.from_model(contact)
+
+    @strawberry.mutation(description="Mark a contact point verified.")
+    async def verify_contact_point(self, info: CrmInfo, id: strawberry.ID) -> ContactPointType:
+        principal = authorize(info, Permission.CUSTOMERS_WRITE)
+        contact_id = parse_id(id, field="id")
+        async with info.context.session() as session, session.begin():
+            contact = await service.verify_contact_point(
+                session=session, tenant_id=principal.tenant_id, contact_point_id=contact_id
+            )
+        return ContactPointType.from_model(contact)
+
+    @strawberry.mutation(description="Remove a contact point; answers the customer.")
+    async def remove_contact_point(self, info: CrmInfo, id: strawberry.ID) -> CustomerType:
+        principal = authorize(info, Permission.CUSTOMERS_WRITE)
+        contact_id = parse_id(id, field="id")
+        async with info.context.session() as session, session.begin():
+            customer = await service.remove_contact_point(
+                session=session, tenant_id=principal.tenant_id, contact_point_id=contact_id
             )
         return CustomerType.from_model(customer)
