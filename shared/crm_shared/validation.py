@@ -19,8 +19,14 @@ def validated(model: type[M], data: dict[str, Any], *, prefix: str = "input") ->
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        path = ".".join(str(part) for part in (prefix, *first["loc"]) if part != "")
+        path = ".".join(_camel(part) for part in (prefix, *first["loc"]) if part != "")
         raise BadUserInput(f"{path}: {first['msg']}", field=path) from None
+
+
+def _camel(part: object) -> str:
+    """A model field name as GraphQL spells it (``contact_points`` -> ``contactPoints``)."""
+    head, *rest = str(part).split("_")
+    return head + "".join(word.title() for word in rest)
 
 
 def parse_id(value: str, *, field: str) -> uuid.UUID:

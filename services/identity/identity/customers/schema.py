@@ -13,6 +13,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
 from crm_shared.auth import Permission
+from crm_shared.errors import BadUserInput
 from crm_shared.graphql import CrmInfo, authorize, keyed_loader
 from crm_shared.pagination import Connection, check_first, connection, decode_cursor, encode_cursor
 from crm_shared.validation import parse_id, validated
@@ -28,6 +29,7 @@ from identity.customers.models import (
     CustomerCreate,
     LifecycleStatus,
     ProfileFields,
+    normalize_contact,
 )
 from identity.profiles import service as profile_service
 from identity.profiles.models import SocialProfile
@@ -260,6 +262,10 @@ class AddContactPointInput:
 _PROFILE_FIELDS = tuple(ProfileFields.model_fields)
 
 
+def _country(value: str | None) -> str | None:
+    return value.strip().upper() if value else None
+
+
 def _given(input: object) -> dict[str, Any]:
     """The profile fields the caller gave (UNSET ones are left out)."""
     return {
@@ -313,6 +319,10 @@ class Mutation:
         ]
         for kind, value in ((ContactKind.EMAIL, input.email), (ContactKind.PHONE, input.phone)):
             if value is not None:
+                try:  # checked here so that the error names the shorthand the caller used
+                    normalize_contact(kind, value, country=_country(input.country))
+                except ValueError as error:
+                    raise BadUserInput(f"input.{kind}: {error}", field=f"input.{kind}") from None
                 points.append({"kind": kind, "value": value})
         data = validated(
             CustomerCreate,
