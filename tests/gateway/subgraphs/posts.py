@@ -139,9 +139,7 @@ class Query:
         return [Post.from_row(row) for row in list(POSTS.values())[:first]]
 
     @strawberry.field
-    def posts_connection(
-        self, first: int | None = None, last: int | None = None
-    ) -> PostConnection:
+    def posts_connection(self, first: int | None = None, last: int | None = None) -> PostConnection:
         rows = list(POSTS.values())
         if first is not None:
             rows = rows[:first]
