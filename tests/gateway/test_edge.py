@@ -44,6 +44,7 @@ def edge_url(supergraph_path: Path, signer: TestSigner) -> Iterator[str]:
             supergraph_path=supergraph_path,
             jwks_url=signer.jwks_url,
             max_cost=MAX_COST,
+            rate_limit_enabled=True,
             rate_limit_capacity=CAPACITY,
             rate_limit_restore_rate=RESTORE_RATE,
         )
@@ -86,10 +87,10 @@ ABUSIVE = {
         "{ " + " ".join(f'a{i}: person(id: "p{i + 1}") {{ id }}' for i in range(25)) + " }",
         "TOO_MANY_ROOT_FIELDS",
     ),
-    "first: 100000": ("{ people(first: 100000) { name } }", "LIST_SIZE_TOO_LARGE"),
+    "first: 100000": ("{ people(first: 100000) { name } }", "BAD_USER_INPUT"),
     "connection without first/last": (
         "{ postsConnection { edges { node { title } } } }",
-        "LIST_SIZE_REQUIRED",
+        "BAD_USER_INPUT",
     ),
     "cost over the maximum": ("{ people(first: 100) { posts { title } } }", "QUERY_TOO_COMPLEX"),
     "over the token limit": ("{ " + "__typename " * 10_001 + "}", "GRAPHQL_PARSE_FAILED"),
@@ -120,7 +121,7 @@ async def test_list_size_from_a_variable_is_checked_and_the_error_names_the_fiel
 
     assert response.status_code == 400
     (error,) = response.json()["errors"]
-    assert error["extensions"]["code"] == "LIST_SIZE_TOO_LARGE"
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "first"}
     assert error["path"] == ["feed"]
     assert "first: 500" in error["message"] and "100" in error["message"]
     assert _received(reset_logs) == {}
@@ -472,6 +473,7 @@ async def test_production_masks_subgraph_errors_to_message_path_and_code(
     detailed = (await client.post("/graphql", json={"query": query})).json()
 
     assert masked["data"] == detailed["data"] == {"person": {"name": "Person 3", "badges": None}}
+    assert "throttleStatus" in masked["extensions"]["cost"]  # rate limited by default
     (full,) = detailed["errors"]
     assert full["extensions"]["serviceName"] == "points"
     (error,) = masked["errors"]
@@ -480,3 +482,15 @@ async def test_production_masks_subgraph_errors_to_message_path_and_code(
         "path": ["person", "badges"],
         "extensions": {"code": full["extensions"]["code"]},
     }
+
+
+def test_production_defaults_turn_the_edge_on_and_development_keeps_tools() -> None:
+    development = GatewaySettings()
+    production = GatewaySettings(environment="production")
+
+    assert (development.introspection_enabled, development.graphiql_enabled) == (True, True)
+    assert not development.rate_limited
+    assert (production.introspection_enabled, production.graphiql_enabled) == (False, False)
+    assert production.rate_limited
+    with pytest.raises(ValueError, match="persisted_operations_path"):
+        GatewaySettings(safelist_only=True)

@@ -194,8 +194,9 @@ class _Meter:
                     self.refusal = Refusal(
                         f"`{name}: {value}` on `{node.name.value}` is over the maximum list size "
                         f"of {self.max_list_size}.",
-                        "LIST_SIZE_TOO_LARGE",
+                        "BAD_USER_INPUT",
                         path=path,
+                        extensions={"field": name},
                     )
                 size = max(size, value)
         return size
@@ -220,8 +221,9 @@ class _Meter:
                 self.refusal = Refusal(
                     f"`{name}` is a connection: give `first` or `last` "
                     f"(at most {self.max_list_size}).",
-                    "LIST_SIZE_REQUIRED",
+                    "BAD_USER_INPUT",
                     path=path,
+                    extensions={"field": "first"},
                 )
         if is_leaf_type(named):
             return 0

@@ -119,7 +119,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             settings.rate_limit_restore_rate,
             max_clients=settings.rate_limit_max_clients,
         )
-        if settings.rate_limit_enabled
+        if settings.rate_limited
         else None,
         persisted=PersistedOperations(
             manifest, safelist_only=settings.safelist_only, cache_size=settings.apq_cache_size

@@ -41,7 +41,8 @@ class GatewaySettings(ServiceSettings):
     max_list_size: int = 100
     max_cost: int = 1000
     report_cost: bool = True
-    rate_limit_enabled: bool = True
+    # None: on in production only (dev/test stacks hammer one token in loops).
+    rate_limit_enabled: bool | None = None
     rate_limit_capacity: int = 1000
     rate_limit_restore_rate: float = 50
     rate_limit_max_clients: int = 100_000
@@ -54,7 +55,7 @@ class GatewaySettings(ServiceSettings):
         # Replaces the base check: the gateway uses neither the database nor the broker.
         if self.safelist_only and self.persisted_operations_path is None:
             raise ValueError("safelist_only needs persisted_operations_path (the manifest)")
-        if self.rate_limit_enabled and self.rate_limit_capacity < self.max_cost:
+        if self.rate_limited and self.rate_limit_capacity < self.max_cost:
             raise ValueError("rate_limit_capacity below max_cost: some operations could never run")
         return self
 
@@ -62,6 +63,13 @@ class GatewaySettings(ServiceSettings):
     def production(self) -> bool:
         """Whether this is the production edge (no introspection, no GraphiQL, masked errors)."""
         return self.environment == "production"
+
+    @property
+    def rate_limited(self) -> bool:
+        """Whether each client's cost points are limited by a token bucket."""
+        if self.rate_limit_enabled is not None:
+            return self.rate_limit_enabled
+        return self.production
 
     @property
     def graphiql_enabled(self) -> bool:
