@@ -15,7 +15,9 @@ from starlette.responses import HTMLResponse, Response
 from crm_shared.auth import TokenVerifier, http_jwks
 from crm_shared.telemetry import configure_telemetry, instrument_app
 from gateway.client import SubgraphClient, instrument_aiohttp_client
-from gateway.runtime import Gateway, GraphQLResponse
+from gateway.persisted import PersistedOperations, load_manifest
+from gateway.ratelimit import TokenBucketLimiter
+from gateway.runtime import EdgePolicy, Gateway, GraphQLResponse
 from gateway.settings import GatewaySettings
 from gateway.supergraph import Supergraph
 
@@ -55,8 +57,19 @@ def _graphql_response(result: GraphQLResponse) -> Response:
     return _json(result.status, result.body, dict(result.headers))
 
 
-def _bad_request(message: str) -> Response:
-    return _json(400, {"errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]})
+def _bad_request(message: str, code: str = "BAD_REQUEST") -> Response:
+    return _json(400, {"errors": [{"message": message, "extensions": {"code": code}}]})
+
+
+def _batch_response(results: list[GraphQLResponse]) -> Response:
+    """One JSON array; the status is the operations' own when they share one, else 200."""
+    statuses = {r.status for r in results}
+    status = statuses.pop() if len(statuses) == 1 else 200
+    headers: dict[str, str] = {}
+    for result in results:
+        if "retry-after" in result.headers:
+            headers["retry-after"] = result.headers["retry-after"]
+    return _json(status, [r.body for r in results], headers)
 
 
 _INTERNAL_ERROR = {
@@ -74,6 +87,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     instrument_aiohttp_client()
     supergraph = Supergraph.from_file(settings.supergraph_path, settings.subgraph_urls)
     client = SubgraphClient(settings.subgraph_timeout_seconds)
+    manifest = (
+        load_manifest(settings.persisted_operations_path)
+        if settings.persisted_operations_path is not None
+        else {}
+    )
     gateway = Gateway(
         supergraph,
         client,
@@ -85,6 +103,26 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             http_jwks(settings.jwks_url),
             issuer=settings.auth_issuer,
             audience=settings.auth_audience,
+        ),
+        policy=EdgePolicy(
+            max_tokens=settings.max_tokens,
+            max_aliases=settings.max_aliases,
+            max_root_fields=settings.max_root_fields,
+            max_list_size=settings.max_list_size,
+            max_cost=settings.max_cost,
+            introspection=settings.introspection_enabled,
+            mask_errors=settings.production,
+            report_cost=settings.report_cost,
+        ),
+        limiter=TokenBucketLimiter(
+            settings.rate_limit_capacity,
+            settings.rate_limit_restore_rate,
+            max_clients=settings.rate_limit_max_clients,
+        )
+        if settings.rate_limited
+        else None,
+        persisted=PersistedOperations(
+            manifest, safelist_only=settings.safelist_only, cache_size=settings.apq_cache_size
         ),
     )
 
@@ -106,45 +144,63 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             payload = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return _bad_request("POST body is not valid JSON.")
+        if isinstance(payload, list):
+            return await post_batch(payload, request)
         if not isinstance(payload, dict):
-            return _bad_request("POST body must be a JSON object.")
-        return await execute(
-            payload.get("query"),
-            payload.get("variables"),
-            payload.get("operationName"),
-            request,
-            "POST",
-        )
+            return _bad_request("POST body must be a JSON object (or an array of them).")
+        return _graphql_response(await execute(payload, request, "POST"))
 
-    async def execute(
-        query: Any, variables: Any, operation_name: Any, request: Request, method: str
-    ) -> Response:
+    async def post_batch(payload: list[Any], request: Request) -> Response:
+        # Batches are checked whole before any of their operations runs.
+        if not payload:
+            return _bad_request("A batch must hold at least one operation.")
+        if len(payload) > settings.max_batch_size:
+            if settings.max_batch_size <= 1:
+                message = "Batched requests are not accepted: send one operation per request."
+            else:
+                message = (
+                    f"The batch holds {len(payload)} operations; at most "
+                    f"{settings.max_batch_size} are allowed."
+                )
+            return _bad_request(message, "BATCH_TOO_LARGE")
+        if not all(isinstance(item, dict) for item in payload):
+            return _bad_request("Every operation of a batch must be a JSON object.")
+        # One after the other, in order: each is checked, charged and run on its own.
+        return _batch_response([await execute(item, request, "POST") for item in payload])
+
+    async def execute(payload: dict[str, Any], request: Request, method: str) -> GraphQLResponse:
         try:
-            result = await gateway.execute(
-                query, variables, operation_name, request.headers, method=method
+            return await gateway.execute(
+                payload.get("query"),
+                payload.get("variables"),
+                payload.get("operationName"),
+                request.headers,
+                method=method,
+                extensions=payload.get("extensions"),
             )
         except Exception:
             # A gateway bug, not bad input: logged with its trace, answered as JSON.
             logger.exception("unexpected gateway failure")
-            return _json(500, _INTERNAL_ERROR)
-        return _graphql_response(result)
+            return GraphQLResponse(500, _INTERNAL_ERROR)
 
     async def get_graphql(request: Request) -> Response:
         params = request.query_params
         accept = request.headers.get("accept", "")
-        if "query" not in params:
-            if settings.graphiql and "text/html" in accept:
+        if "query" not in params and "extensions" not in params:
+            if settings.graphiql_enabled and "text/html" in accept:
                 return HTMLResponse(_GRAPHIQL_HTML)
             return _bad_request("GET requests must carry a `query` parameter.")
-        variables: Any = None
-        if params.get("variables"):
-            try:
-                variables = orjson.loads(params["variables"])
-            except orjson.JSONDecodeError:
-                return _bad_request("The `variables` search parameter contains invalid JSON.")
-        return await execute(
-            params.get("query"), variables, params.get("operationName") or None, request, "GET"
-        )
+        payload: dict[str, Any] = {
+            "query": params.get("query"),
+            "operationName": params.get("operationName") or None,
+        }
+        for name in ("variables", "extensions"):
+            if params.get(name):
+                try:
+                    payload[name] = orjson.loads(params[name])
+                except orjson.JSONDecodeError:
+                    return _bad_request(f"The `{name}` search parameter contains invalid JSON.")
+        return _graphql_response(await execute(payload, request, "GET"))
 
     async def healthz(_: Request) -> Response:
         return _json(200, {"status": "ok"})

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from graphql import (
     DocumentNode,
@@ -22,44 +22,28 @@ from graphql import (
 )
 from graphql.execution.values import get_variable_values
 
-from crm_shared.auth import TokenVerifier, bearer_token
+from crm_shared.auth import Principal, TokenVerifier, bearer_token
 from crm_shared.errors import Unauthenticated
+from gateway.cache import LRUCache
 from gateway.client import FORWARDED_HEADERS, SubgraphClient
 from gateway.executor import execute_plan
+from gateway.limits import (
+    Measure,
+    Refusal,
+    alias_count,
+    fragments_of,
+    measure,
+    root_field_count,
+    uses_introspection,
+)
 from gateway.operation import condition_variables, operation_depth
+from gateway.persisted import PersistedOperations
 from gateway.planner import Fetch, PlanningError, QueryPlan, build_plan
+from gateway.ratelimit import Throttle, TokenBucketLimiter
 from gateway.shaping import Shaper
 from gateway.supergraph import Supergraph
 
 logger = logging.getLogger(__name__)
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class LRUCache(Generic[K, V]):
-    """A small least-recently-used cache."""
-
-    def __init__(self, size: int) -> None:
-        self.size = max(1, size)
-        self._items: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        """The cached value, marking it recently used."""
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: V) -> None:
-        """Stores a value, evicting the least recently used one when full."""
-        self._items[key] = value
-        self._items.move_to_end(key)
-        if len(self._items) > self.size:
-            self._items.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +55,27 @@ class GraphQLResponse:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class EdgePolicy:
+    """The public edge's limits (see the README); every one is checked before planning."""
+
+    max_tokens: int | None = None
+    max_aliases: int | None = None
+    max_root_fields: int | None = None
+    max_list_size: int = 100
+    max_cost: int | None = None
+    introspection: bool = True
+    mask_errors: bool = False
+    report_cost: bool = False
+
+
 @dataclass(slots=True)
 class _OperationInfo:
     depth: int
     condition_variables: tuple[str, ...]
+    introspection: bool
+    # The measure when it cannot depend on variables (the operation declares none).
+    static_measure: Measure | None = None
 
 
 @dataclass(slots=True)
@@ -117,6 +118,24 @@ def _request_error(message: str, code: str, status: int = 400, **extra: Any) -> 
     )
 
 
+def _refused(refusal: Refusal, extensions: dict[str, Any] | None = None) -> GraphQLResponse:
+    body: dict[str, Any] = {"errors": [refusal.error()]}
+    if extensions:
+        body["extensions"] = extensions
+    return GraphQLResponse(refusal.status, body)
+
+
+def _masked(error: dict[str, Any]) -> dict[str, Any]:
+    """A subgraph error as production shows it: message, path and code only."""
+    masked: dict[str, Any] = {"message": error.get("message", "Error")}
+    if "path" in error:
+        masked["path"] = error["path"]
+    code = (error.get("extensions") or {}).get("code")
+    if code is not None:
+        masked["extensions"] = {"code": code}
+    return masked
+
+
 class Gateway:
     """A federation runtime for one supergraph."""
 
@@ -130,8 +149,15 @@ class Gateway:
         document_cache_size: int = 1000,
         plan_cache_size: int = 1000,
         verifier: TokenVerifier | None = None,
+        policy: EdgePolicy | None = None,
+        limiter: TokenBucketLimiter | None = None,
+        persisted: PersistedOperations | None = None,
     ) -> None:
         self.supergraph = supergraph
+        self.policy = policy or EdgePolicy()
+        # Cost points per client (tenant, subject of the verified token); None: unlimited.
+        self.limiter = limiter
+        self.persisted = persisted or PersistedOperations()
         # Verifies the bearer token of every operation that reaches a subgraph; the subgraphs
         # verify it again (a subgraph reached directly is no open door).
         self.verifier = verifier
@@ -151,12 +177,16 @@ class Gateway:
         if cached is not None:
             return cached
         try:
-            document = parse(query)
+            document = parse(query, max_tokens=self.policy.max_tokens)
         except GraphQLError as error:
             entry = _Document(None, [_formatted(error, "GRAPHQL_PARSE_FAILED")], 400)
         else:
-            errors = validate(self.supergraph.api_schema, document)
-            if errors:
+            # Counted before validation: an abusive document is refused at the cost of one walk.
+            refusal = self._document_limits(document)
+            errors = [] if refusal else validate(self.supergraph.api_schema, document)
+            if refusal:
+                entry = _Document(None, [refusal.error()], refusal.status)
+            elif errors:
                 entry = _Document(
                     None, [_formatted(e, "GRAPHQL_VALIDATION_FAILED") for e in errors], 400
                 )
@@ -171,6 +201,31 @@ class Gateway:
         self._documents.put(query, entry)
         return entry
 
+    def _document_limits(self, document: DocumentNode) -> Refusal | None:
+        """Aliases and root fields of every operation of the document, within the limits."""
+        policy = self.policy
+        fragments = fragments_of(document)
+        for definition in document.definitions:
+            if not isinstance(definition, OperationDefinitionNode):
+                continue
+            if policy.max_aliases is not None:
+                aliases = alias_count(definition, fragments)
+                if aliases > policy.max_aliases:
+                    return Refusal(
+                        f"The operation has {aliases} aliases; at most {policy.max_aliases} "
+                        "are allowed.",
+                        "TOO_MANY_ALIASES",
+                    )
+            if policy.max_root_fields is not None:
+                roots = root_field_count(definition, fragments)
+                if roots > policy.max_root_fields:
+                    return Refusal(
+                        f"The operation selects {roots} root fields; at most "
+                        f"{policy.max_root_fields} are allowed.",
+                        "TOO_MANY_ROOT_FIELDS",
+                    )
+        return None
+
     def _info(
         self, entry: _Document, name: str | None, op: OperationDefinitionNode
     ) -> _OperationInfo:
@@ -179,6 +234,7 @@ class Gateway:
             info = _OperationInfo(
                 depth=operation_depth(op, entry.fragments),
                 condition_variables=condition_variables(op, entry.fragments),
+                introspection=uses_introspection(op, entry.fragments),
             )
             entry.infos[name] = info
         return info
@@ -229,8 +285,13 @@ class Gateway:
         headers: Mapping[str, str] | None = None,
         *,
         method: str = "POST",
+        extensions: Any = None,
     ) -> GraphQLResponse:
         """Runs one GraphQL request; never raises for bad input."""
+        resolved = self.persisted.resolve(query, extensions)
+        if isinstance(resolved, Refusal):
+            return _refused(resolved)
+        query, register = resolved
         if not isinstance(query, str) or not query.strip():
             return _request_error(
                 "GraphQL operations must contain a non-empty `query`.", "BAD_REQUEST"
@@ -244,6 +305,8 @@ class Gateway:
         entry = self.document(query)
         if entry.errors is not None:
             return GraphQLResponse(entry.status, {"errors": entry.errors})
+        if register is not None:
+            self.persisted.register(register, query)
         operation = self._operation(entry, operation_name)
         if isinstance(operation, GraphQLResponse):
             return operation
@@ -268,6 +331,10 @@ class Gateway:
                 f"Query depth {info.depth} exceeds the maximum allowed depth of {self.max_depth}.",
                 "GRAPHQL_VALIDATION_FAILED",
             )
+        if info.introspection and not self.policy.introspection:
+            return _request_error(
+                "Introspection is disabled on this gateway.", "INTROSPECTION_DISABLED"
+            )
         coerced = get_variable_values(
             self.supergraph.api_schema, operation.variable_definitions or (), variables
         )
@@ -276,6 +343,30 @@ class Gateway:
                 400, {"errors": [_formatted(e, "BAD_USER_INPUT") for e in coerced]}
             )
         bools = {n: bool(coerced.coerced.get(n)) for n in info.condition_variables}
+        measured = info.static_measure
+        if measured is None:
+            measured = measure(
+                self.supergraph.api_schema,
+                operation,
+                entry.fragments,
+                coerced.coerced,
+                bools,
+                self.policy.max_list_size,
+            )
+            if not operation.variable_definitions:
+                info.static_measure = measured
+        if measured.refusal is not None:
+            return _refused(measured.refusal)
+        max_cost = self.policy.max_cost
+        if max_cost is not None and measured.cost > max_cost:
+            return _refused(
+                Refusal(
+                    f"The operation costs {measured.cost} points; at most {max_cost} are "
+                    "allowed. Ask for fewer items (first/last) or fewer fields.",
+                    "QUERY_TOO_COMPLEX",
+                ),
+                self._cost_extensions(measured.cost, None),
+            )
         planned = self.plan(query, entry, name, operation, bools)
         if planned.plan is None or planned.shaper is None:
             return GraphQLResponse(
@@ -291,24 +382,53 @@ class Gateway:
                 },
             )
         headers = headers or {}
+        throttle: Throttle | None = None
         if self.verifier is not None and planned.plan.fetches:
-            refused = await self._authenticate(headers)
-            if refused is not None:
-                return refused
-        return await self._run(planned, variables, headers)
+            principal = await self._authenticate(headers)
+            if isinstance(principal, GraphQLResponse):
+                return principal
+            if self.limiter is not None:
+                client = (str(principal.tenant_id), principal.subject)
+                throttle = self.limiter.take(client, measured.cost)
+                if not throttle.allowed:
+                    seconds = max(1, math.ceil(throttle.retry_after))
+                    refused = _refused(
+                        Refusal(
+                            f"Rate limit exceeded: the operation costs {measured.cost} points "
+                            f"and {math.floor(throttle.currently_available)} are available "
+                            f"(restored at {throttle.restore_rate:g}/s); retry in {seconds} s.",
+                            "RATE_LIMITED",
+                            429,
+                        ),
+                        self._cost_extensions(measured.cost, throttle),
+                    )
+                    return replace(refused, headers={"retry-after": str(seconds)})
+        response = await self._run(planned, variables, headers)
+        if self.policy.report_cost:
+            response.body.setdefault("extensions", {}).update(
+                self._cost_extensions(measured.cost, throttle)
+            )
+        return response
 
-    async def _authenticate(self, headers: Mapping[str, str]) -> GraphQLResponse | None:
-        """None for a valid token; a 401 UNAUTHENTICATED answer otherwise."""
+    def _cost_extensions(self, cost: int, throttle: Throttle | None) -> dict[str, Any]:
+        if not self.policy.report_cost:
+            return {}
+        report: dict[str, Any] = {"requestedQueryCost": cost}
+        if throttle is not None:
+            report["throttleStatus"] = throttle.status()
+        return {"cost": report}
+
+    async def _authenticate(self, headers: Mapping[str, str]) -> Principal | GraphQLResponse:
+        """The principal of a valid token; a 401 UNAUTHENTICATED answer otherwise."""
         assert self.verifier is not None
         try:
             token = bearer_token(headers.get("authorization"))
             if token is None:
                 raise Unauthenticated("the request carries no bearer token")
-            await self.verifier.verify(token)
+            return await self.verifier.verify(token)
         except Unauthenticated as error:
             refused = _request_error(str(error), "UNAUTHENTICATED", 401)
             return replace(refused, headers={"www-authenticate": 'Bearer realm="social-crm"'})
-        return None
 
     def _operation(
         self, entry: _Document, operation_name: str | None
@@ -359,7 +479,13 @@ class Gateway:
         data, completion_errors = shaper.shape(execution.data, introspection)
         body: dict[str, Any] = {}
         if execution.errors:
-            body["errors"] = execution.errors
+            if self.policy.mask_errors:
+                # Details (exception, stack, serviceName) go to the logs only.
+                for error in execution.errors:
+                    logger.warning("subgraph error: %s", error)
+                body["errors"] = [_masked(e) for e in execution.errors]
+            else:
+                body["errors"] = execution.errors
         body["data"] = data
         extensions: dict[str, Any] = {}
         if completion_errors and not execution.errors:

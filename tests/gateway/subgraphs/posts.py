@@ -112,6 +112,18 @@ class Account:
         return cls(tenant=tenant, handle=handle)
 
 
+@strawberry.type
+class PostEdge:
+    cursor: str
+    node: Post
+
+
+@strawberry.type
+class PostConnection:
+    edges: list[PostEdge]
+    total_count: int
+
+
 SearchResult = Annotated[Post | Person, strawberry.union("SearchResult")]
 
 
@@ -125,6 +137,16 @@ class Query:
     @strawberry.field
     def latest_posts(self, first: int = 10) -> list[Post]:
         return [Post.from_row(row) for row in list(POSTS.values())[:first]]
+
+    @strawberry.field
+    def posts_connection(self, first: int | None = None, last: int | None = None) -> PostConnection:
+        rows = list(POSTS.values())
+        if first is not None:
+            rows = rows[:first]
+        elif last is not None:
+            rows = rows[-last:] if last else []
+        edges = [PostEdge(cursor=row.id, node=Post.from_row(row)) for row in rows]
+        return PostConnection(edges=edges, total_count=len(POSTS))
 
     @strawberry.field
     def search(self, term: str) -> list[SearchResult]:
