@@ -5,12 +5,20 @@ from strawberry.tools import merge_types
 from crm_shared.graphql import SubgraphSchema
 from identity.access import schema as access
 from identity.consent import schema as consent
+from identity.customers import merge_schema as merges
 from identity.customers import schema as customers
 from identity.profiles import schema as profiles
 
 Query = merge_types("Query", (customers.Query, profiles.Query, access.Query))
 Mutation = merge_types(
-    "Mutation", (customers.Mutation, profiles.Mutation, consent.Mutation, access.Mutation)
+    "Mutation",
+    (
+        customers.Mutation,
+        merges.Mutation,
+        profiles.Mutation,
+        consent.Mutation,
+        access.Mutation,
+    ),
 )
 
 schema = SubgraphSchema(

@@ -57,6 +57,8 @@ class Customer(SQLModel, table=True):
     lifecycle_status: str = LifecycleStatus.ACTIVE.value
     created_at: datetime = created_at_field()
     updated_at: datetime | None = None
+    # Set while this record is merged into another (identity.customers.merge).
+    merged_into_id: uuid.UUID | None = None
 
 
 class ContactPoint(SQLModel, table=True):

@@ -20,7 +20,9 @@ from crm_shared.validation import parse_id, validated
 from identity.consent import service as consent_service
 from identity.consent.models import ConsentRecord, Purpose
 from identity.consent.schema import ConsentRecordType, ConsentType
+from identity.customers import merge as merging
 from identity.customers import service
+from identity.customers.merge_schema import CustomerMergeType
 from identity.customers.models import (
     ContactKind,
     ContactPoint,
@@ -76,6 +78,9 @@ class CustomerType:
     lifecycle_status: LifecycleStatus
     created_at: datetime
     updated_at: datetime | None
+    merged_into_id: strawberry.ID | None = strawberry.field(
+        description="Set while this record is merged into another: use that one."
+    )
 
     @classmethod
     def from_model(cls, customer: Customer) -> CustomerType:
@@ -92,6 +97,9 @@ class CustomerType:
             lifecycle_status=LifecycleStatus(customer.lifecycle_status),
             created_at=customer.created_at,
             updated_at=customer.updated_at,
+            merged_into_id=(
+                strawberry.ID(str(customer.merged_into_id)) if customer.merged_into_id else None
+            ),
         )
 
     @classmethod
@@ -127,6 +135,16 @@ class CustomerType:
         )
         profiles = await loader.load(customer_id)
         return [SocialProfileType.from_model(p) for p in profiles]
+
+    @strawberry.field(description="Merges this customer survived or was merged in, newest first.")
+    async def merges(self, info: CrmInfo) -> list[CustomerMergeType]:
+        customer_id = uuid.UUID(self.id)
+        principal = authorize(info, Permission.CUSTOMERS_READ, customer_id=customer_id)
+        async with info.context.session() as session:
+            rows = await merging.merges_of(
+                session=session, tenant_id=principal.tenant_id, customer_id=customer_id
+            )
+        return [CustomerMergeType.from_model(row) for row in rows]
 
     @strawberry.field(description="Consent per purpose as it stands now.")
     async def consents(self, info: CrmInfo) -> list[ConsentType]:

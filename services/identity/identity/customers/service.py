@@ -234,7 +234,9 @@ async def list_customers(
 ) -> list[Customer]:
     """A page of the tenant's customers, oldest first, optionally only those matching
     ``search`` by name (part of it), contact point (whole) or social handle (whole)."""
-    query = select(Customer).where(Customer.tenant_id == tenant_id)
+    query = select(Customer).where(
+        Customer.tenant_id == tenant_id, col(Customer.merged_into_id).is_(None)
+    )
     if search:
         pattern, contacts, handle = _search_terms(search)
         query = query.where(
