@@ -1,7 +1,20 @@
-"""The events identity consumes: staff actions for the audit log, authors engagement saw."""
+"""The events identity consumes: staff actions for the audit log, authors engagement saw, and
+other services' erasure confirmations."""
 
 from crm_shared.events.consumer import Handler, Registry, registry
 from identity.access.handlers import AUDIT_HANDLERS
+from identity.privacy.handlers import confirmation_handlers
 from identity.profiles.handlers import AuthorSeen, record_author
+from identity.settings import IdentitySettings
 
-HANDLERS: Registry = registry(*AUDIT_HANDLERS, Handler(AuthorSeen, record_author))
+
+def build_handlers(settings: IdentitySettings) -> Registry:
+    """Identity's handlers, with the services an erasure waits for bound."""
+    return registry(
+        *AUDIT_HANDLERS,
+        Handler(AuthorSeen, record_author),
+        *confirmation_handlers(settings.erasure_services),
+    )
+
+
+HANDLERS: Registry = build_handlers(IdentitySettings())

@@ -12,7 +12,7 @@ from crm_shared.db import Database
 from identity.access import keys
 from identity.access.routes import router as access_router
 from identity.access.service import TokenSettings
-from identity.handlers import HANDLERS
+from identity.handlers import build_handlers
 from identity.schema import schema
 from identity.settings import IdentitySettings
 
@@ -30,7 +30,7 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
     app = create_service_app(
         settings=settings,
         schema=schema,
-        handlers=HANDLERS,
+        handlers=build_handlers(settings),
         title="identity",
         verifier=TokenVerifier(
             own_jwks, issuer=settings.auth_issuer, audience=settings.auth_audience

@@ -7,9 +7,10 @@ from identity.access import schema as access
 from identity.consent import schema as consent
 from identity.customers import merge_schema as merges
 from identity.customers import schema as customers
+from identity.privacy import schema as privacy
 from identity.profiles import schema as profiles
 
-Query = merge_types("Query", (customers.Query, profiles.Query, access.Query))
+Query = merge_types("Query", (customers.Query, profiles.Query, privacy.Query, access.Query))
 Mutation = merge_types(
     "Mutation",
     (
@@ -17,6 +18,7 @@ Mutation = merge_types(
         merges.Mutation,
         profiles.Mutation,
         consent.Mutation,
+        privacy.Mutation,
         access.Mutation,
     ),
 )

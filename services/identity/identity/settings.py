@@ -16,3 +16,5 @@ class IdentitySettings(ServiceSettings):
     # Lifetimes of access tokens (staff and clients) and of customer-scoped tokens.
     token_ttl_seconds: int = 900
     customer_token_ttl_seconds: int = 900
+    # The services that must confirm an erasure before identity calls it complete.
+    erasure_services: list[str] = ["identity", "engagement", "rewards"]

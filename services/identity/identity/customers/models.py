@@ -59,6 +59,8 @@ class Customer(SQLModel, table=True):
     updated_at: datetime | None = None
     # Set while this record is merged into another (identity.customers.merge).
     merged_into_id: uuid.UUID | None = None
+    # Set once the customer is erased: the record stays as an empty shell (identity.privacy).
+    erased_at: datetime | None = None
 
 
 class ContactPoint(SQLModel, table=True):

@@ -1,0 +1,76 @@
+"""Erasure across services: the request identity sends, the confirmation each service sends
+back, and scrubbing what the outbox still holds about the person."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from functools import cache
+
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from crm_shared.events import Event, record_event
+
+
+class ProfileRef(BaseModel):
+    """A social account of the person, as the channels know it."""
+
+    channel: str
+    platform_user_id: str
+
+
+class ErasureRequested(Event):
+    """Erase (or pseudonymize) everything held about a customer, then confirm."""
+
+    type = "identity.erasure.requested.v1"
+
+    request_id: uuid.UUID
+    customer_id: uuid.UUID
+    # The customer's records merged into it and their social accounts: the same person.
+    customer_ids: list[uuid.UUID]
+    profiles: list[ProfileRef]
+
+
+class ErasureCompleted(Event):
+    """A service has carried out an erasure request (``type`` is set per service)."""
+
+    request_id: uuid.UUID
+    customer_id: uuid.UUID
+    service: str
+
+
+@cache
+def erasure_completed_event(service: str) -> type[ErasureCompleted]:
+    """The event class of ``service``: ``<service>.erasure.completed.v1``."""
+    return type(
+        f"{service.title()}ErasureCompleted",
+        (ErasureCompleted,),
+        {"type": f"{service}.erasure.completed.v1", "__module__": __name__},
+    )
+
+
+async def confirm_erasure(
+    session: AsyncSession, request: ErasureRequested, *, tenant_id: uuid.UUID, service: str
+) -> None:
+    """Announce, in the erasure's own transaction, that ``service`` has done its part."""
+    event = erasure_completed_event(service)(
+        request_id=request.request_id, customer_id=request.customer_id, service=service
+    )
+    await record_event(session, event, tenant_id=tenant_id, subject=str(request.customer_id))
+
+
+async def scrub_outbox(session: AsyncSession, schema: str, needles: Sequence[str]) -> int:
+    """Delete published outbox rows that mention any of ``needles`` (ids of the person);
+    unpublished ones still have to leave. Returns how many went."""
+    if not needles:
+        return 0
+    result = await session.execute(
+        text(
+            f"DELETE FROM {schema}.outbox WHERE published_at IS NOT NULL"
+            " AND envelope::text LIKE ANY (:patterns)"
+        ),
+        {"patterns": [f"%{needle}%" for needle in needles]},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
