@@ -164,7 +164,19 @@ class HttpMetricsMiddleware:
 
 
 def _route(scope: Scope) -> str:
-    # The route template, never the raw path: unmatched paths share one label value.
-    route: Any = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "unmatched"
+    """The route template, never the raw path: unmatched paths share one label value."""
+    from starlette.routing import Match
+
+    # Middleware may see a copy of the scope the router annotated: match the routes here.
+    app: Any = scope.get("app")
+    partial = "unmatched"
+    for route in getattr(getattr(app, "router", None), "routes", ()):
+        match, _ = route.matches(scope)
+        path = getattr(route, "path", None)
+        if not isinstance(path, str):
+            continue
+        if match is Match.FULL:
+            return path
+        if match is Match.PARTIAL and partial == "unmatched":
+            partial = path  # the path exists, the method does not (405)
+    return partial
