@@ -174,10 +174,39 @@ def instrument_app(app: Any) -> None:
 
     app.router.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     app.add_middleware(HttpMetricsMiddleware)
+    app.add_middleware(TraceResponseMiddleware)
     # Request metrics come from HttpMetricsMiddleware (route templates, seconds), not from here.
     FastAPIInstrumentor.instrument_app(
         app, excluded_urls="healthz,readyz,metrics", meter_provider=NoOpMeterProvider()
     )
+
+
+class TraceResponseMiddleware:
+    """Answers every request with ``traceresponse: 00-<trace id>-<span id>-<flags>`` (W3C
+    Trace Context level 2), so a caller or an operator can look the request's trace up."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_trace(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                context = trace.get_current_span().get_span_context()
+                if context.is_valid:
+                    value = (
+                        f"00-{context.trace_id:032x}-{context.span_id:016x}-"
+                        f"{int(context.trace_flags):02x}"
+                    )
+                    headers = list(message.get("headers", []))
+                    headers.append((b"traceresponse", value.encode()))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_trace)
 
 
 def current_traceparent() -> dict[str, str]:
