@@ -19,6 +19,7 @@ from crm_shared.events.relay import OutboxRelay
 from crm_shared.events.topology import declare_exchange
 from crm_shared.graphql import SubgraphApp, SubgraphSchema
 from crm_shared.http import install_error_handlers
+from crm_shared.metrics import watch_outbox
 from crm_shared.settings import ServiceSettings
 from crm_shared.telemetry import configure_telemetry, instrument_app, shutdown_telemetry
 
@@ -39,8 +40,9 @@ def create_service_app(
     ``verifier`` checks callers' tokens; by default against the JWKS at ``settings.jwks_url``.
     ``routers`` are the service's own HTTP endpoints beside ``/graphql`` (ingestion, tokens).
     """
-    configure_telemetry(settings.service_name)
+    configure_telemetry(settings.service_name, environment=settings.environment)
     db = Database(settings)
+    watch_outbox(db.dsn, db.schema)
     verifier = verifier or TokenVerifier(
         http_jwks(settings.jwks_url),
         issuer=settings.auth_issuer,

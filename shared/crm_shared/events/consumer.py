@@ -10,6 +10,7 @@ after every handler committed. A failing handler sends the message to the next r
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from crm_shared.db import Database
 from crm_shared.events.envelope import Envelope, Event
 from crm_shared.events.topology import QueueNames, declare_exchange, declare_service_queues
+from crm_shared.metrics import (
+    consumer_failed,
+    consumer_handled,
+    consumer_parked,
+    consumer_retried,
+    handler_duration,
+)
 from crm_shared.telemetry import context_from
 
 log = logging.getLogger(__name__)
@@ -111,6 +119,7 @@ class EventConsumer:
             envelope = Envelope.from_json(message.body)
         except ValidationError as exc:
             # Not a CloudEvent of ours: no retry can fix it.
+            consumer_parked.add(1, {"event_type": message.type or "", "reason": "invalid_envelope"})
             await self._park(message, f"invalid envelope: {exc}", attempt=self._attempt(message))
             return
         current = trace.get_current_span().get_span_context()
@@ -133,9 +142,11 @@ class EventConsumer:
             except Exception as exc:
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR))
+                consumer_failed.add(1, {"event_type": envelope.type})
                 await self._retry_or_park(message, exc)
                 return
         await message.ack()
+        consumer_handled.add(1, {"event_type": envelope.type})
 
     async def _run_handler(self, handler: Handler[Any], envelope: Envelope) -> None:
         async with self._db.session() as session, session.begin():
@@ -143,8 +154,17 @@ class EventConsumer:
                 log.info("event %s already handled by %s", envelope.id, handler.name)
                 return
             event = handler.event.model_validate(envelope.data)
-            with tracer.start_as_current_span(f"handle {handler.name}"):
-                await handler.func(event, envelope=envelope, session=session)
+            started = time.perf_counter()
+            outcome = "error"
+            try:
+                with tracer.start_as_current_span(f"handle {handler.name}"):
+                    await handler.func(event, envelope=envelope, session=session)
+                outcome = "ok"
+            finally:
+                handler_duration.record(
+                    time.perf_counter() - started,
+                    {"event_type": envelope.type, "handler": handler.name, "outcome": outcome},
+                )
 
     @staticmethod
     def _attempt(message: AbstractIncomingMessage) -> int:
@@ -156,9 +176,12 @@ class EventConsumer:
         error = "".join(traceback.format_exception_only(exc)).strip()
         if attempt > len(self._retry_delays_ms):
             log.error("parking %s after %d attempts: %s", message.message_id, attempt, error)
+            reason = {"event_type": message.type or "", "reason": "attempts_exhausted"}
+            consumer_parked.add(1, reason)
             await self._park(message, error, attempt=attempt)
             return
         delay = self._retry_delays_ms[attempt - 1]
+        consumer_retried.add(1, {"event_type": message.type or "", "attempt": attempt})
         log.warning(
             "retrying %s in %d ms (attempt %d): %s", message.message_id, delay, attempt, error
         )

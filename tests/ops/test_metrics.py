@@ -1,0 +1,191 @@
+"""Each service serves Prometheus metrics at /metrics: requests by route, method and status,
+the outbox backlog, and what its consumer did with each message."""
+
+from __future__ import annotations
+
+import uuid
+
+import aio_pika
+import httpx
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from crm_shared import devstack
+from crm_shared.db import Database
+from crm_shared.events import Envelope, Event
+from crm_shared.events.consumer import EventConsumer, Handler, registry
+from crm_shared.events.topology import declare_exchange
+from tests.e2e.conftest import REGISTER
+from tests.support.auth import staff_token
+from tests.support.waiting import eventually
+
+Samples = dict[str, list[Sample]]
+
+
+def parse(text: str) -> Samples:
+    """Samples by metric family name."""
+    return {f.name: list(f.samples) for f in text_string_to_metric_families(text)}
+
+
+async def scrape(stack: devstack.Stack, service: str) -> Samples:
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(stack.url(service, "/metrics"))
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    return parse(response.text)
+
+
+def value(samples: Samples, family: str, name: str, **labels: str) -> float:
+    """The sum of the samples ``name`` of ``family`` whose labels include ``labels``."""
+    return sum(
+        s.value
+        for s in samples.get(family, [])
+        if s.name == name and labels.items() <= s.labels.items()
+    )
+
+
+def requests(samples: Samples, route: str, status: str = "200") -> float:
+    return value(
+        samples,
+        "http_server_request_duration_seconds",
+        "http_server_request_duration_seconds_count",
+        http_route=route,
+        http_request_method="POST",
+        http_response_status_code=status,
+    )
+
+
+async def test_every_service_counts_its_requests_by_route_method_and_status(
+    stack: devstack.Stack, tenant_id: str
+) -> None:
+    token = await staff_token(stack, tenant_id)
+    before = {s: await scrape(stack, s) for s in ("gateway", *devstack.SUBGRAPHS)}
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(
+            stack.url("gateway", "/graphql"),
+            json={"query": REGISTER, "variables": {"input": {"name": "Metered"}}},
+            headers={"authorization": f"Bearer {token}"},
+        )
+    assert "errors" not in response.json(), response.text
+    # The answer names its trace, to look it up in the trace backend.
+    version, trace_id, span_id, _flags = response.headers["traceresponse"].split("-")
+    assert version == "00" and len(trace_id) == 32 and len(span_id) == 16
+
+    after = {s: await scrape(stack, s) for s in ("gateway", *devstack.SUBGRAPHS)}
+    for service in ("gateway", "identity"):
+        assert requests(after[service], "/graphql") >= requests(before[service], "/graphql") + 1
+    # The latency histogram has its buckets; probes and scrapes are not counted.
+    buckets = [
+        s
+        for s in after["gateway"]["http_server_request_duration_seconds"]
+        if s.name.endswith("_bucket")
+    ]
+    assert {s.labels["le"] for s in buckets} >= {"0.1", "1.0", "+Inf"}
+    routes = {s.labels["http_route"] for s in buckets}
+    assert "/graphql" in routes and "/metrics" not in routes and "/readyz" not in routes
+    # Unknown paths share one label value instead of one series per path.
+    async with httpx.AsyncClient(timeout=10) as client:
+        await client.post(stack.url("rewards", f"/no-such-{uuid.uuid4().hex}"))
+    unmatched = await scrape(stack, "rewards")
+    assert requests(unmatched, "unmatched", "404") >= 1
+    # Every process says which service it is.
+    for service, samples in after.items():
+        assert samples["target_info"][0].labels["service_name"] == service
+
+
+async def test_outbox_backlog_and_age_are_gauges_per_service_schema(
+    stack: devstack.Stack,
+) -> None:
+    for service in devstack.SUBGRAPHS:
+        samples = await scrape(stack, service)
+        backlog = [s for s in samples["crm_outbox_backlog"] if s.labels["schema"] == service]
+        age = [s for s in samples["crm_outbox_oldest_age_seconds"] if s.labels["schema"] == service]
+        assert len(backlog) == 1 and backlog[0].value >= 0
+        assert len(age) == 1 and age[0].value >= 0
+    assert "crm_outbox_backlog" not in await scrape(stack, "gateway")
+
+
+async def test_the_rewards_consumer_counts_handled_messages_and_times_its_handlers(
+    stack: devstack.Stack, tenant_id: str
+) -> None:
+    token = await staff_token(stack, tenant_id)
+    event_type = "identity.customer.registered.v1"
+    family = "crm_consumer_messages_handled"
+    before = value(await scrape(stack, "rewards"), family, f"{family}_total", event_type=event_type)
+
+    body = await devstack.graphql(stack, REGISTER, {"input": {"name": "Counted"}}, token=token)
+    assert "errors" not in body, body
+
+    async def handled() -> float:
+        samples = await scrape(stack, "rewards")
+        return value(samples, family, f"{family}_total", event_type=event_type)
+
+    await eventually(handled, lambda n: n >= before + 1, timeout=20)
+    samples = await scrape(stack, "rewards")
+    timings = [
+        s
+        for s in samples["crm_consumer_handler_duration_seconds"]
+        if s.name.endswith("_count") and s.labels["event_type"] == event_type
+    ]
+    assert timings and all(s.labels["outcome"] == "ok" for s in timings)
+    assert any("welcome_registered_customer" in s.labels["handler"] for s in timings)
+
+
+class MeteredFailure(Event):
+    type = "test.metered.failed.v1"
+    n: int
+
+
+async def test_failed_retried_and_parked_messages_are_counted(
+    in_process_metrics: None,
+    rewards_db: Database,
+    amqp: aio_pika.abc.AbstractRobustConnection,
+) -> None:
+    async def fails(event: MeteredFailure, **_: object) -> None:
+        raise RuntimeError("metered failure")
+
+    consumer = EventConsumer(
+        service=f"metered{uuid.uuid4().hex[:8]}",
+        database=rewards_db,
+        handlers=registry(Handler(MeteredFailure, fails)),
+        retry_delays_ms=[50],
+        delivery_limit=5,
+        prefetch=10,
+    )
+    await consumer.start(amqp, "crm.events")
+    try:
+        channel = await amqp.channel()
+        exchange = await declare_exchange(channel, "crm.events")
+        envelope = Envelope.wrap(
+            MeteredFailure(n=1),
+            source="/tests",
+            tenant_id=uuid.uuid4(),
+            subject=None,
+            trace_headers={},
+        )
+        await exchange.publish(
+            aio_pika.Message(envelope.to_json(), message_id=str(envelope.id), type=envelope.type),
+            routing_key=envelope.routing_key,
+        )
+        # Not an envelope of ours: parked at once, for its own reason.
+        await channel.default_exchange.publish(
+            aio_pika.Message(b"{}", message_id="junk", type=MeteredFailure.type),
+            routing_key=consumer.names.events,
+        )
+
+        def count(name: str, **labels: str) -> float:
+            samples = parse(generate_latest(REGISTRY).decode())
+            return value(samples, name, f"{name}_total", event_type=MeteredFailure.type, **labels)
+
+        async def parked() -> float:
+            return count("crm_consumer_messages_parked", reason="attempts_exhausted")
+
+        await eventually(parked, lambda n: n == 1)
+        assert count("crm_consumer_messages_failed") == 2  # the first attempt and the retry
+        assert count("crm_consumer_messages_retried", attempt="1") == 1
+        assert count("crm_consumer_messages_parked", reason="invalid_envelope") == 1
+        assert count("crm_consumer_messages_handled") == 0
+    finally:
+        await consumer.stop()
