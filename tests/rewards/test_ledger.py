@@ -211,7 +211,7 @@ async def test_expiry_removes_only_what_is_left_once_per_lot(ledger_db: Database
     later = start + timedelta(days=31)
     for _ in range(2):
         async with ledger_db.session() as session, session.begin():
-            moved = await service.expire_due(session, now=later)
+            moved = await service.expire_due(session, now=later, tenant_id=tenant)
     assert moved == []  # the second run finds nothing left to expire
     assert await _balance(ledger_db, tenant, customer) == 60
     expired = [d for t, d in await _outbox(ledger_db, customer) if t == "rewards.points.expired.v1"]

@@ -656,16 +656,23 @@ async def _expire_account(session: AsyncSession, account: Account, now: datetime
 
 
 async def due_accounts(
-    session: AsyncSession, *, now: datetime, limit: int = 500
+    session: AsyncSession,
+    *,
+    now: datetime,
+    limit: int = 500,
+    tenant_id: uuid.UUID | None = None,
 ) -> list[uuid.UUID]:
-    """Accounts holding lots whose expiry has passed (at most ``limit``)."""
-    rows = await session.execute(
+    """Accounts (of one tenant, or all) holding lots past their expiry (at most ``limit``)."""
+    query = (
         select(Lot.account_id)
         .where(col(Lot.remaining) > 0, col(Lot.expires_at) <= now)
         .group_by(col(Lot.account_id))
         .order_by(col(Lot.account_id))
         .limit(limit)
     )
+    if tenant_id is not None:
+        query = query.where(Lot.tenant_id == tenant_id)
+    rows = await session.execute(query)
     return [account_id for (account_id,) in rows.all()]
 
 
@@ -677,11 +684,17 @@ async def expire_account(
     return await _expire_account(session, account, now)
 
 
-async def expire_due(session: AsyncSession, *, now: datetime | None = None) -> list[Movement]:
-    """Expire every due lot, in this transaction (the scheduler does one account at a time)."""
+async def expire_due(
+    session: AsyncSession, *, now: datetime | None = None, tenant_id: uuid.UUID | None = None
+) -> list[Movement]:
+    """Expire every due lot (of one tenant, or all) in this transaction.
+
+    The service's scheduler (``rewards.accounts.expiry``) does the same one account per
+    transaction.
+    """
     now = now or utcnow()
     moved: list[Movement] = []
-    for account_id in await due_accounts(session, now=now, limit=10_000):
+    for account_id in await due_accounts(session, now=now, limit=10_000, tenant_id=tenant_id):
         moved.extend(await expire_account(session, account_id, now=now))
     return moved
 
