@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from crm_shared.db import Database, utcnow
 from crm_shared.errors import BadUserInput, Conflict, NotFound
 from rewards.accounts import service
+from rewards.accounts.expiry import expire_once
 from tests.rewards.conftest import open_customer
 
 ACTOR = "staff:test"
@@ -330,4 +331,15 @@ async def test_an_entry_that_does_not_balance_cannot_be_committed(ledger_db: Dat
                 ),
                 {"e": earned.entry.id},
             )
+    await _check(ledger_db, tenant)
+
+
+async def test_the_scheduler_expires_lots_whose_date_has_passed(ledger_db: Database) -> None:
+    tenant, customer = await open_customer(ledger_db)
+    long_ago = utcnow() - timedelta(days=400)
+    await _earn(ledger_db, tenant, customer, 100, ttl_days=365, now=long_ago)
+    await _earn(ledger_db, tenant, customer, 5, ttl_days=365)
+
+    assert await expire_once(ledger_db) >= 1
+    assert await _balance(ledger_db, tenant, customer) == 5
     await _check(ledger_db, tenant)
