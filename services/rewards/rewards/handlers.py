@@ -12,6 +12,10 @@ def build_handlers(settings: RewardsSettings) -> Registry:
     return registry(
         Handler(
             CustomerRegistered,
-            partial(welcome_registered_customer, welcome_points=settings.welcome_points),
+            partial(
+                welcome_registered_customer,
+                welcome_points=settings.welcome_points,
+                ttl_days=settings.points_ttl_days,
+            ),
         ),
     )

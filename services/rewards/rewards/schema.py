@@ -1,6 +1,6 @@
 """The rewards subgraph."""
 
 from crm_shared.graphql import SubgraphSchema
-from rewards.accounts.schema import CustomerType, Query
+from rewards.accounts.schema import CustomerType, Mutation, Query
 
-schema = SubgraphSchema(query=Query, types=[CustomerType])
+schema = SubgraphSchema(query=Query, mutation=Mutation, types=[CustomerType])

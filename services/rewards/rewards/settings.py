@@ -1,5 +1,6 @@
 """Rewards' settings (environment variables prefixed ``REWARDS_``)."""
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from crm_shared.settings import ServiceSettings
@@ -14,4 +15,8 @@ class RewardsSettings(ServiceSettings):
     db_schema: str = "rewards"
     database_url: str = "postgresql://rewards_svc@127.0.0.1:5432/crm"
     # Points credited when a customer registers (a rule, until rules arrive with issue 5).
-    welcome_points: int = 100
+    welcome_points: int = Field(default=100, ge=0)
+    # How long earned points last before they expire (each credit is a lot with this expiry).
+    points_ttl_days: int = Field(default=365, ge=1)
+    # How often the service expires due lots; 0 turns the loop off (another process does it).
+    expiry_interval_seconds: float = Field(default=300.0, ge=0)

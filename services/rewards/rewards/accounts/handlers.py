@@ -19,16 +19,26 @@ class CustomerRegistered(Event):
 
 
 async def welcome_registered_customer(
-    event: CustomerRegistered, *, envelope: Envelope, session: AsyncSession, welcome_points: int
+    event: CustomerRegistered,
+    *,
+    envelope: Envelope,
+    session: AsyncSession,
+    welcome_points: int,
+    ttl_days: int = service.DEFAULT_TTL_DAYS,
 ) -> None:
     """Open the new customer's account and credit the welcome points, keyed by the event."""
-    account = await service.open_account(
+    await service.open_account(
         session=session, tenant_id=envelope.tenantid, customer_id=event.customer_id
     )
-    await service.credit_points(
-        session=session,
-        account=account,
+    if welcome_points <= 0:
+        return
+    await service.earn(
+        session,
+        tenant_id=envelope.tenantid,
+        customer_id=event.customer_id,
         points=welcome_points,
         reason="welcome",
         idempotency_key=f"event:{envelope.id}",
+        actor="system:welcome",
+        ttl_days=ttl_days,
     )

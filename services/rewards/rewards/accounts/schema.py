@@ -1,17 +1,69 @@
-"""The rewards subgraph's part of the customer graph."""
+"""The rewards subgraph's part of the customer graph: balances, history, spending, corrections."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 from functools import partial
 
 import strawberry
 from strawberry.dataloader import DataLoader
 
+from crm_shared import audit
 from crm_shared.auth import Permission
+from crm_shared.errors import BadUserInput
 from crm_shared.graphql import CrmInfo, authorize
+from crm_shared.pagination import (
+    Connection,
+    check_first,
+    connection,
+    decode_cursor,
+    encode_cursor,
+)
 from crm_shared.validation import parse_id
 from rewards.accounts import service
+from rewards.accounts.models import JournalEntry
+from rewards.settings import RewardsSettings
+
+MAX_EXPIRING_DAYS = 3650
+
+
+def _settings(info: CrmInfo) -> RewardsSettings:
+    found = getattr(info.context.request.app.state, "settings", None)
+    return found if isinstance(found, RewardsSettings) else RewardsSettings()
+
+
+@strawberry.type(name="PointsEntry")
+class PointsEntryType:
+    """One journal entry as the customer sees it: how it changed their balance, and why."""
+
+    id: strawberry.ID
+    kind: str = strawberry.field(description="earn, spend, expire, reversal or adjustment.")
+    points: int = strawberry.field(description="The change to the balance (negative: taken).")
+    reason: str
+    created_at: datetime
+    reverses_entry_id: strawberry.ID | None
+
+    @classmethod
+    def from_model(cls, entry: JournalEntry, points: int) -> PointsEntryType:
+        return cls(
+            id=strawberry.ID(str(entry.id)),
+            kind=entry.kind,
+            points=points,
+            reason=entry.reason,
+            created_at=entry.created_at,
+            reverses_entry_id=(
+                strawberry.ID(str(entry.reverses_entry_id)) if entry.reverses_entry_id else None
+            ),
+        )
+
+
+@strawberry.type
+class ExpiringPoints:
+    """Points that expire together."""
+
+    points: int
+    expires_at: datetime
 
 
 @strawberry.type
@@ -19,6 +71,62 @@ class RewardsAccount:
     """A customer's points."""
 
     balance: int
+    customer_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field(description="Points expiring within `days` (1..3650), soonest first.")
+    async def expiring_soon(self, info: CrmInfo, days: int = 30) -> list[ExpiringPoints]:
+        principal = authorize(info, Permission.REWARDS_READ, customer_id=self.customer_id)
+        if not 1 <= days <= MAX_EXPIRING_DAYS:
+            raise BadUserInput(f"days: must be between 1 and {MAX_EXPIRING_DAYS}", field="days")
+        async with info.context.session() as session:
+            rows = await service.expiring_soon(
+                session,
+                tenant_id=principal.tenant_id,
+                customer_id=self.customer_id,
+                within=timedelta(days=days),
+            )
+        return [ExpiringPoints(points=points, expires_at=at) for points, at in rows]
+
+    @strawberry.field(description="The account's entries, newest first.")
+    async def history(
+        self, info: CrmInfo, first: int = 20, after: str | None = None
+    ) -> Connection[PointsEntryType]:
+        principal = authorize(info, Permission.REWARDS_READ, customer_id=self.customer_id)
+        limit = check_first(first)
+        position = decode_cursor(after) if after is not None else None
+        async with info.context.session() as session:
+            rows = await service.history(
+                session,
+                tenant_id=principal.tenant_id,
+                customer_id=self.customer_id,
+                limit=limit + 1,
+                before=position,
+            )
+        return connection(
+            rows,
+            limit,
+            cursor=lambda r: encode_cursor(r[0].created_at, r[0].id),
+            node=lambda r: PointsEntryType.from_model(*r),
+        )
+
+
+@strawberry.type
+class PointsMovement:
+    """What a ledger mutation did; a replay (same key, same content) returns the first result."""
+
+    entry: PointsEntryType
+    balance: int = strawberry.field(description="The customer's balance after the entry.")
+    replayed: bool = strawberry.field(
+        description="True when the idempotency key had already been used for this movement."
+    )
+
+    @classmethod
+    def from_movement(cls, movement: service.Movement) -> PointsMovement:
+        return cls(
+            entry=PointsEntryType.from_model(movement.entry, movement.points),
+            balance=movement.balance_after,
+            replayed=movement.replayed,
+        )
 
 
 def balance_loader(info: CrmInfo) -> DataLoader[uuid.UUID, int | None]:
@@ -36,6 +144,11 @@ def balance_loader(info: CrmInfo) -> DataLoader[uuid.UUID, int | None]:
     return context.loader("balances", partial(DataLoader, load_fn=load))
 
 
+async def _account(info: CrmInfo, customer_id: uuid.UUID) -> RewardsAccount | None:
+    balance = await balance_loader(info).load(customer_id)
+    return None if balance is None else RewardsAccount(balance=balance, customer_id=customer_id)
+
+
 @strawberry.federation.type(keys=["id"], name="Customer")
 class CustomerType:
     id: strawberry.ID
@@ -44,8 +157,7 @@ class CustomerType:
     async def rewards(self, info: CrmInfo) -> RewardsAccount | None:
         customer_id = parse_id(self.id, field="id")
         authorize(info, Permission.REWARDS_READ, customer_id=customer_id)
-        balance = await balance_loader(info).load(customer_id)
-        return None if balance is None else RewardsAccount(balance=balance)
+        return await _account(info, customer_id)
 
     @classmethod
     def resolve_reference(cls, id: strawberry.ID) -> CustomerType:
@@ -60,5 +172,113 @@ class Query:
     ) -> RewardsAccount | None:
         customer = parse_id(customer_id, field="customerId")
         authorize(info, Permission.REWARDS_READ, customer_id=customer)
-        balance = await balance_loader(info).load(customer)
-        return None if balance is None else RewardsAccount(balance=balance)
+        return await _account(info, customer)
+
+
+@strawberry.input
+class SpendPointsInput:
+    customer_id: strawberry.ID
+    points: int = strawberry.field(description="How many points to spend (> 0).")
+    reason: str
+    idempotency_key: str = strawberry.field(
+        description="The caller's key for this spend: sending it again never spends twice."
+    )
+
+
+@strawberry.input
+class AdjustPointsInput:
+    customer_id: strawberry.ID
+    points: int = strawberry.field(description="Points to add (> 0) or take away (< 0).")
+    reason: str
+    idempotency_key: str
+
+
+@strawberry.input
+class ReverseEntryInput:
+    entry_id: strawberry.ID
+    reason: str
+    idempotency_key: str
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(
+        description="Spend a customer's points, expiring-first (rewards:redeem; a customer "
+        "token only its own)."
+    )
+    async def spend_points(self, info: CrmInfo, input: SpendPointsInput) -> PointsMovement:
+        customer_id = parse_id(input.customer_id, field="customerId")
+        principal = authorize(info, Permission.REWARDS_REDEEM, customer_id=customer_id)
+        async with info.context.session() as session, session.begin():
+            movement = await service.spend(
+                session,
+                tenant_id=principal.tenant_id,
+                customer_id=customer_id,
+                points=input.points,
+                reason=input.reason,
+                idempotency_key=service.request_key(input.idempotency_key),
+                actor=principal.actor,
+            )
+        return PointsMovement.from_movement(movement)
+
+    @strawberry.mutation(description="Add or take away points, with a reason (points:adjust).")
+    async def adjust_points(self, info: CrmInfo, input: AdjustPointsInput) -> PointsMovement:
+        customer_id = parse_id(input.customer_id, field="customerId")
+        principal = authorize(info, Permission.POINTS_ADJUST, customer_id=customer_id)
+        async with info.context.session() as session, session.begin():
+            movement = await service.adjust(
+                session,
+                tenant_id=principal.tenant_id,
+                customer_id=customer_id,
+                points=input.points,
+                reason=input.reason,
+                idempotency_key=service.request_key(input.idempotency_key),
+                actor=principal.actor,
+                ttl_days=_settings(info).points_ttl_days,
+            )
+            if not movement.replayed:
+                await audit.record_staff_action(
+                    session=session,
+                    principal=principal,
+                    action="points.adjusted",
+                    record_type="journal_entry",
+                    record_id=movement.entry.id,
+                    details={
+                        "customer_id": str(customer_id),
+                        "points": input.points,
+                        "reason": movement.entry.reason,
+                    },
+                )
+        return PointsMovement.from_movement(movement)
+
+    @strawberry.mutation(
+        description="Undo an earn, spend or adjustment with an opposite entry, once "
+        "(points:adjust)."
+    )
+    async def reverse_entry(self, info: CrmInfo, input: ReverseEntryInput) -> PointsMovement:
+        principal = authorize(info, Permission.POINTS_ADJUST)
+        entry_id = parse_id(input.entry_id, field="entryId")
+        async with info.context.session() as session, session.begin():
+            movement = await service.reverse(
+                session,
+                tenant_id=principal.tenant_id,
+                entry_id=entry_id,
+                reason=input.reason,
+                idempotency_key=service.request_key(input.idempotency_key),
+                actor=principal.actor,
+            )
+            if not movement.replayed:
+                await audit.record_staff_action(
+                    session=session,
+                    principal=principal,
+                    action="points.entry_reversed",
+                    record_type="journal_entry",
+                    record_id=movement.entry.id,
+                    details={
+                        "customer_id": str(movement.entry.customer_id),
+                        "reverses_entry_id": str(entry_id),
+                        "points": movement.points,
+                        "reason": movement.entry.reason,
+                    },
+                )
+        return PointsMovement.from_movement(movement)
