@@ -2,5 +2,6 @@
 
 from crm_shared.graphql import SubgraphSchema
 from rewards.accounts.schema import CustomerType, Mutation, Query
+from rewards.privacy.schema import PrivacyExportType
 
-schema = SubgraphSchema(query=Query, mutation=Mutation, types=[CustomerType])
+schema = SubgraphSchema(query=Query, mutation=Mutation, types=[CustomerType, PrivacyExportType])

@@ -1,0 +1,142 @@
+"""Privacy in rewards: the consent projection, the export, and erasure.
+
+Erasure keeps every amount (the ledger must still balance and totals must not move) and
+removes what could name the person: free-text reasons of their journal entries become
+``(erased)`` (the one change the ledger's trigger allows), their consent projection goes, and
+published outbox rows about them are deleted. Accounts and entries keep the customer's id,
+which no longer leads to anyone once identity has erased the customer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from crm_shared.privacy import ErasureRequested, confirm_erasure, scrub_outbox
+
+SERVICE = "rewards"
+
+
+async def project_consent(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    purpose: str,
+    granted: bool,
+    changed_at: datetime,
+) -> None:
+    """Keep the latest consent per purpose (an older event arriving late changes nothing)."""
+    await session.execute(
+        text(
+            "INSERT INTO rewards.consents (tenant_id, customer_id, purpose, granted, changed_at)"
+            " VALUES (:t, :c, :p, :g, :at) ON CONFLICT (tenant_id, customer_id, purpose) DO"
+            " UPDATE SET granted = EXCLUDED.granted, changed_at = EXCLUDED.changed_at"
+            " WHERE rewards.consents.changed_at <= EXCLUDED.changed_at"
+        ),
+        {"t": tenant_id, "c": customer_id, "p": purpose, "g": granted, "at": changed_at},
+    )
+
+
+async def allows(
+    session: AsyncSession, *, tenant_id: uuid.UUID, customer_id: uuid.UUID, purpose: str
+) -> bool:
+    """Whether the customer's latest known consent grants ``purpose`` (never asked: no)."""
+    granted = await session.scalar(
+        text(
+            "SELECT granted FROM rewards.consents"
+            " WHERE tenant_id = :t AND customer_id = :c AND purpose = :p"
+        ),
+        {"t": tenant_id, "c": customer_id, "p": purpose},
+    )
+    return bool(granted)
+
+
+async def export_customer(
+    session: AsyncSession, *, tenant_id: uuid.UUID, customer_id: uuid.UUID
+) -> dict[str, Any]:
+    """Rewards' records of a customer as plain JSON."""
+    params = {"t": tenant_id, "c": customer_id}
+    account = (
+        await session.execute(
+            text(
+                "SELECT id, balance, created_at FROM rewards.accounts"
+                " WHERE tenant_id = :t AND customer_id = :c AND kind = 'customer'"
+            ),
+            params,
+        )
+    ).first()
+    entries = await session.execute(
+        text(
+            "SELECT e.id, e.kind, e.reason, e.created_at, p.amount FROM rewards.journal_entries e"
+            " JOIN rewards.postings p ON p.entry_id = e.id"
+            " JOIN rewards.accounts a ON a.id = p.account_id AND a.kind = 'customer'"
+            " WHERE e.tenant_id = :t AND e.customer_id = :c ORDER BY e.created_at, e.id"
+        ),
+        params,
+    )
+    lots = await session.execute(
+        text(
+            "SELECT l.points, l.remaining, l.expires_at FROM rewards.lots l"
+            " JOIN rewards.accounts a ON a.id = l.account_id"
+            " WHERE a.tenant_id = :t AND a.customer_id = :c ORDER BY l.expires_at"
+        ),
+        params,
+    )
+    consents = await session.execute(
+        text(
+            "SELECT purpose, granted, changed_at FROM rewards.consents"
+            " WHERE tenant_id = :t AND customer_id = :c ORDER BY purpose"
+        ),
+        params,
+    )
+    return {
+        "balance": account.balance if account else None,
+        "account_opened_at": account.created_at.isoformat() if account else None,
+        "entries": [
+            {
+                "id": str(row.id),
+                "kind": row.kind,
+                "reason": row.reason,
+                "points": int(row.amount),
+                "at": row.created_at.isoformat(),
+            }
+            for row in entries
+        ],
+        "lots": [
+            {
+                "points": int(r.points),
+                "remaining": int(r.remaining),
+                "expires_at": r.expires_at.isoformat(),
+            }
+            for r in lots
+        ],
+        "consents": [
+            {"purpose": r.purpose, "granted": r.granted, "changed_at": r.changed_at.isoformat()}
+            for r in consents
+        ],
+    }
+
+
+async def erase(session: AsyncSession, request: ErasureRequested, *, tenant_id: uuid.UUID) -> None:
+    """Carry out an erasure request and confirm it, in one transaction."""
+    ids: Sequence[uuid.UUID] = request.customer_ids or [request.customer_id]
+    params = {"t": tenant_id, "ids": list(ids)}
+    await session.execute(
+        text(
+            "UPDATE rewards.journal_entries SET reason = '(erased)'"
+            " WHERE tenant_id = :t AND customer_id = ANY(:ids) AND reason <> '(erased)'"
+        ),
+        params,
+    )
+    await session.execute(
+        text("DELETE FROM rewards.consents WHERE tenant_id = :t AND customer_id = ANY(:ids)"),
+        params,
+    )
+    await scrub_outbox(session, "rewards", [str(i) for i in ids])
+    await confirm_erasure(session, request, tenant_id=tenant_id, service=SERVICE)
