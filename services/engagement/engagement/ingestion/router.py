@@ -28,6 +28,9 @@ from engagement.ingestion.service import ingest
 from engagement.settings import EngagementSettings
 
 Writer = Annotated[Principal, Depends(requires(Permission.INTERACTIONS_WRITE))]
+HubMode = Annotated[str | None, Query(alias="hub.mode")]
+HubToken = Annotated[str | None, Query(alias="hub.verify_token")]
+HubChallenge = Annotated[str | None, Query(alias="hub.challenge")]
 
 
 class BodyTooLarge(CrmError):
@@ -170,10 +173,6 @@ def ingestion_router(settings: EngagementSettings) -> APIRouter:
         if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
             raise Forbidden("hub.verify_token does not match")
         return PlainTextResponse(challenge)
-
-    HubMode = Annotated[str | None, Query(alias="hub.mode")]
-    HubToken = Annotated[str | None, Query(alias="hub.verify_token")]
-    HubChallenge = Annotated[str | None, Query(alias="hub.challenge")]
 
     @router.get("/meta/{tenant_id}", response_class=PlainTextResponse)
     async def meta_handshake_for_tenant(

@@ -270,11 +270,12 @@ class Mutation:
             field = _camel(exc.field or "input")
             raise BadUserInput(_camel(exc.message), field=field) from None
         settings = EngagementSettings()
+        as_json = item.model_dump(mode="json", exclude={"raw"})
         async with info.context.session() as session, session.begin():
             _, stored = await ingest(
                 session=session,
                 tenant_id=principal.tenant_id,
-                items=[item.model_copy(update={"raw": {"source": "graphql", **data}})],
+                items=[item.model_copy(update={"raw": {"source": "graphql", **as_json}})],
                 min_confidence=settings.language_min_confidence,
             )
         return RecordedInteraction(
