@@ -1,5 +1,14 @@
-"""The events engagement consumes (the link projection arrives with issues 3 and 4)."""
+"""The events engagement consumes, wired to their handlers in one place."""
 
-from crm_shared.events.consumer import Registry, registry
+from crm_shared.events.consumer import Handler, Registry, registry
+from engagement.interactions.handlers import (
+    SocialProfileLinked,
+    SocialProfileUnlinked,
+    attach_history,
+    detach_history,
+)
 
-HANDLERS: Registry = registry()
+HANDLERS: Registry = registry(
+    Handler(SocialProfileLinked, attach_history),
+    Handler(SocialProfileUnlinked, detach_history),
+)

@@ -4,15 +4,20 @@ from fastapi import FastAPI
 
 from crm_shared.app import create_service_app
 from engagement.handlers import HANDLERS
+from engagement.ingestion.router import ingestion_router
 from engagement.schema import schema
 from engagement.settings import EngagementSettings
+from engagement.understanding import warm_up
 
 
 def create_app(settings: EngagementSettings | None = None) -> FastAPI:
     """The engagement app (``uvicorn --factory engagement.main:create_app``)."""
+    settings = settings or EngagementSettings()
+    warm_up()
     return create_service_app(
-        settings=settings or EngagementSettings(),
+        settings=settings,
         schema=schema,
         handlers=HANDLERS,
         title="engagement",
+        routers=[ingestion_router(settings)],
     )

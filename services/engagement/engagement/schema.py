@@ -1,6 +1,20 @@
 """The engagement subgraph."""
 
-from crm_shared.graphql import SubgraphSchema
-from engagement.interactions.schema import CustomerType, Query
+import strawberry
 
-schema = SubgraphSchema(query=Query, types=[CustomerType])
+from crm_shared.graphql import SubgraphSchema
+from engagement.interactions import schema as interactions
+from engagement.listening import schema as listening
+
+
+@strawberry.type
+class Query(interactions.Query, listening.Query):
+    pass
+
+
+@strawberry.type
+class Mutation(interactions.Mutation, listening.Mutation):
+    pass
+
+
+schema = SubgraphSchema(query=Query, mutation=Mutation, types=[interactions.CustomerType])

@@ -1,17 +1,31 @@
-"""The engagement subgraph's part of the customer graph."""
+"""The engagement subgraph's part of the customer graph: interactions, threads, recording one."""
 
 from __future__ import annotations
 
+import re
 import uuid
+from datetime import datetime
 from functools import partial
 
 import strawberry
 from strawberry.dataloader import DataLoader
 
 from crm_shared.auth import Permission
+from crm_shared.errors import BadUserInput
 from crm_shared.graphql import CrmInfo, authorize
-from crm_shared.validation import parse_id
+from crm_shared.pagination import (
+    Connection,
+    check_first,
+    connection,
+    decode_cursor,
+    encode_cursor,
+)
+from crm_shared.validation import parse_id, validated
+from engagement.ingestion.normalized import NormalizedItem
+from engagement.ingestion.service import ingest
 from engagement.interactions import service
+from engagement.interactions.models import CHANNELS, Interaction
+from engagement.settings import EngagementSettings
 
 
 def interaction_count_loader(info: CrmInfo) -> DataLoader[uuid.UUID, int]:
@@ -29,6 +43,101 @@ def interaction_count_loader(info: CrmInfo) -> DataLoader[uuid.UUID, int]:
     return context.loader("interaction_counts", partial(DataLoader, load_fn=load))
 
 
+def tracker_ids_loader(info: CrmInfo) -> DataLoader[uuid.UUID, list[uuid.UUID]]:
+    """The request's batch loader of the trackers each interaction matched."""
+    context = info.context
+    tenant_id = context.tenant_id
+
+    async def load(ids: list[uuid.UUID]) -> list[list[uuid.UUID]]:
+        async with context.session() as session:
+            found = await service.tracker_ids(
+                session=session, tenant_id=tenant_id, interaction_ids=ids
+            )
+        return [found.get(i, []) for i in ids]
+
+    return context.loader("interaction_trackers", partial(DataLoader, load_fn=load))
+
+
+@strawberry.type(name="InteractionAuthor")
+class InteractionAuthorType:
+    """Who wrote an interaction, as the platform knows them."""
+
+    platform_user_id: str
+    handle: str | None
+    display_name: str | None
+
+
+@strawberry.type(name="Interaction")
+class InteractionType:
+    """Something said on a social channel: a post, comment, reply, mention, message or review."""
+
+    id: strawberry.ID
+    channel: str
+    platform_id: str = strawberry.field(description="The platform's own id of the item.")
+    kind: str
+    thread_id: str | None
+    parent_id: str | None
+    author: InteractionAuthorType | None
+    customer_id: strawberry.ID | None = strawberry.field(
+        description="The customer, once identity linked the author's profile."
+    )
+    text: str | None
+    language: str = strawberry.field(description="ISO 639-1 code, or 'und' when unsure.")
+    sentiment_score: float | None = strawberry.field(description="VADER compound, English only.")
+    sentiment_label: str = strawberry.field(
+        description="positive, neutral, negative, or unanalyzed (not English)."
+    )
+    rating: int | None
+    created_at: datetime = strawberry.field(description="The platform's time of the item.")
+    received_at: datetime
+    edited_at: datetime | None
+
+    @strawberry.field(description="The trackers whose term the text contains.")
+    async def tracker_ids(self, info: CrmInfo) -> list[strawberry.ID]:
+        authorize(info, Permission.INTERACTIONS_READ)
+        ids = await tracker_ids_loader(info).load(uuid.UUID(str(self.id)))
+        return [strawberry.ID(str(i)) for i in ids]
+
+    @classmethod
+    def from_model(cls, row: Interaction) -> InteractionType:
+        author = (
+            InteractionAuthorType(
+                platform_user_id=row.author_platform_user_id,
+                handle=row.author_handle,
+                display_name=row.author_display_name,
+            )
+            if row.author_platform_user_id
+            else None
+        )
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            channel=row.channel,
+            platform_id=row.platform_id,
+            kind=row.kind,
+            thread_id=row.thread_id,
+            parent_id=row.parent_id,
+            author=author,
+            customer_id=strawberry.ID(str(row.customer_id)) if row.customer_id else None,
+            text=row.text,
+            language=row.language,
+            sentiment_score=row.sentiment_score,
+            sentiment_label=row.sentiment_label,
+            rating=row.rating,
+            created_at=row.created_at,
+            received_at=row.received_at,
+            edited_at=row.edited_at,
+        )
+
+
+def _page(rows: list[Interaction], limit: int) -> Connection[InteractionType]:
+    return connection(
+        rows,
+        limit,
+        cursor=lambda r: encode_cursor(r.created_at, r.id),
+        node=InteractionType.from_model,
+    )
+
+
 @strawberry.federation.type(keys=["id"], name="Customer")
 class CustomerType:
     id: strawberry.ID
@@ -38,6 +147,24 @@ class CustomerType:
         customer_id = parse_id(self.id, field="id")
         authorize(info, Permission.INTERACTIONS_READ, customer_id=customer_id)
         return await interaction_count_loader(info).load(customer_id)
+
+    @strawberry.field(description="The customer's interactions, newest first.")
+    async def interactions(
+        self, info: CrmInfo, first: int = 20, after: str | None = None
+    ) -> Connection[InteractionType]:
+        customer_id = parse_id(self.id, field="id")
+        principal = authorize(info, Permission.INTERACTIONS_READ, customer_id=customer_id)
+        limit = check_first(first)
+        position = decode_cursor(after) if after is not None else None
+        async with info.context.session() as session:
+            rows = await service.customer_interactions(
+                session=session,
+                tenant_id=principal.tenant_id,
+                customer_id=customer_id,
+                limit=limit + 1,
+                before=position,
+            )
+        return _page(rows, limit)
 
     @classmethod
     def resolve_reference(cls, id: strawberry.ID) -> CustomerType:
@@ -51,3 +178,106 @@ class Query:
         customer = parse_id(customer_id, field="customerId")
         authorize(info, Permission.INTERACTIONS_READ, customer_id=customer)
         return await interaction_count_loader(info).load(customer)
+
+    @strawberry.field(description="A conversation on a channel, oldest first (interactions:read).")
+    async def thread(
+        self,
+        info: CrmInfo,
+        channel: str,
+        thread_id: str,
+        first: int = 20,
+        after: str | None = None,
+    ) -> Connection[InteractionType]:
+        principal = authorize(info, Permission.INTERACTIONS_READ)
+        if channel not in CHANNELS:
+            raise BadUserInput(f"channel: must be one of {', '.join(CHANNELS)}", field="channel")
+        limit = check_first(first)
+        position = decode_cursor(after) if after is not None else None
+        async with info.context.session() as session:
+            rows = await service.thread_interactions(
+                session=session,
+                tenant_id=principal.tenant_id,
+                channel=channel,
+                thread_id=thread_id,
+                limit=limit + 1,
+                after=position,
+            )
+        return _page(rows, limit)
+
+
+@strawberry.input
+class InteractionAuthorInput:
+    platform_user_id: str
+    handle: str | None = None
+    display_name: str | None = None
+
+
+@strawberry.input
+class RecordInteractionInput:
+    """An interaction a front end saw (same rules as ``POST /ingest/normalized``)."""
+
+    channel: str
+    platform_id: str
+    kind: str
+    created_at: datetime
+    text: str | None = None
+    thread_id: str | None = None
+    parent_id: str | None = None
+    author: InteractionAuthorInput | None = None
+    rating: int | None = None
+
+
+@strawberry.type
+class RecordedInteraction:
+    """The stored interaction and what happened: accepted (new), duplicate or updated."""
+
+    outcome: str
+    interaction: InteractionType
+
+
+def _camel(path: str) -> str:
+    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), path)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Record one interaction (interactions:write).")
+    async def record_interaction(
+        self, info: CrmInfo, input: RecordInteractionInput
+    ) -> RecordedInteraction:
+        principal = authorize(info, Permission.INTERACTIONS_WRITE)
+        author = input.author
+        data = {
+            "channel": input.channel,
+            "platform_id": input.platform_id,
+            "kind": input.kind,
+            "thread_id": input.thread_id,
+            "parent_id": input.parent_id,
+            "author": None
+            if author is None
+            else {
+                "platform_user_id": author.platform_user_id,
+                "handle": author.handle,
+                "display_name": author.display_name,
+            },
+            "text": input.text,
+            "created_at": input.created_at,
+            "rating": input.rating,
+        }
+        try:
+            item = validated(NormalizedItem, data)
+        except BadUserInput as exc:
+            field = _camel(exc.field or "input")
+            raise BadUserInput(_camel(exc.message), field=field) from None
+        settings = EngagementSettings()
+        as_json = item.model_dump(mode="json", exclude={"raw"})
+        async with info.context.session() as session, session.begin():
+            _, stored = await ingest(
+                session=session,
+                tenant_id=principal.tenant_id,
+                items=[item.model_copy(update={"raw": {"source": "graphql", **as_json}})],
+                min_confidence=settings.language_min_confidence,
+            )
+        return RecordedInteraction(
+            outcome=stored[0].outcome, interaction=InteractionType.from_model(stored[0].interaction)
+        )

@@ -1,13 +1,17 @@
-"""Operations on interactions."""
+"""Reading interactions, and attaching them to customers as identity links their authors."""
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import and_, delete, func, or_, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from engagement.interactions.models import Interaction
+from engagement.interactions.models import Interaction, InteractionTracker, ProfileLink
+
+Position = tuple[datetime, uuid.UUID]
 
 
 async def count_interactions(
@@ -20,3 +24,136 @@ async def count_interactions(
         .group_by(col(Interaction.customer_id))
     )
     return {customer_id: int(count) for customer_id, count in rows.all()}
+
+
+async def customer_interactions(
+    *,
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    limit: int,
+    before: Position | None,
+) -> list[Interaction]:
+    """The customer's interactions, newest first (by the platform's time, then id)."""
+    query = select(Interaction).where(
+        Interaction.tenant_id == tenant_id, Interaction.customer_id == customer_id
+    )
+    if before is not None:
+        at, id_ = before
+        query = query.where(
+            or_(
+                col(Interaction.created_at) < at,
+                and_(col(Interaction.created_at) == at, col(Interaction.id) < id_),
+            )
+        )
+    query = query.order_by(col(Interaction.created_at).desc(), col(Interaction.id).desc())
+    return list(await session.exec(query.limit(limit)))
+
+
+async def thread_interactions(
+    *,
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    channel: str,
+    thread_id: str,
+    limit: int,
+    after: Position | None,
+) -> list[Interaction]:
+    """A conversation in reading order: oldest first (by the platform's time, then id)."""
+    query = select(Interaction).where(
+        Interaction.tenant_id == tenant_id,
+        Interaction.channel == channel,
+        Interaction.thread_id == thread_id,
+    )
+    if after is not None:
+        at, id_ = after
+        query = query.where(
+            or_(
+                col(Interaction.created_at) > at,
+                and_(col(Interaction.created_at) == at, col(Interaction.id) > id_),
+            )
+        )
+    query = query.order_by(col(Interaction.created_at), col(Interaction.id))
+    return list(await session.exec(query.limit(limit)))
+
+
+async def tracker_ids(
+    *, session: AsyncSession, tenant_id: uuid.UUID, interaction_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """The trackers each interaction matched."""
+    rows = await session.exec(
+        select(InteractionTracker).where(
+            InteractionTracker.tenant_id == tenant_id,
+            col(InteractionTracker.interaction_id).in_(interaction_ids),
+        )
+    )
+    found: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for row in rows:
+        found.setdefault(row.interaction_id, []).append(row.tracker_id)
+    return found
+
+
+async def link_profile(
+    *,
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    channel: str,
+    platform_user_id: str,
+    customer_id: uuid.UUID,
+    link_id: uuid.UUID | None,
+) -> int:
+    """Remember the link and attach the author's history to the customer; rows attached."""
+    await session.execute(
+        insert(ProfileLink)
+        .values(
+            tenant_id=tenant_id,
+            channel=channel,
+            platform_user_id=platform_user_id,
+            customer_id=customer_id,
+            link_id=link_id,
+        )
+        .on_conflict_do_update(
+            index_elements=["tenant_id", "channel", "platform_user_id"],
+            set_={"customer_id": customer_id, "link_id": link_id, "linked_at": func.now()},
+        )
+    )
+    result = await session.execute(
+        update(Interaction)
+        .where(
+            col(Interaction.tenant_id) == tenant_id,
+            col(Interaction.channel) == channel,
+            col(Interaction.author_platform_user_id) == platform_user_id,
+        )
+        .values(customer_id=customer_id)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def unlink_profile(
+    *,
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    channel: str,
+    platform_user_id: str,
+    customer_id: uuid.UUID,
+) -> int:
+    """Forget the link and detach the author's history from that customer; rows detached."""
+    await session.execute(
+        delete(ProfileLink).where(
+            col(ProfileLink.tenant_id) == tenant_id,
+            col(ProfileLink.channel) == channel,
+            col(ProfileLink.platform_user_id) == platform_user_id,
+            col(ProfileLink.customer_id) == customer_id,
+        )
+    )
+    result = await session.execute(
+        update(Interaction)
+        .where(
+            col(Interaction.tenant_id) == tenant_id,
+            col(Interaction.channel) == channel,
+            col(Interaction.author_platform_user_id) == platform_user_id,
+            col(Interaction.customer_id) == customer_id,
+        )
+        .values(customer_id=None)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,1 @@
+"""Ingestion: platforms' own payloads turned into interactions, understood and announced."""

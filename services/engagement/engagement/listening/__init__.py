@@ -1,0 +1,1 @@
+"""Listening: trackers (keywords, hashtags, phrases) matched on every ingested text."""
