@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from functools import cache
 
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from crm_shared.events import Event, record_event
+from crm_shared.events import Envelope, Event, record_event
 
 
 class ProfileRef(BaseModel):
@@ -74,3 +75,55 @@ async def scrub_outbox(session: AsyncSession, schema: str, needles: Sequence[str
         {"patterns": [f"%{needle}%" for needle in needles]},
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+class ConsentChanged(Event):
+    """A service's reading of identity's ``identity.consent.changed.v1``."""
+
+    type = "identity.consent.changed.v1"
+
+    customer_id: uuid.UUID
+    purpose: str
+    granted: bool
+    changed_at: datetime
+
+
+async def project_consent(
+    event: ConsentChanged, *, envelope: Envelope, session: AsyncSession, schema: str
+) -> None:
+    """Keep the latest consent per purpose in ``<schema>.consents`` (a late, older event
+    changes nothing). Bind ``schema`` with ``functools.partial`` in the service's handlers."""
+    await session.execute(
+        text(
+            f"INSERT INTO {schema}.consents (tenant_id, customer_id, purpose, granted, changed_at)"
+            " VALUES (:t, :c, :p, :g, :at) ON CONFLICT (tenant_id, customer_id, purpose) DO"
+            f" UPDATE SET granted = EXCLUDED.granted, changed_at = EXCLUDED.changed_at"
+            f" WHERE {schema}.consents.changed_at <= EXCLUDED.changed_at"
+        ),
+        {
+            "t": envelope.tenantid,
+            "c": event.customer_id,
+            "p": event.purpose,
+            "g": event.granted,
+            "at": event.changed_at,
+        },
+    )
+
+
+async def consent_allows(
+    session: AsyncSession,
+    schema: str,
+    *,
+    tenant_id: uuid.UUID,
+    customer_ids: Sequence[uuid.UUID],
+    purpose: str,
+) -> set[uuid.UUID]:
+    """Which of ``customer_ids`` currently grant ``purpose`` (never asked: not granted)."""
+    rows = await session.execute(
+        text(
+            f"SELECT customer_id FROM {schema}.consents WHERE tenant_id = :t"
+            " AND customer_id = ANY(:ids) AND purpose = :p AND granted"
+        ),
+        {"t": tenant_id, "ids": list(customer_ids), "p": purpose},
+    )
+    return {row.customer_id for row in rows}

@@ -7,8 +7,10 @@ from engagement.interactions.handlers import (
     attach_history,
     detach_history,
 )
+from engagement.privacy.handlers import PRIVACY_HANDLERS
 
 HANDLERS: Registry = registry(
     Handler(SocialProfileLinked, attach_history),
     Handler(SocialProfileUnlinked, detach_history),
+    *PRIVACY_HANDLERS,
 )

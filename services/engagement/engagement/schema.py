@@ -5,6 +5,7 @@ import strawberry
 from crm_shared.graphql import SubgraphSchema
 from engagement.interactions import schema as interactions
 from engagement.listening import schema as listening
+from engagement.privacy.schema import PrivacyExportType
 
 
 @strawberry.type
@@ -17,4 +18,6 @@ class Mutation(interactions.Mutation, listening.Mutation):
     pass
 
 
-schema = SubgraphSchema(query=Query, mutation=Mutation, types=[interactions.CustomerType])
+schema = SubgraphSchema(
+    query=Query, mutation=Mutation, types=[interactions.CustomerType, PrivacyExportType]
+)

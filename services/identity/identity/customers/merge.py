@@ -29,6 +29,7 @@ from identity.consent.models import ConsentRecord
 from identity.consent.service import current_consents
 from identity.customers.models import ContactPoint
 from identity.customers.service import customer_for_update
+from identity.profiles.events import SocialProfileLinked, SocialProfileUnlinked
 from identity.profiles.models import ProfileLink, SocialProfile
 
 FILLED_FIELDS = ("given_name", "family_name", "birth_date", "gender", "locale", "country")
@@ -208,6 +209,29 @@ async def _move_links(
         profile.customer_id = to_id
         session.add_all([moved_to, profile])
         await session.flush()
+        # Said as for any link change, so that services following links move the history.
+        account = {"channel": profile.channel, "platform_user_id": profile.platform_user_id}
+        await record_event(
+            session,
+            SocialProfileUnlinked(
+                link_id=link.id, profile_id=profile.id, customer_id=from_id, **account
+            ),
+            tenant_id=link.tenant_id,
+            subject=str(from_id),
+        )
+        await record_event(
+            session,
+            SocialProfileLinked(
+                link_id=moved_to.id,
+                profile_id=profile.id,
+                customer_id=to_id,
+                evidence=moved_to.evidence,
+                confidence=moved_to.confidence,
+                **account,
+            ),
+            tenant_id=link.tenant_id,
+            subject=str(to_id),
+        )
         moved.append(
             {"profile_id": str(link.profile_id), "closed": str(link.id), "opened": str(moved_to.id)}
         )

@@ -2,40 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
+from functools import partial
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from crm_shared.events import Envelope, Event
+from crm_shared.events import Envelope
 from crm_shared.events.consumer import Handler
-from crm_shared.privacy import ErasureRequested
+from crm_shared.privacy import ConsentChanged, ErasureRequested, project_consent
 from rewards.privacy import service
-
-
-class ConsentChanged(Event):
-    """Rewards' reading of ``identity.consent.changed.v1``."""
-
-    type = "identity.consent.changed.v1"
-
-    customer_id: uuid.UUID
-    purpose: str
-    granted: bool
-    changed_at: datetime
-
-
-async def project_consent(
-    event: ConsentChanged, *, envelope: Envelope, session: AsyncSession
-) -> None:
-    """Offers honour the customer's marketing consent: keep it at hand."""
-    await service.project_consent(
-        session,
-        tenant_id=envelope.tenantid,
-        customer_id=event.customer_id,
-        purpose=event.purpose,
-        granted=event.granted,
-        changed_at=event.changed_at,
-    )
 
 
 async def erase_customer(
@@ -45,7 +20,8 @@ async def erase_customer(
     await service.erase(session, event, tenant_id=envelope.tenantid)
 
 
-PRIVACY_HANDLERS: list[Handler[ConsentChanged] | Handler[ErasureRequested]] = [
-    Handler(ConsentChanged, project_consent),
+# Offers honour the customer's marketing consent: rewards keeps it at hand.
+PRIVACY_HANDLERS: list[Handler[Any]] = [
+    Handler(ConsentChanged, partial(project_consent, schema="rewards")),
     Handler(ErasureRequested, erase_customer),
 ]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -20,41 +19,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from crm_shared.privacy import ErasureRequested, confirm_erasure, scrub_outbox
 
 SERVICE = "rewards"
-
-
-async def project_consent(
-    session: AsyncSession,
-    *,
-    tenant_id: uuid.UUID,
-    customer_id: uuid.UUID,
-    purpose: str,
-    granted: bool,
-    changed_at: datetime,
-) -> None:
-    """Keep the latest consent per purpose (an older event arriving late changes nothing)."""
-    await session.execute(
-        text(
-            "INSERT INTO rewards.consents (tenant_id, customer_id, purpose, granted, changed_at)"
-            " VALUES (:t, :c, :p, :g, :at) ON CONFLICT (tenant_id, customer_id, purpose) DO"
-            " UPDATE SET granted = EXCLUDED.granted, changed_at = EXCLUDED.changed_at"
-            " WHERE rewards.consents.changed_at <= EXCLUDED.changed_at"
-        ),
-        {"t": tenant_id, "c": customer_id, "p": purpose, "g": granted, "at": changed_at},
-    )
-
-
-async def allows(
-    session: AsyncSession, *, tenant_id: uuid.UUID, customer_id: uuid.UUID, purpose: str
-) -> bool:
-    """Whether the customer's latest known consent grants ``purpose`` (never asked: no)."""
-    granted = await session.scalar(
-        text(
-            "SELECT granted FROM rewards.consents"
-            " WHERE tenant_id = :t AND customer_id = :c AND purpose = :p"
-        ),
-        {"t": tenant_id, "c": customer_id, "p": purpose},
-    )
-    return bool(granted)
 
 
 async def export_customer(

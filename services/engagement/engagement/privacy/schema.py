@@ -1,0 +1,32 @@
+"""Engagement's part of the privacy export."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.scalars import JSON
+
+from crm_shared.auth import Permission
+from crm_shared.graphql import CrmInfo, authorize
+from crm_shared.validation import parse_id
+from engagement.privacy import service
+
+
+@strawberry.federation.type(keys=["customerId"], name="PrivacyExport")
+class PrivacyExportType:
+    customer_id: strawberry.ID
+
+    @strawberry.field(description="Engagement's records: interactions, accounts, consent.")
+    async def engagement(self, info: CrmInfo) -> JSON:
+        principal = authorize(info, Permission.PRIVACY_MANAGE)
+        async with info.context.session() as session:
+            found = await service.export_customer(
+                session,
+                tenant_id=principal.tenant_id,
+                customer_id=parse_id(self.customer_id, field="customerId"),
+            )
+        return JSON(found)
+
+    @classmethod
+    def resolve_reference(cls, info: CrmInfo, customer_id: strawberry.ID) -> PrivacyExportType:
+        authorize(info, Permission.PRIVACY_MANAGE)
+        return cls(customer_id=customer_id)
