@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -36,9 +37,9 @@ class PrivacyExportType:
         return None if found is None else JSON(found)
 
     @classmethod
-    def resolve_reference(cls, info: CrmInfo, customer_id: strawberry.ID) -> PrivacyExportType:
+    def resolve_reference(cls, info: CrmInfo, **representation: Any) -> PrivacyExportType:
         authorize(info, Permission.PRIVACY_MANAGE)
-        return cls(customer_id=customer_id)
+        return cls(customer_id=strawberry.ID(str(representation["customerId"])))
 
 
 @strawberry.type(name="ErasureConfirmation")

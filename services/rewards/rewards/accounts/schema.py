@@ -246,7 +246,6 @@ class Mutation:
                     details={
                         "customer_id": str(customer_id),
                         "points": input.points,
-                        "reason": movement.entry.reason,
                     },
                 )
         return PointsMovement.from_movement(movement)
@@ -278,7 +277,6 @@ class Mutation:
                         "customer_id": str(movement.entry.customer_id),
                         "reverses_entry_id": str(entry_id),
                         "points": movement.points,
-                        "reason": movement.entry.reason,
                     },
                 )
         return PointsMovement.from_movement(movement)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 from strawberry.scalars import JSON
 
@@ -27,6 +29,6 @@ class PrivacyExportType:
         return JSON(found)
 
     @classmethod
-    def resolve_reference(cls, info: CrmInfo, customer_id: strawberry.ID) -> PrivacyExportType:
+    def resolve_reference(cls, info: CrmInfo, **representation: Any) -> PrivacyExportType:
         authorize(info, Permission.PRIVACY_MANAGE)
-        return cls(customer_id=customer_id)
+        return cls(customer_id=strawberry.ID(str(representation["customerId"])))
