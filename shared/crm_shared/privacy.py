@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
+from typing import Any, Self
 
 from pydantic import BaseModel
 from sqlalchemy import text
@@ -127,3 +128,20 @@ async def consent_allows(
         {"t": tenant_id, "ids": list(customer_ids), "p": purpose},
     )
     return {row.customer_id for row in rows}
+
+
+class PrivacyExportReference:
+    """The entity ``PrivacyExport @key(fields: "customerId")`` that each service extends with
+    its own JSON field: subclass it in a ``strawberry.federation.type`` with a
+    ``customer_id: strawberry.ID`` field; only ``privacy:manage`` reaches it."""
+
+    def __init__(self, customer_id: str) -> None:  # replaced by strawberry's dataclass init
+        self.customer_id = customer_id
+
+    @classmethod
+    def resolve_reference(cls, info: Any, **representation: Any) -> Self:
+        from crm_shared.auth import Permission
+        from crm_shared.graphql import authorize
+
+        authorize(info, Permission.PRIVACY_MANAGE)
+        return cls(customer_id=str(representation["customerId"]))

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import strawberry
 from strawberry.scalars import JSON
 
 from crm_shared.auth import Permission
 from crm_shared.graphql import CrmInfo, authorize
+from crm_shared.privacy import PrivacyExportReference
 from crm_shared.validation import parse_id
 from engagement.privacy import service
 
 
 @strawberry.federation.type(keys=["customerId"], name="PrivacyExport")
-class PrivacyExportType:
+class PrivacyExportType(PrivacyExportReference):
     customer_id: strawberry.ID
 
     @strawberry.field(description="Engagement's records: interactions, accounts, consent.")
@@ -27,8 +26,3 @@ class PrivacyExportType:
                 customer_id=parse_id(self.customer_id, field="customerId"),
             )
         return JSON(found)
-
-    @classmethod
-    def resolve_reference(cls, info: CrmInfo, **representation: Any) -> PrivacyExportType:
-        authorize(info, Permission.PRIVACY_MANAGE)
-        return cls(customer_id=strawberry.ID(str(representation["customerId"])))

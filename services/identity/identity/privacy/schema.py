@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -11,13 +10,14 @@ from strawberry.scalars import JSON
 from crm_shared.auth import Permission
 from crm_shared.graphql import CrmInfo, authorize
 from crm_shared.pagination import Connection, check_first, connection, decode_cursor, encode_cursor
+from crm_shared.privacy import PrivacyExportReference
 from crm_shared.validation import parse_id
 from identity.privacy import service
 from identity.privacy.models import ErasureRequest
 
 
 @strawberry.federation.type(keys=["customerId"], name="PrivacyExport")
-class PrivacyExportType:
+class PrivacyExportType(PrivacyExportReference):
     """Everything the services hold about one customer; each service fills its own field."""
 
     customer_id: strawberry.ID
@@ -35,11 +35,6 @@ class PrivacyExportType:
                 customer_id=parse_id(self.customer_id, field="customerId"),
             )
         return None if found is None else JSON(found)
-
-    @classmethod
-    def resolve_reference(cls, info: CrmInfo, **representation: Any) -> PrivacyExportType:
-        authorize(info, Permission.PRIVACY_MANAGE)
-        return cls(customer_id=strawberry.ID(str(representation["customerId"])))
 
 
 @strawberry.type(name="ErasureConfirmation")
