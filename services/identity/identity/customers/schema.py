@@ -335,6 +335,7 @@ class Mutation:
             {"kind": p.kind, "value": p.value, "verified": p.verified}
             for p in input.contact_points or []
         ]
+        fields = [f"input.contactPoints.{i}.value" for i in range(len(points))]
         for kind, value in ((ContactKind.EMAIL, input.email), (ContactKind.PHONE, input.phone)):
             if value is not None:
                 try:  # checked here so that the error names the shorthand the caller used
@@ -342,6 +343,7 @@ class Mutation:
                 except ValueError as error:
                     raise BadUserInput(f"input.{kind}: {error}", field=f"input.{kind}") from None
                 points.append({"kind": kind, "value": value})
+                fields.append(f"input.{kind}")
         data = validated(
             CustomerCreate,
             {
@@ -351,7 +353,7 @@ class Mutation:
         )
         async with info.context.session() as session, session.begin():
             customer = await service.register_customer(
-                session=session, tenant_id=principal.tenant_id, data=data
+                session=session, tenant_id=principal.tenant_id, data=data, fields=fields
             )
         return CustomerType.from_model(customer)
 

@@ -51,9 +51,14 @@ async def _check_free(
 
 
 async def register_customer(
-    *, session: AsyncSession, tenant_id: uuid.UUID, data: CustomerCreate
+    *,
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    data: CustomerCreate,
+    fields: Sequence[str] = (),
 ) -> Customer:
-    """Store a new customer with their contact points; announce it."""
+    """Store a new customer with their contact points; announce it. ``fields`` names each
+    contact point's value as the caller gave it (for errors), by default its list position."""
     if await session.get(Tenant, tenant_id) is None:
         raise Unauthenticated("unknown tenant")
     fields = data.model_dump(exclude={"contact_points"}, exclude_none=True)
@@ -62,7 +67,7 @@ async def register_customer(
     await session.flush()
     seen: set[tuple[str, str]] = set()
     for index, point in enumerate(data.contact_points):
-        field = f"input.contactPoints.{index}.value"
+        field = fields[index] if index < len(fields) else f"input.contactPoints.{index}.value"
         value = _normalized(point, data.country, field)
         if (point.kind.value, value) in seen:
             raise Conflict(f"{field}: given twice", field=field)
