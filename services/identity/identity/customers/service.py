@@ -61,8 +61,8 @@ async def register_customer(
     contact point's value as the caller gave it (for errors), by default its list position."""
     if await session.get(Tenant, tenant_id) is None:
         raise Unauthenticated("unknown tenant")
-    fields = data.model_dump(exclude={"contact_points"}, exclude_none=True)
-    customer = Customer(tenant_id=tenant_id, **fields)
+    profile = data.model_dump(exclude={"contact_points"}, exclude_none=True)
+    customer = Customer(tenant_id=tenant_id, **profile)
     session.add(customer)
     await session.flush()
     seen: set[tuple[str, str]] = set()
