@@ -27,12 +27,13 @@ PARKED_MAX_BYTES = 1024**3
 def handled_event_types() -> dict[str, list[str]]:
     """The event types each service's consumer binds, from its handler registry."""
     from engagement.handlers import HANDLERS as engagement
-    from identity.handlers import HANDLERS as identity
+    from identity.handlers import build_handlers as identity_handlers
+    from identity.settings import IdentitySettings
     from rewards.handlers import build_handlers
     from rewards.settings import RewardsSettings
 
     registries: Mapping[str, Mapping[str, Any]] = {
-        "identity": identity,
+        "identity": identity_handlers(IdentitySettings()),
         "engagement": engagement,
         "rewards": build_handlers(RewardsSettings()),
     }

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -225,6 +226,7 @@ class TokenVerifier:
         audience: str = DEFAULT_AUDIENCE,
         min_refresh_seconds: float = 5.0,
         leeway_seconds: float = 5.0,
+        cache_size: int = 10_000,
     ) -> None:
         self._fetch = fetch_jwks
         self.issuer = issuer
@@ -234,6 +236,10 @@ class TokenVerifier:
         self._min_refresh = min_refresh_seconds
         self._leeway = leeway_seconds
         self._lock = asyncio.Lock()
+        # Tokens already verified, with their expiry: the gateway and every subgraph see the
+        # same token on each request, and an ES256 check is the costliest step of a request.
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._cache_size = cache_size
 
     async def _refresh(self) -> None:
         async with self._lock:
@@ -262,6 +268,20 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Principal:
         """The principal of a valid token; UNAUTHENTICATED with the reason otherwise."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            principal, expires = cached
+            if time.time() < expires + self._leeway:
+                self._verified.move_to_end(token)
+                return principal
+            del self._verified[token]
+        principal, expires = await self._verify(token)
+        self._verified[token] = (principal, expires)
+        if len(self._verified) > self._cache_size:
+            self._verified.popitem(last=False)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -290,7 +310,7 @@ class TokenVerifier:
             raise Unauthenticated("the token was not issued by identity") from None
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"the token is invalid: {exc}") from None
-        return Principal.from_claims(claims)
+        return Principal.from_claims(claims), float(claims["exp"])
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -50,3 +50,11 @@ def check_email(value: str) -> str:
     if not EMAIL_PATTERN.fullmatch(value):
         raise ValueError("not an e-mail address")
     return value
+
+
+def reason_text(value: str, *, field: str = "input.reason", limit: int = 500) -> str:
+    """A required free-text reason, trimmed, 1..``limit`` characters; BAD_USER_INPUT otherwise."""
+    reason = value.strip()
+    if not reason or len(reason) > limit:
+        raise BadUserInput(f"{field}: say why, in 1 to {limit} characters", field=field)
+    return reason

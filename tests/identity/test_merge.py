@@ -21,7 +21,9 @@ MERGE = """
 mutation($input: MergeCustomersInput!) { mergeCustomers(input: $input) { id survivorId mergedId } }
 """
 UNMERGE = """
-mutation($input: UnmergeCustomersInput!) { unmergeCustomers(input: $input) { id unmergedAt } }
+mutation($input: UnmergeCustomersInput!) {
+  unmergeCustomers(input: $input) { id unmergedAt unmergeReason }
+}
 """
 VIEW = """
 query($id: ID!) {
@@ -162,7 +164,9 @@ async def test_merge_and_unmerge_round_trip(stack: devstack.Stack) -> None:
     )
     assert (again["code"], again["field"]) == ("CONFLICT", "input.mergedId")
 
-    await _ok(stack, UNMERGE, {"input": {"mergeId": merge["id"], "reason": "not the same"}}, admin)
+    undo = {"input": {"mergeId": merge["id"], "reason": "not the same"}}
+    unmerged = (await _ok(stack, UNMERGE, undo, admin))["unmergeCustomers"]
+    assert unmerged["unmergedAt"] is not None and unmerged["unmergeReason"] == "not the same"
     after = {
         c: _view((await _ok(stack, VIEW, {"id": c}, admin))["customer"])
         for c in (survivor, duplicate)

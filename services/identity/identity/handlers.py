@@ -15,6 +15,3 @@ def build_handlers(settings: IdentitySettings) -> Registry:
         Handler(AuthorSeen, record_author),
         *confirmation_handlers(settings.erasure_services),
     )
-
-
-HANDLERS: Registry = build_handlers(IdentitySettings())

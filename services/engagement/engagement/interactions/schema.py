@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from functools import partial
 
 import strawberry
+from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry.dataloader import DataLoader
 
 from crm_shared.auth import Permission
 from crm_shared.errors import BadUserInput
-from crm_shared.graphql import CrmInfo, authorize
+from crm_shared.graphql import CrmInfo, authorize, keyed_loader
 from crm_shared.pagination import (
     Connection,
     check_first,
@@ -28,34 +29,32 @@ from engagement.interactions.models import CHANNELS, Interaction
 from engagement.settings import EngagementSettings
 
 
+async def _counts(
+    session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> Mapping[uuid.UUID, int]:
+    counts: Mapping[uuid.UUID, int] = await service.count_interactions(
+        session=session, tenant_id=tenant_id, customer_ids=list(ids)
+    )
+    return counts
+
+
+async def _tracker_ids(
+    session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> Mapping[uuid.UUID, list[uuid.UUID]]:
+    found: Mapping[uuid.UUID, list[uuid.UUID]] = await service.tracker_ids(
+        session=session, tenant_id=tenant_id, interaction_ids=list(ids)
+    )
+    return found
+
+
 def interaction_count_loader(info: CrmInfo) -> DataLoader[uuid.UUID, int]:
     """The request's batch loader of interaction counts."""
-    context = info.context
-    tenant_id = context.tenant_id
-
-    async def load(ids: list[uuid.UUID]) -> list[int]:
-        async with context.session() as session:
-            counts = await service.count_interactions(
-                session=session, tenant_id=tenant_id, customer_ids=ids
-            )
-        return [counts.get(i, 0) for i in ids]
-
-    return context.loader("interaction_counts", partial(DataLoader, load_fn=load))
+    return keyed_loader(info, "interaction_counts", _counts, 0)
 
 
 def tracker_ids_loader(info: CrmInfo) -> DataLoader[uuid.UUID, list[uuid.UUID]]:
     """The request's batch loader of the trackers each interaction matched."""
-    context = info.context
-    tenant_id = context.tenant_id
-
-    async def load(ids: list[uuid.UUID]) -> list[list[uuid.UUID]]:
-        async with context.session() as session:
-            found = await service.tracker_ids(
-                session=session, tenant_id=tenant_id, interaction_ids=ids
-            )
-        return [found.get(i, []) for i in ids]
-
-    return context.loader("interaction_trackers", partial(DataLoader, load_fn=load))
+    return keyed_loader(info, "interaction_trackers", _tracker_ids, [])
 
 
 @strawberry.type(name="InteractionAuthor")

@@ -12,7 +12,7 @@ from crm_shared.validation import parse_id, validated
 from identity.consent import service
 from identity.consent.models import ConsentInput, ConsentRecord, Purpose
 
-PurposeEnum = strawberry.enum(Purpose, name="ConsentPurpose")
+strawberry.enum(Purpose, name="ConsentPurpose")  # makes the model enum a GraphQL enum
 
 
 @strawberry.type(name="ConsentRecord")

@@ -22,9 +22,10 @@ async def record_consent(
 ) -> ConsentRecord:
     """Append a consent record; announce it when the state or the policy version changed."""
     await customer_for_update(session, principal.tenant_id, customer_id, "input.customerId")
-    previous = (await current_consents(session=session, customer_ids=[customer_id])).get(
-        (customer_id, data.purpose.value)
+    current = await current_consents(
+        session=session, tenant_id=principal.tenant_id, customer_ids=[customer_id]
     )
+    previous = current.get((customer_id, data.purpose.value))
     record = ConsentRecord(
         tenant_id=principal.tenant_id,
         customer_id=customer_id,
@@ -43,29 +44,36 @@ async def record_consent(
     )
     # Withdrawing what was never granted is recorded but changes nothing others act on.
     if not unchanged and (previous is not None or data.granted):
-        await record_event(
-            session,
-            ConsentChanged(
-                customer_id=customer_id,
-                purpose=record.purpose,
-                granted=record.granted,
-                policy_version=record.policy_version,
-                source=record.source,
-                changed_at=record.recorded_at,
-            ),
-            tenant_id=principal.tenant_id,
-            subject=str(customer_id),
-        )
+        await announce_consent(session, record)
     return record
 
 
+async def announce_consent(session: AsyncSession, record: ConsentRecord) -> None:
+    """``identity.consent.changed.v1``: the purpose now stands as ``record`` says."""
+    await record_event(
+        session,
+        ConsentChanged(
+            customer_id=record.customer_id,
+            purpose=record.purpose,
+            granted=record.granted,
+            policy_version=record.policy_version,
+            source=record.source,
+            changed_at=record.recorded_at,
+        ),
+        tenant_id=record.tenant_id,
+        subject=str(record.customer_id),
+    )
+
+
 async def current_consents(
-    *, session: AsyncSession, customer_ids: Sequence[uuid.UUID]
+    *, session: AsyncSession, tenant_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
 ) -> dict[tuple[uuid.UUID, str], ConsentRecord]:
     """The latest record per (customer, purpose)."""
     rows = await session.exec(
         select(ConsentRecord)
-        .where(col(ConsentRecord.customer_id).in_(customer_ids))
+        .where(
+            ConsentRecord.tenant_id == tenant_id, col(ConsentRecord.customer_id).in_(customer_ids)
+        )
         .distinct(col(ConsentRecord.customer_id), col(ConsentRecord.purpose))
         .order_by(
             col(ConsentRecord.customer_id),

@@ -26,13 +26,11 @@ from crm_shared.events import Event, record_event
 from identity.access.audit import record_staff_action
 from identity.consent.events import ConsentChanged
 from identity.consent.models import ConsentRecord
-from identity.consent.service import current_consents
-from identity.customers.models import ContactPoint
+from identity.consent.service import announce_consent, current_consents
+from identity.customers.models import OPTIONAL_PROFILE_FIELDS, ContactPoint
 from identity.customers.service import customer_for_update
 from identity.profiles.events import SocialProfileLinked, SocialProfileUnlinked
 from identity.profiles.models import ProfileLink, SocialProfile
-
-FILLED_FIELDS = ("given_name", "family_name", "birth_date", "gender", "locale", "country")
 
 
 class CustomerMerge(SQLModel, table=True):
@@ -49,6 +47,7 @@ class CustomerMerge(SQLModel, table=True):
     merged_at: datetime = created_at_field()
     unmerged_by: str | None = None
     unmerged_at: datetime | None = None
+    unmerge_reason: str | None = None
 
 
 class CustomerMerged(Event):
@@ -110,10 +109,10 @@ async def merge_customers(
             "input.mergedId: other customers are merged into this one; merge into it instead",
             field="input.mergedId",
         )
-    consents_before = await _consent_states(session, survivor_id)
+    consents_before = await _consent_states(session, tenant_id, survivor_id)
 
     filled = {}
-    for name in FILLED_FIELDS:
+    for name in OPTIONAL_PROFILE_FIELDS:
         if getattr(survivor, name) is None and getattr(merged, name) is not None:
             setattr(survivor, name, getattr(merged, name))
             filled[name] = _json(getattr(merged, name))
@@ -251,7 +250,7 @@ async def unmerge_customers(
         raise Conflict("input.mergeId: this merge was already undone", field="input.mergeId")
     survivor = await customer_for_update(session, tenant_id, merge.survivor_id)
     restored = await customer_for_update(session, tenant_id, merge.merged_id)
-    consents_before = await _consent_states(session, survivor.id)
+    consents_before = await _consent_states(session, tenant_id, survivor.id)
     undo = merge.undo
 
     for name, value in undo["filled"].items():
@@ -280,6 +279,7 @@ async def unmerge_customers(
         session, principal, survivor.id, restored.id, "unmerge", only_links=opened
     )
     merge.unmerged_at, merge.unmerged_by = utcnow(), principal.actor
+    merge.unmerge_reason = reason
     session.add(merge)
     await session.flush()
     profile_ids = [uuid.UUID(link["profile_id"]) for link in moved_back]
@@ -302,15 +302,17 @@ async def unmerge_customers(
         action="customer.unmerge",
         record_type="customer",
         record_id=survivor.id,
-        details={"merge_id": str(merge.id), "restored_id": str(restored.id), "reason": reason},
+        details={"merge_id": str(merge.id), "restored_id": str(restored.id)},
     )
     return merge
 
 
 async def _consent_states(
-    session: AsyncSession, customer_id: uuid.UUID
+    session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID
 ) -> dict[str, tuple[bool, str]]:
-    current = await current_consents(session=session, customer_ids=[customer_id])
+    current = await current_consents(
+        session=session, tenant_id=tenant_id, customer_ids=[customer_id]
+    )
     return {purpose: (r.granted, r.policy_version) for (_, purpose), r in current.items()}
 
 
@@ -322,22 +324,12 @@ async def _announce_consent_changes(
 ) -> None:
     """Moving consent records may change where a purpose stands: say so, as on any change."""
     await session.flush()
-    current = await current_consents(session=session, customer_ids=[customer_id])
+    current = await current_consents(
+        session=session, tenant_id=tenant_id, customer_ids=[customer_id]
+    )
     for (_, purpose), record in current.items():
         if before.get(purpose) != (record.granted, record.policy_version):
-            await record_event(
-                session,
-                ConsentChanged(
-                    customer_id=customer_id,
-                    purpose=purpose,
-                    granted=record.granted,
-                    policy_version=record.policy_version,
-                    source=record.source,
-                    changed_at=record.recorded_at,
-                ),
-                tenant_id=tenant_id,
-                subject=str(customer_id),
-            )
+            await announce_consent(session, record)
     for purpose, (granted, version) in before.items():
         if (customer_id, purpose) not in current and granted:
             await record_event(

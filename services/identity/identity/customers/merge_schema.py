@@ -7,9 +7,8 @@ from datetime import datetime
 import strawberry
 
 from crm_shared.auth import Permission
-from crm_shared.errors import BadUserInput
 from crm_shared.graphql import CrmInfo, authorize
-from crm_shared.validation import parse_id
+from crm_shared.validation import parse_id, reason_text
 from identity.customers import merge as merging
 from identity.customers.merge import CustomerMerge
 
@@ -26,6 +25,7 @@ class CustomerMergeType:
     merged_at: datetime
     unmerged_by: str | None
     unmerged_at: datetime | None
+    unmerge_reason: str | None
 
     @classmethod
     def from_model(cls, merge: CustomerMerge) -> CustomerMergeType:
@@ -38,6 +38,7 @@ class CustomerMergeType:
             merged_at=merge.merged_at,
             unmerged_by=merge.unmerged_by,
             unmerged_at=merge.unmerged_at,
+            unmerge_reason=merge.unmerge_reason,
         )
 
 
@@ -54,13 +55,6 @@ class UnmergeCustomersInput:
     reason: str
 
 
-def _reason(text: str) -> str:
-    reason = text.strip()
-    if not reason or len(reason) > 500:
-        raise BadUserInput("input.reason: say why, in 1 to 500 characters", field="input.reason")
-    return reason
-
-
 @strawberry.type
 class Mutation:
     @strawberry.mutation(
@@ -70,7 +64,7 @@ class Mutation:
         principal = authorize(info, Permission.CUSTOMERS_WRITE)
         survivor_id = parse_id(input.survivor_id, field="input.survivorId")
         merged_id = parse_id(input.merged_id, field="input.mergedId")
-        reason = _reason(input.reason)
+        reason = reason_text(input.reason)
         async with info.context.session() as session, session.begin():
             merge = await merging.merge_customers(
                 session=session,
@@ -87,7 +81,7 @@ class Mutation:
     ) -> CustomerMergeType:
         principal = authorize(info, Permission.CUSTOMERS_WRITE)
         merge_id = parse_id(input.merge_id, field="input.mergeId")
-        reason = _reason(input.reason)
+        reason = reason_text(input.reason)
         async with info.context.session() as session, session.begin():
             merge = await merging.unmerge_customers(
                 session=session, principal=principal, merge_id=merge_id, reason=reason

@@ -38,6 +38,10 @@ _LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
+# The optional profile fields: a merge fills those the survivor lacks, erasure clears them.
+OPTIONAL_PROFILE_FIELDS = ("given_name", "family_name", "birth_date", "gender", "locale", "country")
+
+
 class Customer(SQLModel, table=True):
     __tablename__ = "customers"
     __table_args__ = {"schema": "identity"}

@@ -37,8 +37,8 @@ from identity.profiles import service as profile_service
 from identity.profiles.models import SocialProfile
 from identity.profiles.schema import SocialProfileType
 
-LifecycleStatusEnum = strawberry.enum(LifecycleStatus, name="LifecycleStatus")
-ContactKindEnum = strawberry.enum(ContactKind, name="ContactKind")
+strawberry.enum(LifecycleStatus, name="LifecycleStatus")  # makes the model enum a GraphQL enum
+strawberry.enum(ContactKind, name="ContactKind")  # makes the model enum a GraphQL enum
 
 
 @strawberry.type(name="ContactPoint")
@@ -213,11 +213,12 @@ async def _profiles(
 async def _consents(
     session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
 ) -> Mapping[uuid.UUID, dict[str, ConsentRecord]]:
-    current = await consent_service.current_consents(session=session, customer_ids=ids)
+    current = await consent_service.current_consents(
+        session=session, tenant_id=tenant_id, customer_ids=ids
+    )
     found: dict[uuid.UUID, dict[str, ConsentRecord]] = {}
     for (customer_id, purpose), record in current.items():
-        if record.tenant_id == tenant_id:
-            found.setdefault(customer_id, {})[purpose] = record
+        found.setdefault(customer_id, {})[purpose] = record
     return found
 
 

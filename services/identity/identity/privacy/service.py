@@ -26,7 +26,7 @@ from crm_shared.privacy import ErasureRequested, ProfileRef, scrub_outbox
 from identity.access.audit import record_staff_action
 from identity.consent.models import ConsentRecord
 from identity.customers.merge import CustomerMerge
-from identity.customers.models import ContactPoint, Customer
+from identity.customers.models import OPTIONAL_PROFILE_FIELDS, ContactPoint, Customer
 from identity.customers.service import customer_for_update
 from identity.privacy.models import ErasureConfirmation, ErasureRequest
 from identity.profiles.models import LinkSuggestion, ProfileLink, SocialProfile
@@ -127,7 +127,8 @@ async def request_erasure(
         )
     )
     for merge in merges:
-        merge.undo, merge.reason = {}, "erased"
+        merge.undo, merge.reason = {}, "(erased)"
+        merge.unmerge_reason = "(erased)" if merge.unmerge_reason else None
         session.add(merge)
     for record in await session.exec(select(Customer).where(col(Customer.id).in_(ids))):
         _empty(record)
@@ -164,7 +165,7 @@ async def request_erasure(
 
 def _empty(customer: Customer) -> None:
     customer.name = "(erased)"
-    for field in ("given_name", "family_name", "birth_date", "gender", "locale", "country"):
+    for field in OPTIONAL_PROFILE_FIELDS:
         setattr(customer, field, None)
     customer.preferences = {}
     customer.erased_at = customer.updated_at = utcnow()

@@ -8,16 +8,15 @@ from datetime import datetime
 import strawberry
 
 from crm_shared.auth import Permission
-from crm_shared.errors import BadUserInput
 from crm_shared.graphql import CrmInfo, authorize
 from crm_shared.pagination import Connection, check_first, connection, decode_cursor, encode_cursor
-from crm_shared.validation import parse_id, validated
+from crm_shared.validation import parse_id, reason_text, validated
 from identity.profiles import service
 from identity.profiles.models import Channel, Evidence, LinkSuggestion, ProfileLink, SocialProfile
 from identity.profiles.service import LinkRequest, ProfileData
 
-ChannelEnum = strawberry.enum(Channel, name="Channel")
-EvidenceEnum = strawberry.enum(Evidence, name="LinkEvidence")
+strawberry.enum(Channel, name="Channel")  # makes the model enum a GraphQL enum
+strawberry.enum(Evidence, name="LinkEvidence")  # makes the model enum a GraphQL enum
 
 
 @strawberry.type(name="SocialProfile")
@@ -237,11 +236,7 @@ class Mutation:
     ) -> ProfileLinkType:
         principal = authorize(info, Permission.CUSTOMERS_WRITE)
         profile_id = parse_id(input.profile_id, field="input.profileId")
-        reason = input.reason.strip()
-        if not reason or len(reason) > 500:
-            raise BadUserInput(
-                "input.reason: say why, in 1 to 500 characters", field="input.reason"
-            )
+        reason = reason_text(input.reason)
         async with info.context.session() as session, session.begin():
             link = await service.unlink_profile(
                 session=session, principal=principal, profile_id=profile_id, reason=reason

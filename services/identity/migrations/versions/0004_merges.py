@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("merged_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("unmerged_by", sa.String(200)),
         sa.Column("unmerged_at", sa.DateTime(timezone=True)),
+        sa.Column("unmerge_reason", sa.String(500)),
         sa.CheckConstraint("survivor_id <> merged_id", name="customer_merges_distinct"),
         schema=S,
     )

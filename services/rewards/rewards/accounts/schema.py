@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from functools import partial
 
 import strawberry
+from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry.dataloader import DataLoader
 
 from crm_shared import audit
 from crm_shared.auth import Permission
 from crm_shared.errors import BadUserInput
-from crm_shared.graphql import CrmInfo, authorize
+from crm_shared.graphql import CrmInfo, authorize, keyed_loader
 from crm_shared.pagination import (
     Connection,
     check_first,
@@ -129,19 +130,18 @@ class PointsMovement:
         )
 
 
+async def _balances(
+    session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> Mapping[uuid.UUID, int | None]:
+    found: Mapping[uuid.UUID, int | None] = await service.get_balances(
+        session=session, tenant_id=tenant_id, customer_ids=list(ids)
+    )
+    return found
+
+
 def balance_loader(info: CrmInfo) -> DataLoader[uuid.UUID, int | None]:
     """The request's batch loader of balances (None: no account yet)."""
-    context = info.context
-    tenant_id = context.tenant_id
-
-    async def load(ids: list[uuid.UUID]) -> list[int | None]:
-        async with context.session() as session:
-            balances = await service.get_balances(
-                session=session, tenant_id=tenant_id, customer_ids=ids
-            )
-        return [balances.get(i) for i in ids]
-
-    return context.loader("balances", partial(DataLoader, load_fn=load))
+    return keyed_loader(info, "balances", _balances, None)
 
 
 async def _account(info: CrmInfo, customer_id: uuid.UUID) -> RewardsAccount | None:
