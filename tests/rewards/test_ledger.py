@@ -223,6 +223,20 @@ async def test_expiry_removes_only_what_is_left_once_per_lot(ledger_db: Database
     await _check(ledger_db, tenant)
 
 
+async def test_an_expiry_cannot_be_reversed(ledger_db: Database) -> None:
+    tenant, customer = await open_customer(ledger_db)
+    start = utcnow()
+    await _earn(ledger_db, tenant, customer, 10, ttl_days=1, now=start)
+    async with ledger_db.session() as session, session.begin():
+        [expiry] = await service.expire_due(
+            session, now=start + timedelta(days=2), tenant_id=tenant
+        )
+    with pytest.raises(BadUserInput) as raised:
+        await _reverse(ledger_db, tenant, expiry.entry.id)
+    assert raised.value.field == "entryId"
+    assert await _balance(ledger_db, tenant, customer) == 0
+
+
 async def test_reversing_an_untouched_earn_takes_its_points_back_once(ledger_db: Database) -> None:
     tenant, customer = await open_customer(ledger_db)
     earned = await _earn(ledger_db, tenant, customer, 80)

@@ -104,9 +104,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def model_expire(self) -> None:
         for lot in self.lots:
             if lot.remaining and lot.expires_at <= self.now:
-                self.entries.append(
-                    ModelEntry(id=uuid.uuid4(), kind="expire", delta=-lot.remaining)
-                )
+                self.entries.append(ModelEntry(id=None, kind="expire", delta=-lot.remaining))
                 lot.remaining = 0
 
     def model_take(self, points: int) -> list[tuple[ModelLot, int]]:
