@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
@@ -26,6 +27,29 @@ from crm_shared.telemetry import configure_telemetry, instrument_app, shutdown_t
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class PeriodicJob:
+    """Work a service repeats on a schedule while it runs (expiry, SLA checks, recomputations).
+
+    Every replica runs its jobs, so a job must be safe to run on several at once: claim rows
+    with ``FOR UPDATE SKIP LOCKED`` or key its effects so a second run writes nothing.
+    """
+
+    name: str
+    interval_seconds: float
+    run: Callable[[Database], Awaitable[Any]]
+
+
+async def run_periodically(job: PeriodicJob, db: Database) -> None:
+    """Run ``job`` every ``job.interval_seconds`` until cancelled; a failed round is logged."""
+    while True:
+        try:
+            await job.run(db)
+        except Exception:  # the loop must outlive a bad round; the next one retries
+            log.exception("periodic job %s failed", job.name)
+        await asyncio.sleep(job.interval_seconds)
+
+
 def create_service_app(
     *,
     settings: ServiceSettings,
@@ -34,11 +58,14 @@ def create_service_app(
     title: str,
     verifier: TokenVerifier | None = None,
     routers: Sequence[APIRouter] = (),
+    jobs: Sequence[PeriodicJob] = (),
 ) -> FastAPI:
     """The app of one subgraph service; ``handlers`` are the events it consumes.
 
     ``verifier`` checks callers' tokens; by default against the JWKS at ``settings.jwks_url``.
     ``routers`` are the service's own HTTP endpoints beside ``/graphql`` (ingestion, tokens).
+    ``jobs`` run on their schedule for as long as the app runs (those with an interval of 0
+    are off).
     """
     configure_telemetry(settings.service_name, environment=settings.environment)
     db = Database(settings)
@@ -74,9 +101,19 @@ def create_service_app(
         )
         if handlers:
             await consumer.start(connection, settings.exchange)
+        job_tasks = [
+            asyncio.create_task(
+                run_periodically(job, db), name=f"{settings.service_name}-{job.name}"
+            )
+            for job in jobs
+            if job.interval_seconds > 0
+        ]
         try:
             yield
         finally:
+            for task in job_tasks:
+                task.cancel()
+            await asyncio.gather(*job_tasks, return_exceptions=True)
             await consumer.stop()
             relay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

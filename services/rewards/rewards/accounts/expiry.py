@@ -1,13 +1,9 @@
-"""The scheduler loop that expires due lots, one account per transaction."""
+"""Expiring due lots, one account per transaction (run on a schedule by rewards' app)."""
 
-import asyncio
-import logging
 from datetime import datetime
 
 from crm_shared.db import Database, utcnow
 from rewards.accounts import service
-
-log = logging.getLogger(__name__)
 
 
 async def expire_once(db: Database, *, now: datetime | None = None, batch: int = 500) -> int:
@@ -23,15 +19,3 @@ async def expire_once(db: Database, *, now: datetime | None = None, batch: int =
             async with db.session() as session, session.begin():
                 moved = await service.expire_account(session, account_id, now=now)
             written += sum(1 for m in moved if not m.replayed)
-
-
-async def run_expiry(db: Database, *, interval_seconds: float) -> None:
-    """Expire due lots every ``interval_seconds`` until cancelled."""
-    while True:
-        try:
-            written = await expire_once(db)
-            if written:
-                log.info("expired %d lots", written)
-        except Exception:  # the loop must outlive a bad round; the next one retries
-            log.exception("expiring lots failed")
-        await asyncio.sleep(interval_seconds)
