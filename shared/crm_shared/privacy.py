@@ -78,6 +78,27 @@ async def scrub_outbox(session: AsyncSession, schema: str, needles: Sequence[str
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+class CustomerMerged(Event):
+    """A reading of identity's ``identity.customer.merged.v1``: ``merged_id``'s records now
+    belong to ``survivor_id`` (each service moves what it holds, keyed by ``merge_id``)."""
+
+    type = "identity.customer.merged.v1"
+
+    merge_id: uuid.UUID
+    survivor_id: uuid.UUID
+    merged_id: uuid.UUID
+
+
+class CustomerUnmerged(Event):
+    """A reading of ``identity.customer.unmerged.v1``: the merge ``merge_id`` is undone."""
+
+    type = "identity.customer.unmerged.v1"
+
+    merge_id: uuid.UUID
+    survivor_id: uuid.UUID
+    restored_id: uuid.UUID
+
+
 class ConsentChanged(Event):
     """A service's reading of identity's ``identity.consent.changed.v1``."""
 

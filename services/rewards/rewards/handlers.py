@@ -3,7 +3,9 @@
 from functools import partial
 
 from crm_shared.events.consumer import Handler, Registry, registry
+from crm_shared.privacy import CustomerMerged, CustomerUnmerged
 from rewards.accounts.handlers import CustomerRegistered, welcome_registered_customer
+from rewards.accounts.merges import move_points_back, move_points_to_survivor
 from rewards.privacy.handlers import PRIVACY_HANDLERS
 from rewards.settings import RewardsSettings
 
@@ -19,5 +21,7 @@ def build_handlers(settings: RewardsSettings) -> Registry:
                 ttl_days=settings.points_ttl_days,
             ),
         ),
+        Handler(CustomerMerged, move_points_to_survivor),
+        Handler(CustomerUnmerged, move_points_back),
         *PRIVACY_HANDLERS,
     )

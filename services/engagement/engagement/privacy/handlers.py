@@ -2,36 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
 from functools import partial
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from crm_shared.events import Envelope, Event
+from crm_shared.events import Envelope
 from crm_shared.events.consumer import Handler
-from crm_shared.privacy import ConsentChanged, ErasureRequested, project_consent
+from crm_shared.privacy import (
+    ConsentChanged,
+    CustomerMerged,
+    CustomerUnmerged,
+    ErasureRequested,
+    project_consent,
+)
 from engagement.privacy import service
-
-
-class CustomerMerged(Event):
-    """Engagement's reading of ``identity.customer.merged.v1``."""
-
-    type = "identity.customer.merged.v1"
-
-    merge_id: uuid.UUID
-    survivor_id: uuid.UUID
-    merged_id: uuid.UUID
-
-
-class CustomerUnmerged(Event):
-    """Engagement's reading of ``identity.customer.unmerged.v1``."""
-
-    type = "identity.customer.unmerged.v1"
-
-    merge_id: uuid.UUID
-    survivor_id: uuid.UUID
-    restored_id: uuid.UUID
 
 
 async def rekey_merged(event: CustomerMerged, *, envelope: Envelope, session: AsyncSession) -> None:

@@ -41,6 +41,7 @@ class EntryKind(StrEnum):
     EXPIRE = "expire"
     REVERSAL = "reversal"
     ADJUSTMENT = "adjustment"
+    TRANSFER = "transfer"  # lots moved between two customers' accounts (merges)
 
 
 class Account(SQLModel, table=True):

@@ -1,4 +1,5 @@
-"""The points ledger's operations: earn, spend, adjust, reverse, expire, and reading it back.
+"""The points ledger's operations: earn, spend, adjust, reverse, expire, transfer, and reading
+it back.
 
 Every operation runs in the caller's transaction and:
 
@@ -152,6 +153,13 @@ async def open_account(
     *, session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID
 ) -> Account:
     """The customer's account, opened if it does not exist yet (safe under concurrency)."""
+    await _ensure_account(session, tenant_id, customer_id)
+    return await _lock_account(session, tenant_id, customer_id)
+
+
+async def _ensure_account(
+    session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID
+) -> None:
     accounts = await tenant_accounts(session, tenant_id)
     await session.execute(
         insert(Account)
@@ -166,7 +174,6 @@ async def open_account(
         )
         .on_conflict_do_nothing(constraint="accounts_tenant_customer")
     )
-    return await _lock_account(session, tenant_id, customer_id)
 
 
 async def _lock_account(
@@ -288,23 +295,30 @@ async def _write_entry(
         )
     ).scalar_one()
     account.balance = balance
+    await _announce(session, account, entry, delta)
+    return Movement(entry=entry, points=delta, balance_after=balance)
+
+
+async def _announce(
+    session: AsyncSession, account: Account, entry: JournalEntry, delta: int
+) -> None:
+    """The points event of ``entry``'s change of ``delta`` to the customer ``account``."""
     event_type: type[PointsMoved] = PointsCredited if delta > 0 else PointsDebited
-    if kind is EntryKind.EXPIRE:
+    if entry.kind == EntryKind.EXPIRE:
         event_type = PointsExpired
     await record_event(
         session,
         event_type(
             customer_id=account.customer_id,
             entry_id=entry.id,
-            kind=kind.value,
+            kind=entry.kind,
             points=abs(delta),
-            balance_after=balance,
-            reason=reason,
+            balance_after=account.balance,
+            reason=entry.reason,
         ),
         tenant_id=account.tenant_id,
         subject=str(account.customer_id),
     )
-    return Movement(entry=entry, points=delta, balance_after=balance)
 
 
 async def _add_lot(
@@ -699,6 +713,103 @@ async def expire_due(
     return moved
 
 
+async def transfer(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    from_customer: uuid.UUID,
+    to_customer: uuid.UUID,
+    reason: str,
+    idempotency_key: str,
+    actor: str,
+    only_lots_of_entry: uuid.UUID | None = None,
+    now: datetime | None = None,
+) -> Movement | None:
+    """Move open lots, with their expiry, from one customer's account to another's.
+
+    One ``transfer`` entry (``from`` −n, ``to`` +n) for all of ``from``'s open lots, or only
+    for what is left of the lots that entry ``only_lots_of_entry`` created there (undoing an
+    earlier transfer). None when there is nothing to move. ``to``'s account is opened if
+    needed; both accounts are locked in id order so that two transfers cannot deadlock.
+    """
+    now = now or utcnow()
+    key = _check_key(idempotency_key)
+    source_exists = (
+        await session.exec(
+            select(Account.id).where(
+                Account.tenant_id == tenant_id,
+                Account.customer_id == from_customer,
+                Account.kind == AccountKind.CUSTOMER.value,
+            )
+        )
+    ).first()
+    if source_exists is None:
+        return None
+    await _ensure_account(session, tenant_id, to_customer)
+    first, second = sorted((from_customer, to_customer))
+    locked = {
+        customer: await _lock_account(session, tenant_id, customer) for customer in (first, second)
+    }
+    source, target = locked[from_customer], locked[to_customer]
+    print_ = fingerprint(
+        kind=EntryKind.TRANSFER, source=from_customer, target=to_customer, lots=only_lots_of_entry
+    )
+    if (replay := await _replay(session, target, key, print_)) is not None:
+        return replay
+    await _expire_account(session, source, now)
+    query = select(Lot).where(Lot.account_id == source.id, col(Lot.remaining) > 0)
+    if only_lots_of_entry is not None:
+        query = query.where(Lot.entry_id == only_lots_of_entry)
+    lots = (
+        await session.exec(
+            query.order_by(col(Lot.expires_at), col(Lot.id)).execution_options(
+                populate_existing=True
+            )
+        )
+    ).all()
+    points = sum(lot.remaining for lot in lots)
+    if points == 0:
+        return None
+    movement = await _write_entry(
+        session,
+        account=target,
+        kind=EntryKind.TRANSFER,
+        key=key,
+        print_=print_,
+        reason=_check_reason(reason),
+        actor=actor,
+        postings=[(source.id, -points), (target.id, points)],
+        now=now,
+    )
+    source.balance = (
+        await session.execute(
+            update(Account)
+            .where(col(Account.id) == source.id)
+            .values(balance=col(Account.balance) - points)
+            .returning(col(Account.balance))
+            .execution_options(synchronize_session=False)
+        )
+    ).scalar_one()
+    await _announce(session, source, movement.entry, -points)
+    for lot in lots:
+        await _take_from_lot(session, lot.id, movement.entry.id, lot.remaining)
+        await _add_lot(session, target, movement.entry.id, lot.remaining, lot.expires_at, now)
+    return movement
+
+
+async def entry_by_key(
+    session: AsyncSession, *, tenant_id: uuid.UUID, idempotency_key: str
+) -> JournalEntry | None:
+    """The tenant's entry made with ``idempotency_key``, if any."""
+    return (
+        await session.exec(
+            select(JournalEntry).where(
+                JournalEntry.tenant_id == tenant_id, JournalEntry.idempotency_key == idempotency_key
+            )
+        )
+    ).first()
+
+
 # Reading ----------------------------------------------------------------------------------
 
 
@@ -756,7 +867,7 @@ async def history(
         .join(Account, col(Account.id) == col(Posting.account_id))
         .where(
             JournalEntry.tenant_id == tenant_id,
-            JournalEntry.customer_id == customer_id,
+            Account.customer_id == customer_id,
             Account.kind == AccountKind.CUSTOMER.value,
         )
         .order_by(col(JournalEntry.created_at).desc(), col(JournalEntry.id).desc())
