@@ -62,6 +62,7 @@ def stack_config(otlp: OtlpReceiver) -> devstack.Stack:
             "GATEWAY_DEBUG_EXTENSIONS": "true",
             # Short back-offs so retries are quick in tests.
             "REWARDS_RETRY_DELAYS_MS": "[200, 400]",
+            "REWARDS_LEDGER_CHECK_INTERVAL_SECONDS": "5",
             "LOG_LEVEL": "WARNING",
         },
     )

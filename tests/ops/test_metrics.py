@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import aio_pika
+import asyncpg
 import httpx
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -16,6 +17,8 @@ from crm_shared.db import Database
 from crm_shared.events import Envelope, Event
 from crm_shared.events.consumer import EventConsumer, Handler, registry
 from crm_shared.events.topology import declare_exchange
+from rewards.accounts import service as ledger
+from tests.conftest import ADMIN_DSN, settings_for
 from tests.e2e.conftest import REGISTER
 from tests.support.auth import staff_token
 from tests.support.waiting import eventually
@@ -189,3 +192,50 @@ async def test_failed_retried_and_parked_messages_are_counted(
         assert count("crm_consumer_messages_handled") == 0
     finally:
         await consumer.stop()
+
+
+async def test_the_ledger_check_reports_a_broken_invariant_and_its_repair(
+    stack: devstack.Stack,
+) -> None:
+    """A cached balance that no longer equals its postings shows in rewards' metrics."""
+
+    def problems(samples: Samples) -> float:
+        return value(samples, "rewards_ledger_problems", "rewards_ledger_problems")
+
+    tenant, customer = uuid.uuid4(), uuid.uuid4()
+    db = Database(settings_for(stack, "rewards"))
+    try:
+        async with db.session() as session, session.begin():
+            account = await ledger.open_account(
+                session=session, tenant_id=tenant, customer_id=customer
+            )
+            await ledger.earn(
+                session,
+                tenant_id=tenant,
+                customer_id=customer,
+                points=10,
+                reason="metered",
+                idempotency_key=f"request:{uuid.uuid4()}",
+                actor="staff:test",
+            )
+    finally:
+        await db.dispose()
+    await eventually(lambda: scrape(stack, "rewards"), lambda s: problems(s) == 0, timeout=30)
+    checked = value(
+        await scrape(stack, "rewards"),
+        "rewards_ledger_checked_timestamp_seconds",
+        "rewards_ledger_checked_timestamp_seconds",
+    )
+    assert checked > 0
+
+    # Only a superuser can do this: the service's own writes keep the balance with its postings.
+    admin = await asyncpg.connect(ADMIN_DSN.rsplit("/", 1)[0] + f"/{stack.database}")
+    bump = "UPDATE rewards.accounts SET balance = balance + $2 WHERE id = $1"
+    try:
+        await admin.execute(bump, account.id, 1)
+        # Two problems: the balance differs from its postings, and from its lots.
+        await eventually(lambda: scrape(stack, "rewards"), lambda s: problems(s) == 2, timeout=30)
+    finally:
+        await admin.execute(bump, account.id, -1)
+        await admin.close()
+    await eventually(lambda: scrape(stack, "rewards"), lambda s: problems(s) == 0, timeout=30)

@@ -4,6 +4,7 @@ from fastapi import FastAPI
 
 from crm_shared.app import PeriodicJob, create_service_app
 from rewards.accounts.expiry import expire_once
+from rewards.accounts.ledger_check import check_every_tenant
 from rewards.handlers import build_handlers
 from rewards.schema import schema
 from rewards.settings import RewardsSettings
@@ -17,5 +18,8 @@ def create_app(settings: RewardsSettings | None = None) -> FastAPI:
         schema=schema,
         handlers=build_handlers(settings),
         title="rewards",
-        jobs=[PeriodicJob("expiry", settings.expiry_interval_seconds, expire_once)],
+        jobs=[
+            PeriodicJob("expiry", settings.expiry_interval_seconds, expire_once),
+            PeriodicJob("ledger-check", settings.ledger_check_interval_seconds, check_every_tenant),
+        ],
     )

@@ -20,3 +20,5 @@ class RewardsSettings(ServiceSettings):
     points_ttl_days: int = Field(default=365, ge=1)
     # How often the service expires due lots; 0 turns the loop off (another process does it).
     expiry_interval_seconds: float = Field(default=300.0, ge=0)
+    # How often every tenant's ledger invariants are checked (the rewards_ledger_* metrics).
+    ledger_check_interval_seconds: float = Field(default=300.0, ge=0)
