@@ -15,7 +15,7 @@ from crm_shared.provision import SERVICES
         ("identity", "rewards.accounts"),
         ("identity", "engagement.interactions"),
         ("rewards", "identity.customers"),
-        ("engagement", "rewards.ledger_entries"),
+        ("engagement", "rewards.journal_entries"),
     ],
 )
 async def test_a_service_role_cannot_read_another_services_tables(

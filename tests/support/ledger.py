@@ -14,10 +14,11 @@ async def ledger_points(db: Database, customer_id: uuid.UUID) -> list[int]:
     async with db.session() as session:
         rows = await session.execute(
             text(
-                "SELECT e.points FROM rewards.ledger_entries e "
-                "JOIN rewards.accounts a ON a.id = e.account_id "
-                "WHERE a.customer_id = :c ORDER BY e.created_at"
+                "SELECT p.amount FROM rewards.postings p "
+                "JOIN rewards.journal_entries e ON e.id = p.entry_id "
+                "JOIN rewards.accounts a ON a.id = p.account_id "
+                "WHERE a.customer_id = :c ORDER BY e.created_at, e.id"
             ),
             {"c": customer_id},
         )
-        return [r[0] for r in rows]
+        return [int(r[0]) for r in rows]
