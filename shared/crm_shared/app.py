@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from crm_shared.auth import TokenVerifier, http_jwks
 from crm_shared.db import Database
 from crm_shared.events.consumer import EventConsumer, Registry
+from crm_shared.events.live import LiveEvents
 from crm_shared.events.relay import OutboxRelay
 from crm_shared.events.topology import declare_exchange
 from crm_shared.graphql import SubgraphApp, SubgraphSchema
@@ -76,6 +77,7 @@ def create_service_app(
         audience=settings.auth_audience,
     )
     state: dict[str, Any] = {}
+    live = LiveEvents(settings.service_name)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -101,6 +103,7 @@ def create_service_app(
         )
         if handlers:
             await consumer.start(connection, settings.exchange)
+        await live.start(connection, settings.exchange)
         job_tasks = [
             asyncio.create_task(
                 run_periodically(job, db), name=f"{settings.service_name}-{job.name}"
@@ -153,8 +156,10 @@ def create_service_app(
         )
 
     # A route, not a mount: a mount would redirect POST /graphql to /graphql/.
-    graphql_app = SubgraphApp(schema, db, verifier)
+    graphql_app = SubgraphApp(schema, db, verifier, live)
     app.add_route("/graphql", graphql_app, methods=["GET", "POST"])  # type: ignore[arg-type]
+    # Subscriptions (graphql-transport-ws), opened by the gateway with the caller's token.
+    app.router.add_websocket_route("/graphql", graphql_app)  # type: ignore[arg-type]
     for router in routers:
         app.include_router(router)
     instrument_app(app)

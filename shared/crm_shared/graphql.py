@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -24,6 +32,8 @@ from strawberry.types import ExecutionContext, Info
 from crm_shared.auth import Permission, Principal, TokenVerifier, bearer_token
 from crm_shared.db import Database
 from crm_shared.errors import CrmError, Unauthenticated
+from crm_shared.events.envelope import Envelope
+from crm_shared.events.live import LiveEvents
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +53,8 @@ class Context:
     caller: Principal | None = None
     auth_error: CrmError | None = None
     loaders: dict[str, DataLoader[Any, Any]] = field(default_factory=dict)
+    # The broker's events as they happen, for subscription resolvers.
+    live: LiveEvents | None = None
 
     @property
     def principal(self) -> Principal:
@@ -92,6 +104,26 @@ def keyed_loader(info: CrmInfo, name: str, fetch: Fetch[K, V], default: V) -> Da
         return [found.get(key, default) for key in keys]
 
     return context.loader(name, partial(DataLoader, load_fn=load))
+
+
+async def live_updates(
+    info: CrmInfo,
+    *,
+    event_types: Iterable[str],
+    tenant_id: uuid.UUID,
+    match: Callable[[Envelope], bool] | None = None,
+) -> AsyncIterator[Envelope]:
+    """The tenant's events of ``event_types`` as they happen, for a subscription resolver.
+
+    Each event is answered like a request of its own: the loaders' caches are dropped first,
+    so a value read for an earlier event is read again.
+    """
+    live = info.context.live
+    if live is None:
+        raise RuntimeError("this app serves no subscriptions (no live events)")
+    async for envelope in live.subscribe(event_types=event_types, tenant_id=tenant_id, match=match):
+        info.context.loaders.clear()
+        yield envelope
 
 
 def authorize(
@@ -180,12 +212,19 @@ class SubgraphSchema(strawberry.federation.Schema):
 
 
 class SubgraphApp(GraphQL[Context, None]):
-    """A subgraph's ASGI GraphQL app, with our context."""
+    """A subgraph's ASGI GraphQL app, with our context (HTTP, and WebSocket subscriptions)."""
 
-    def __init__(self, schema: SubgraphSchema, db: Database, verifier: TokenVerifier) -> None:
+    def __init__(
+        self,
+        schema: SubgraphSchema,
+        db: Database,
+        verifier: TokenVerifier,
+        live: LiveEvents | None = None,
+    ) -> None:
         super().__init__(schema, graphql_ide="graphiql")
         self._db = db
         self._verifier = verifier
+        self._live = live
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None
@@ -194,6 +233,7 @@ class SubgraphApp(GraphQL[Context, None]):
             request=request,
             response=response if isinstance(response, Response) else None,
             db=self._db,
+            live=self._live,
         )
         try:
             token = bearer_token(request.headers.get("authorization"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 from graphql import FragmentDefinitionNode, OperationDefinitionNode, parse
@@ -10,6 +11,8 @@ from graphql import FragmentDefinitionNode, OperationDefinitionNode, parse
 from gateway.planner import Fetch, PlanningError, QueryPlan, RepField, build_plan
 from gateway.supergraph import Supergraph
 from tests.gateway.harness import FIXTURE_SUPERGRAPH
+
+REPO_SUPERGRAPH = Path(__file__).resolve().parents[2] / "infra" / "supergraph.graphql"
 
 
 @pytest.fixture(scope="module")
@@ -190,9 +193,28 @@ def test_introspection_and_typename_need_no_fetch(supergraph: Supergraph) -> Non
     assert [node.name.value for node in result.introspection] == ["__schema"]
 
 
-def test_subscriptions_are_refused(supergraph: Supergraph) -> None:
+def test_a_subscription_is_refused_by_a_supergraph_without_subscriptions(
+    supergraph: Supergraph,
+) -> None:
     with pytest.raises(PlanningError):
         plan(supergraph, "subscription { people { id } }")
+
+
+def test_a_subscription_streams_from_its_owner_and_completes_events_by_entity_fetches() -> None:
+    crm = Supergraph.from_file(REPO_SUPERGRAPH)
+    result = plan(
+        crm,
+        "subscription Watch($id: ID!) { balanceChanged(customerId: $id) "
+        "{ name rewards { balance } } }",
+    )
+
+    assert result.kind == "subscription"
+    assert summary(result.fetches) == [
+        ("rewards", "", ()),
+        ("identity", "balanceChanged", (0,)),
+    ]
+    assert result.fetches[0].operation.startswith("subscription Watch__rewards__0($id: ID!) {")
+    assert result.fetches[1].operation.startswith("query Watch__identity__1(")
 
 
 VALUE_TYPE_SUPERGRAPH = """

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -102,6 +103,70 @@ class SubgraphClient:
             if decoded.get("errors"):
                 span.set_status(trace.Status(trace.StatusCode.ERROR, "GraphQL errors"))
             return decoded
+
+    async def subscribe(
+        self,
+        subgraph: str,
+        url: str,
+        body: Mapping[str, Any],
+        headers: Mapping[str, str],
+    ) -> AsyncIterator[dict[str, Any]]:
+        """A subscription to a subgraph over graphql-transport-ws: each event's GraphQL answer.
+
+        Ends when the subgraph completes the subscription; an ``error`` message from it is
+        yielded as ``{"errors": [...]}`` and ends it; a broken connection raises SubgraphError.
+        Closing the iterator completes the subscription on the subgraph.
+        """
+        session = self._session
+        if session is None:
+            raise SubgraphError(f'Subgraph "{subgraph}" client is not started')
+        ws_url = "ws" + url.removeprefix("http")
+        try:
+            async with session.ws_connect(
+                ws_url,
+                protocols=(GRAPHQL_TRANSPORT_WS,),
+                headers=dict(headers),
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5),
+                heartbeat=30,
+            ) as ws:
+                await ws.send_bytes(orjson.dumps({"type": "connection_init", "payload": {}}))
+                ack = await ws.receive(timeout=self._timeout.total)
+                if ack.type != aiohttp.WSMsgType.TEXT or orjson.loads(ack.data).get("type") != (
+                    "connection_ack"
+                ):
+                    raise SubgraphError(f'Subgraph "{subgraph}" refused the subscription')
+                operation_id = str(next(_subscription_ids))
+                await ws.send_bytes(
+                    orjson.dumps({"id": operation_id, "type": "subscribe", "payload": body})
+                )
+                try:
+                    async for message in ws:
+                        if message.type != aiohttp.WSMsgType.TEXT:
+                            break
+                        frame = orjson.loads(message.data)
+                        kind = frame.get("type")
+                        if kind == "ping":
+                            await ws.send_bytes(orjson.dumps({"type": "pong"}))
+                        elif kind == "next" and frame.get("id") == operation_id:
+                            yield frame.get("payload") or {}
+                        elif kind == "error" and frame.get("id") == operation_id:
+                            yield {"errors": frame.get("payload") or []}
+                            return
+                        elif kind == "complete" and frame.get("id") == operation_id:
+                            return
+                finally:
+                    if not ws.closed:
+                        await ws.send_bytes(orjson.dumps({"id": operation_id, "type": "complete"}))
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
+            reason = str(error) or type(error).__name__
+            raise SubgraphError(
+                f'Subgraph "{subgraph}" is unavailable: {reason}', "SUBGRAPH_UNAVAILABLE"
+            ) from error
+        raise SubgraphError(f'Subgraph "{subgraph}" closed the subscription')
+
+
+GRAPHQL_TRANSPORT_WS = "graphql-transport-ws"
+_subscription_ids = itertools.count(1)
 
 
 def _dumps(value: Any) -> str:

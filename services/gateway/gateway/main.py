@@ -11,6 +11,7 @@ import orjson
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
+from starlette.websockets import WebSocket
 
 from crm_shared.auth import TokenVerifier, http_jwks
 from crm_shared.telemetry import configure_telemetry, instrument_app
@@ -19,6 +20,7 @@ from gateway.persisted import PersistedOperations, load_manifest
 from gateway.ratelimit import TokenBucketLimiter
 from gateway.runtime import EdgePolicy, Gateway, GraphQLResponse
 from gateway.settings import GatewaySettings
+from gateway.subscriptions import serve as serve_websocket
 from gateway.supergraph import Supergraph
 
 logger = logging.getLogger(__name__)
@@ -211,7 +213,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             return _json(503, {"status": "unavailable", "failing_subgraphs": failing})
         return _json(200, {"status": "ok", "subgraphs": supergraph.subgraph_names})
 
+    async def websocket_graphql(websocket: WebSocket) -> None:
+        await serve_websocket(websocket, gateway)
+
     # Plain Starlette routes: no dependency injection or validation layer on the hot path.
+    app.router.add_websocket_route("/graphql", websocket_graphql)
     app.router.add_route("/graphql", post_graphql, methods=["POST"])
     app.router.add_route("/graphql", get_graphql, methods=["GET"])
     app.router.add_route("/healthz", healthz, methods=["GET"])

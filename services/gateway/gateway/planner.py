@@ -79,7 +79,7 @@ class Fetch:
 class QueryPlan:
     """Everything needed to execute one operation with given @skip/@include values."""
 
-    kind: Literal["query", "mutation"]
+    kind: Literal["query", "mutation", "subscription"]
     root_type: str
     operation: OperationDefinitionNode
     fragments: Mapping[str, FragmentDefinitionNode]
@@ -627,12 +627,15 @@ class Planner:
         operation = self.operation
         if operation.operation == OperationType.QUERY:
             root = self.schema.query_type
-            kind: Literal["query", "mutation"] = "query"
+            kind: Literal["query", "mutation", "subscription"] = "query"
         elif operation.operation == OperationType.MUTATION:
             root = self.schema.mutation_type
             kind = "mutation"
         else:
-            raise PlanningError("subscriptions are not supported by this gateway")
+            # Its one root field is a subscription to the owning subgraph (fetch 0); each event
+            # it sends is completed by the other fetches, as a query's root data would be.
+            root = self.schema.subscription_type
+            kind = "subscription"
         if root is None:
             raise PlanningError(f"the schema has no {operation.operation.value} type")
         fields = self.collector.collect(root.name, (operation.selection_set,))

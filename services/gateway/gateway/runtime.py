@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -96,6 +96,22 @@ class _PlanEntry:
     shaper: Shaper | None
     error: str | None = None
     introspection_document: DocumentNode | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    """An operation that passed the edge and is planned, with its caller's bill."""
+
+    planned: _PlanEntry
+    variables: dict[str, Any]
+    headers: Mapping[str, str]
+    cost: int
+    throttle: Throttle | None
+    subscription: bool
+
+
+async def _single(answer: Awaitable[GraphQLResponse]) -> AsyncIterator[dict[str, Any]]:
+    yield (await answer).body
 
 
 def _formatted(error: GraphQLError, code: str) -> dict[str, Any]:
@@ -288,6 +304,74 @@ class Gateway:
         extensions: Any = None,
     ) -> GraphQLResponse:
         """Runs one GraphQL request; never raises for bad input."""
+        ready = await self._prepare(
+            query, variables, operation_name, headers or {}, method=method, extensions=extensions
+        )
+        if isinstance(ready, GraphQLResponse):
+            return ready
+        if ready.subscription:
+            return _request_error(
+                "Subscriptions are served over WebSocket (graphql-transport-ws) at this path.",
+                "BAD_REQUEST",
+            )
+        response = await self._run(ready.planned, ready.variables, ready.headers)
+        if self.policy.report_cost:
+            response.body.setdefault("extensions", {}).update(
+                self._cost_extensions(ready.cost, ready.throttle)
+            )
+        return response
+
+    async def subscribe(
+        self,
+        query: Any,
+        variables: Any = None,
+        operation_name: Any = None,
+        headers: Mapping[str, str] | None = None,
+        *,
+        extensions: Any = None,
+    ) -> GraphQLResponse | AsyncIterator[dict[str, Any]]:
+        """A subscription's results as they come (or the refusal, as for ``execute``).
+
+        The root field's subgraph streams its events over graphql-transport-ws; every event
+        is completed by the plan's other fetches and shaped like a query's answer. A query or
+        mutation sent this way yields its one answer.
+        """
+        ready = await self._prepare(
+            query, variables, operation_name, headers or {}, method="POST", extensions=extensions
+        )
+        if isinstance(ready, GraphQLResponse):
+            return ready
+        if not ready.subscription:
+            return _single(self._run(ready.planned, ready.variables, ready.headers))
+        return self._stream(ready)
+
+    async def _stream(self, ready: _Ready) -> AsyncIterator[dict[str, Any]]:
+        plan = ready.planned.plan
+        assert plan is not None and plan.fetches
+        root = plan.fetches[0]
+        forwarded = {n: ready.headers[n] for n in FORWARDED_HEADERS if n in ready.headers}
+        body: dict[str, Any] = {
+            "query": root.operation,
+            "variables": {n: ready.variables[n] for n in root.variables if n in ready.variables},
+        }
+        if root.operation_name:
+            body["operationName"] = root.operation_name
+        url = self.supergraph.subgraph_urls[root.subgraph]
+        async for event in self.client.subscribe(root.subgraph, url, body, forwarded):
+            response = await self._run(ready.planned, ready.variables, ready.headers, event)
+            yield response.body
+
+    async def _prepare(
+        self,
+        query: Any,
+        variables: Any,
+        operation_name: Any,
+        headers: Mapping[str, str],
+        *,
+        method: str,
+        extensions: Any,
+    ) -> _Ready | GraphQLResponse:
+        """Everything before execution: the edge, the document, the plan, the caller, the bill."""
         resolved = self.persisted.resolve(query, extensions)
         if isinstance(resolved, Refusal):
             return _refused(resolved)
@@ -381,7 +465,6 @@ class Gateway:
                     "data": None,
                 },
             )
-        headers = headers or {}
         throttle: Throttle | None = None
         if self.verifier is not None and planned.plan.fetches:
             principal = await self._authenticate(headers)
@@ -403,12 +486,14 @@ class Gateway:
                         self._cost_extensions(measured.cost, throttle),
                     )
                     return replace(refused, headers={"retry-after": str(seconds)})
-        response = await self._run(planned, variables, headers)
-        if self.policy.report_cost:
-            response.body.setdefault("extensions", {}).update(
-                self._cost_extensions(measured.cost, throttle)
-            )
-        return response
+        return _Ready(
+            planned,
+            variables,
+            headers,
+            measured.cost,
+            throttle,
+            operation.operation == OperationType.SUBSCRIPTION,
+        )
 
     def _cost_extensions(self, cost: int, throttle: Throttle | None) -> dict[str, Any]:
         if not self.policy.report_cost:
@@ -448,8 +533,13 @@ class Gateway:
         return found
 
     async def _run(
-        self, planned: _PlanEntry, variables: dict[str, Any], headers: Mapping[str, str]
+        self,
+        planned: _PlanEntry,
+        variables: dict[str, Any],
+        headers: Mapping[str, str],
+        root_event: dict[str, Any] | None = None,
     ) -> GraphQLResponse:
+        """Run the plan; with ``root_event``, that is the answer of its first (root) fetch."""
         plan = planned.plan
         shaper = planned.shaper
         assert plan is not None and shaper is not None
@@ -459,6 +549,8 @@ class Gateway:
         client = self.client
 
         async def fetch(item: Fetch, fetch_variables: dict[str, Any]) -> dict[str, Any]:
+            if root_event is not None and item.id == 0:
+                return root_event
             counts[item.subgraph] = counts.get(item.subgraph, 0) + 1
             body: dict[str, Any] = {"query": item.operation, "variables": fetch_variables}
             if item.operation_name:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import datetime, timedelta
 
 import strawberry
@@ -13,7 +13,7 @@ from strawberry.dataloader import DataLoader
 from crm_shared import audit
 from crm_shared.auth import Permission
 from crm_shared.errors import BadUserInput
-from crm_shared.graphql import CrmInfo, authorize, keyed_loader
+from crm_shared.graphql import CrmInfo, authorize, keyed_loader, live_updates
 from crm_shared.pagination import (
     Connection,
     check_first,
@@ -23,6 +23,7 @@ from crm_shared.pagination import (
 )
 from crm_shared.validation import parse_id
 from rewards.accounts import service
+from rewards.accounts.events import PointsCredited, PointsDebited, PointsExpired
 from rewards.accounts.models import JournalEntry
 from rewards.settings import RewardsSettings
 
@@ -280,3 +281,26 @@ class Mutation:
                     },
                 )
         return PointsMovement.from_movement(movement)
+
+
+BALANCE_EVENTS = (PointsCredited.type, PointsDebited.type, PointsExpired.type)
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="The customer, each time their points balance changes (at most once: a "
+        "console that reconnects reads the current state with a query)."
+    )
+    async def balance_changed(
+        self, info: CrmInfo, customer_id: strawberry.ID
+    ) -> AsyncGenerator[CustomerType, None]:
+        customer = parse_id(customer_id, field="customerId")
+        principal = authorize(info, Permission.REWARDS_READ, customer_id=customer)
+        async for _ in live_updates(
+            info,
+            event_types=BALANCE_EVENTS,
+            tenant_id=principal.tenant_id,
+            match=lambda envelope: envelope.subject == str(customer),
+        ):
+            yield CustomerType(id=strawberry.ID(str(customer)))
