@@ -144,6 +144,12 @@ class ErrorCodes(SchemaExtension):
         if result is not None and result.errors:
             result.errors = [_with_code(error) for error in result.errors]
 
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        # Each event of a subscription (and its refusal) is sent on its own, not at the end.
+        if getattr(result, "errors", None):
+            result.errors = [_with_code(error) for error in result.errors]
+        yield
+
 
 def _with_code(error: GraphQLError) -> GraphQLError:
     original = error.original_error

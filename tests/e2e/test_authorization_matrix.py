@@ -1,8 +1,9 @@
 """Every field of every subgraph, probed: who may call it, and whether another tenant can tell.
 
 The probe reads each subgraph's schema by introspection (straight to the subgraph, as an
-attacker past the gateway would) and calls every root query and mutation, and every field the
-subgraph resolves on an entity through ``_entities``, with dummy arguments:
+attacker past the gateway would) and calls every root query, mutation and subscription (over
+graphql-transport-ws), and every field the subgraph resolves on an entity through
+``_entities``, with dummy arguments:
 
 - with a token holding no scope at all: every field must refuse (no open doors);
 - with one token per scope: the scopes that open the field are its requirement; the map of
@@ -27,6 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 from graphql import (
     GraphQLEnumType,
     GraphQLInputObjectType,
@@ -41,6 +43,7 @@ from graphql import (
     get_named_type,
     is_leaf_type,
 )
+from websockets.typing import Subprotocol
 
 from crm_shared import devstack
 from crm_shared.auth import ROLE_PERMISSIONS, ROLES, Permission
@@ -52,6 +55,7 @@ DENIED = {"FORBIDDEN", "UNAUTHENTICATED"}
 # Fields any authenticated caller may use: they describe the caller or the schema only.
 OPEN_TO_ANY_CALLER = {("identity", "Query", "viewer")}
 FEDERATION_FIELDS = {"_service", "_entities"}
+SUBSCRIPTION_SILENCE_SECONDS = 1.5
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,12 @@ def _keys(sdl: str) -> dict[str, str]:
 
 def probes(service: str, schema: GraphQLSchema, sdl: str, customer_id: str) -> list[Probe]:
     found = []
-    for kind, root in (("query", schema.query_type), ("mutation", schema.mutation_type)):
+    roots = (
+        ("query", schema.query_type),
+        ("mutation", schema.mutation_type),
+        ("subscription", schema.subscription_type),
+    )
+    for kind, root in roots:
         if root is None:
             continue
         for name, field in root.fields.items():
@@ -167,6 +176,8 @@ async def _send(
     variables = probe.variables
     if swap is not None:
         variables = json.loads(json.dumps(variables).replace(*swap))
+    if probe.operation.startswith("subscription"):
+        return await _subscribe(stack, probe, variables, token)
     response = await client.post(
         stack.url(probe.service, "/graphql"),
         json={"query": probe.operation, "variables": variables},
@@ -174,6 +185,31 @@ async def _send(
     )
     assert response.status_code < 500, (probe.name, response.text)
     body: dict[str, Any] = response.json()
+    return body
+
+
+async def _subscribe(
+    stack: devstack.Stack, probe: Probe, variables: dict[str, Any], token: str
+) -> dict[str, Any]:
+    """A subscription probe over graphql-transport-ws: a refusal comes at once; an accepted
+    subscription waits for events, so silence within a moment means it was let through."""
+    url = stack.url(probe.service, "/graphql").replace("http://", "ws://")
+    async with websockets.connect(
+        url,
+        subprotocols=[Subprotocol("graphql-transport-ws")],
+        additional_headers={"authorization": f"Bearer {token}"},
+    ) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        payload = {"query": probe.operation, "variables": variables}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        try:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), SUBSCRIPTION_SILENCE_SECONDS))
+        except TimeoutError:
+            return {"data": None}
+    if frame["type"] == "error":
+        return {"errors": frame["payload"]}
+    body: dict[str, Any] = frame.get("payload") or {}
     return body
 
 

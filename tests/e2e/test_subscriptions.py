@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 import websockets
-from gql import Client, gql
+from gql import Client, GraphQLRequest, gql
 from gql.transport.exceptions import TransportQueryError
 from gql.transport.websockets import WebsocketsTransport
 from websockets.exceptions import ConnectionClosed
@@ -92,18 +92,19 @@ async def test_a_console_sees_each_balance_change_with_fields_of_other_subgraphs
 
     async with Client(transport=_transport(stack, admin)) as session:
         ready = asyncio.Event()
-        events = session.subscribe(BALANCE, variable_values={"id": customer_id})
+        events = session.subscribe(GraphQLRequest(BALANCE, variable_values={"id": customer_id}))
         task = asyncio.create_task(_collect(events, seen, ready))
         await ready.wait()
-        # The subscription is live once the subgraph bound its queue; keep nudging until then.
+        nudged = await _until_live(lambda: _adjust(stack, admin, customer_id, 1), seen)
         await _adjust(stack, admin, customer_id, 25)
-        await eventually(lambda: _later(seen), lambda n: n >= 1, timeout=10)
+        await eventually(lambda: _later(seen), lambda n: n >= nudged + 1, timeout=10)
         await _adjust(stack, admin, customer_id, 5)
-        await eventually(lambda: _later(seen), lambda n: n >= 2, timeout=10)
+        await eventually(lambda: _later(seen), lambda n: n >= nudged + 2, timeout=10)
         task.cancel()
 
     balances = [event["balanceChanged"]["rewards"]["balance"] for event in seen]
-    assert balances[-2:] == [balance + 25, balance + 30]
+    assert len(seen) == nudged + 2
+    assert balances[nudged:] == [balance + nudged + 25, balance + nudged + 30]
     # name is identity's field: each event was completed through the planner's entity fetch.
     assert {event["balanceChanged"]["name"] for event in seen} == {"Grace Hopper"}
     assert {event["balanceChanged"]["id"] for event in seen} == {customer_id}
@@ -112,6 +113,19 @@ async def test_a_console_sees_each_balance_change_with_fields_of_other_subgraphs
 async def _later(seen: list[dict[str, Any]]) -> int:
     await asyncio.sleep(0.05)
     return len(seen)
+
+
+async def _until_live(nudge: Callable[[], Awaitable[object]], seen: list[dict[str, Any]]) -> int:
+    """Nudge until the subscription delivers (it is live once the subgraph bound its queue);
+    how many events the nudges produced."""
+    for _ in range(40):
+        await nudge()
+        for _ in range(10):
+            if seen:
+                await asyncio.sleep(0.3)  # let the last nudges land too
+                return len(seen)
+            await asyncio.sleep(0.05)
+    raise AssertionError("the subscription never delivered an event")
 
 
 async def test_another_tenants_subscriber_hears_nothing(stack: devstack.Stack) -> None:
@@ -129,25 +143,31 @@ async def test_another_tenants_subscriber_hears_nothing(stack: devstack.Stack) -
         spy_ready, own_ready = asyncio.Event(), asyncio.Event()
         spying = asyncio.create_task(
             _collect(
-                spy.subscribe(BALANCE, variable_values={"id": customer_id}), foreign, spy_ready
+                spy.subscribe(GraphQLRequest(BALANCE, variable_values={"id": customer_id})),
+                foreign,
+                spy_ready,
             )
         )
         watching = asyncio.create_task(
             _collect(
-                console.subscribe(BALANCE, variable_values={"id": customer_id}), own, own_ready
+                console.subscribe(GraphQLRequest(BALANCE, variable_values={"id": customer_id})),
+                own,
+                own_ready,
             )
         )
         await asyncio.gather(spy_ready.wait(), own_ready.wait())
-        await _adjust(stack, admin, customer_id, 10)
+        nudged = await _until_live(lambda: _adjust(stack, admin, customer_id, 1), own)
         await _adjust(stack, admin, watcher_id, 10)
+        await _adjust(stack, admin, customer_id, 10)
         # The tenant's own console hears its change; by then the spy would have heard it too.
-        await eventually(lambda: _later(own), lambda n: n >= 1, timeout=10)
+        await eventually(lambda: _later(own), lambda n: n >= nudged + 1, timeout=10)
         await asyncio.sleep(1)
         spying.cancel()
         watching.cancel()
 
     assert foreign == []
-    assert [e["balanceChanged"]["id"] for e in own] == [customer_id]
+    assert {e["balanceChanged"]["id"] for e in own} == {customer_id}
+    assert len(own) == nudged + 1
 
 
 async def test_a_customer_token_may_watch_only_its_own_balance(stack: devstack.Stack) -> None:
@@ -159,7 +179,9 @@ async def test_a_customer_token_may_watch_only_its_own_balance(stack: devstack.S
 
     async with Client(transport=_transport(stack, token)) as session:
         with pytest.raises(TransportQueryError) as refused:
-            async for _ in session.subscribe(BALANCE, variable_values={"id": theirs}):
+            async for _ in session.subscribe(
+                GraphQLRequest(BALANCE, variable_values={"id": theirs})
+            ):
                 pass
     assert refused.value.errors is not None
     assert refused.value.errors[0]["extensions"]["code"] == "FORBIDDEN"
@@ -192,3 +214,62 @@ async def test_a_subscription_sent_over_http_is_told_to_use_a_websocket(
     )
     assert answer["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
     assert "WebSocket" in answer["errors"][0]["message"]
+
+
+INTERACTIONS = gql(
+    """
+    subscription Agent($channel: String) {
+      interactionRecorded(channel: $channel) { platformId channel text sentimentLabel }
+    }
+    """
+)
+RECORD = """
+mutation Record($input: RecordInteractionInput!) { recordInteraction(input: $input) { outcome } }
+"""
+
+
+async def _record(stack: devstack.Stack, token: str, channel: str, text: str) -> str:
+    platform_id = uuid.uuid4().hex
+    answer = await devstack.graphql(
+        stack,
+        RECORD,
+        {
+            "input": {
+                "channel": channel,
+                "platformId": platform_id,
+                "kind": "mention",
+                "createdAt": "2026-11-30T10:00:00Z",
+                "text": text,
+                "author": {"platformUserId": f"u-{platform_id[:8]}", "handle": "fan"},
+            }
+        },
+        token=token,
+    )
+    assert "errors" not in answer, answer
+    return platform_id
+
+
+async def test_an_agent_sees_new_interactions_of_the_channel_it_watches(
+    stack: devstack.Stack,
+) -> None:
+    tenant = make_tenant(stack)
+    admin = await staff_token(stack, tenant)
+    seen: list[dict[str, Any]] = []
+
+    async with Client(transport=_transport(stack, admin)) as session:
+        ready = asyncio.Event()
+        events = session.subscribe(GraphQLRequest(INTERACTIONS, variable_values={"channel": "x"}))
+        task = asyncio.create_task(_collect(events, seen, ready))
+        await ready.wait()
+        nudged = await _until_live(lambda: _record(stack, admin, "x", "nudge"), seen)
+        ignored = await _record(stack, admin, "youtube", "Not on the watched channel")
+        wanted = await _record(stack, admin, "x", "I love this brand, great support!")
+        await eventually(lambda: _later(seen), lambda n: n >= nudged + 1, timeout=10)
+        await asyncio.sleep(0.5)
+        task.cancel()
+
+    after = [event["interactionRecorded"] for event in seen[nudged:]]
+    assert [event["platformId"] for event in after] == [wanted]
+    assert ignored not in str(seen)
+    assert {event["interactionRecorded"]["channel"] for event in seen} == {"x"}
+    assert after[0]["sentimentLabel"] == "positive"

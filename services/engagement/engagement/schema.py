@@ -19,5 +19,8 @@ class Mutation(interactions.Mutation, listening.Mutation):
 
 
 schema = SubgraphSchema(
-    query=Query, mutation=Mutation, types=[interactions.CustomerType, PrivacyExportType]
+    query=Query,
+    mutation=Mutation,
+    subscription=interactions.Subscription,
+    types=[interactions.CustomerType, PrivacyExportType],
 )

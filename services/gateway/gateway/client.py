@@ -129,15 +129,15 @@ class SubgraphClient:
                 timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5),
                 heartbeat=30,
             ) as ws:
-                await ws.send_bytes(orjson.dumps({"type": "connection_init", "payload": {}}))
+                await ws.send_str(_dumps({"type": "connection_init", "payload": {}}))
                 ack = await ws.receive(timeout=self._timeout.total)
                 if ack.type != aiohttp.WSMsgType.TEXT or orjson.loads(ack.data).get("type") != (
                     "connection_ack"
                 ):
                     raise SubgraphError(f'Subgraph "{subgraph}" refused the subscription')
                 operation_id = str(next(_subscription_ids))
-                await ws.send_bytes(
-                    orjson.dumps({"id": operation_id, "type": "subscribe", "payload": body})
+                await ws.send_str(
+                    _dumps({"id": operation_id, "type": "subscribe", "payload": body})
                 )
                 try:
                     async for message in ws:
@@ -146,7 +146,7 @@ class SubgraphClient:
                         frame = orjson.loads(message.data)
                         kind = frame.get("type")
                         if kind == "ping":
-                            await ws.send_bytes(orjson.dumps({"type": "pong"}))
+                            await ws.send_str(_dumps({"type": "pong"}))
                         elif kind == "next" and frame.get("id") == operation_id:
                             yield frame.get("payload") or {}
                         elif kind == "error" and frame.get("id") == operation_id:
@@ -156,7 +156,7 @@ class SubgraphClient:
                             return
                 finally:
                     if not ws.closed:
-                        await ws.send_bytes(orjson.dumps({"id": operation_id, "type": "complete"}))
+                        await ws.send_str(_dumps({"id": operation_id, "type": "complete"}))
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
             reason = str(error) or type(error).__name__
             raise SubgraphError(

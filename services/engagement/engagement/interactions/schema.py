@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import datetime
 
 import strawberry
@@ -13,7 +13,8 @@ from strawberry.dataloader import DataLoader
 
 from crm_shared.auth import Permission
 from crm_shared.errors import BadUserInput
-from crm_shared.graphql import CrmInfo, authorize, keyed_loader
+from crm_shared.events import Envelope
+from crm_shared.graphql import CrmInfo, authorize, keyed_loader, live_updates
 from crm_shared.pagination import (
     Connection,
     check_first,
@@ -25,6 +26,7 @@ from crm_shared.validation import parse_id, validated
 from engagement.ingestion.normalized import NormalizedItem
 from engagement.ingestion.service import ingest
 from engagement.interactions import service
+from engagement.interactions.events import InteractionRecorded
 from engagement.interactions.models import CHANNELS, Interaction
 from engagement.settings import EngagementSettings
 
@@ -280,3 +282,43 @@ class Mutation:
         return RecordedInteraction(
             outcome=stored[0].outcome, interaction=InteractionType.from_model(stored[0].interaction)
         )
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="New interactions of the tenant as they are recorded, for agents' consoles "
+        "(interactions:read; a customer token must name its own customerId). At most once: "
+        "a console that reconnects reads what it missed with a query."
+    )
+    async def interaction_recorded(
+        self,
+        info: CrmInfo,
+        channel: str | None = None,
+        customer_id: strawberry.ID | None = None,
+    ) -> AsyncGenerator[InteractionType, None]:
+        customer = parse_id(customer_id, field="customerId") if customer_id is not None else None
+        principal = authorize(info, Permission.INTERACTIONS_READ, customer_id=customer)
+        if channel is not None and channel not in CHANNELS:
+            raise BadUserInput(f"channel: unknown channel {channel!r}", field="channel")
+
+        def wanted(envelope: Envelope) -> bool:
+            data = envelope.data
+            return (channel is None or data.get("channel") == channel) and (
+                customer is None or data.get("customer_id") == str(customer)
+            )
+
+        async for envelope in live_updates(
+            info,
+            event_types=(InteractionRecorded.type,),
+            tenant_id=principal.tenant_id,
+            match=wanted,
+        ):
+            async with info.context.session() as session:
+                row = await service.get_interaction(
+                    session=session,
+                    tenant_id=principal.tenant_id,
+                    interaction_id=uuid.UUID(str(envelope.data["interaction_id"])),
+                )
+            if row is not None:  # erased meanwhile
+                yield InteractionType.from_model(row)

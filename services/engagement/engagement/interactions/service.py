@@ -26,6 +26,20 @@ async def count_interactions(
     return {customer_id: int(count) for customer_id, count in rows.all()}
 
 
+async def get_interaction(
+    *, session: AsyncSession, tenant_id: uuid.UUID, interaction_id: uuid.UUID
+) -> Interaction | None:
+    """One interaction of the tenant, or None."""
+    found: Interaction | None = (
+        await session.exec(
+            select(Interaction).where(
+                Interaction.tenant_id == tenant_id, Interaction.id == interaction_id
+            )
+        )
+    ).first()
+    return found
+
+
 async def customer_interactions(
     *,
     session: AsyncSession,
