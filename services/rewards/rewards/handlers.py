@@ -4,6 +4,7 @@ from functools import partial
 
 from crm_shared.events.consumer import Handler, Registry, registry
 from rewards.accounts.handlers import CustomerRegistered, welcome_registered_customer
+from rewards.offers.handlers import OFFER_HANDLERS
 from rewards.privacy.handlers import PRIVACY_HANDLERS
 from rewards.settings import RewardsSettings
 
@@ -19,5 +20,6 @@ def build_handlers(settings: RewardsSettings) -> Registry:
                 ttl_days=settings.points_ttl_days,
             ),
         ),
+        *OFFER_HANDLERS,
         *PRIVACY_HANDLERS,
     )
