@@ -11,6 +11,7 @@ from sqlmodel import col, select
 
 from crm_shared.db import Database, utcnow
 from crm_shared.errors import BadUserInput, Conflict, NotFound
+from crm_shared.privacy import ErasureRequested
 from crm_shared.validation import validated
 from rewards.offers import handlers, service
 from rewards.offers.models import (
@@ -21,6 +22,7 @@ from rewards.offers.models import (
     OfferCreate,
     OfferStatus,
 )
+from rewards.privacy import service as privacy
 from tests.rewards.offer_support import (
     claim,
     envelope,
@@ -351,3 +353,29 @@ def test_bad_offer_input_names_the_field(fields: dict[str, object], field: str) 
     with pytest.raises(BadUserInput) as refused:
         validated(OfferCreate, data)
     assert refused.value.field == field
+
+
+async def test_the_privacy_export_lists_coupons_and_erasure_forgets_the_audience(
+    rewards_db: Database,
+) -> None:
+    tenant = uuid.uuid4()
+    [customer] = await _consenting(rewards_db, tenant)
+    await place_in_audience(rewards_db, tenant, customer, segment="loyal")
+    offer = await published_offer(rewards_db, tenant)
+    coupon = await claim(rewards_db, tenant, offer.id, customer)
+    async with rewards_db.session() as session:
+        exported = await privacy.export_customer(session, tenant_id=tenant, customer_id=customer)
+    erasure = ErasureRequested(
+        request_id=uuid.uuid4(), customer_id=customer, customer_ids=[customer], profiles=[]
+    )
+    async with rewards_db.session() as session, session.begin():
+        await handlers.forget_erased_audience(
+            erasure,
+            envelope=envelope(erasure.type, tenant, erasure.model_dump(mode="json")),
+            session=session,
+        )
+        member = await service.audience_member(session, tenant, customer)
+
+    assert [c["code"] for c in exported["coupons"]] == [coupon.code]
+    assert exported["audience"]["segment"] == "loyal"
+    assert member is None

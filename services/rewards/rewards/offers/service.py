@@ -710,3 +710,39 @@ async def forget_audience(
         ),
         {"t": tenant_id, "ids": list(customer_ids)},
     )
+
+
+async def export_customer(
+    *, session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID
+) -> dict[str, Any]:
+    """The customer's coupons and audience facts as plain JSON (for the privacy export)."""
+    coupons = await session.exec(
+        select(Coupon)
+        .where(Coupon.tenant_id == tenant_id, Coupon.customer_id == customer_id)
+        .order_by(col(Coupon.issued_at), col(Coupon.id))
+    )
+    member = await audience_member(session, tenant_id, customer_id)
+    now = utcnow()
+    return {
+        "coupons": [
+            {
+                "id": str(c.id),
+                "offer_id": str(c.offer_id),
+                "code": c.code,
+                "status": c.status(now).value,
+                "issued_at": c.issued_at.isoformat(),
+                "redeemed_at": c.redeemed_at.isoformat() if c.redeemed_at else None,
+            }
+            for c in coupons.all()
+        ],
+        "audience": (
+            {
+                "segment": member.segment,
+                "tier": member.tier,
+                "influencer": member.influencer,
+                "advocate": member.advocate,
+            }
+            if member
+            else None
+        ),
+    }
