@@ -379,3 +379,24 @@ async def test_the_privacy_export_lists_coupons_and_erasure_forgets_the_audience
     assert [c["code"] for c in exported["coupons"]] == [coupon.code]
     assert exported["audience"]["segment"] == "loyal"
     assert member is None
+
+
+async def test_eligible_offers_of_many_customers_are_read_at_once(rewards_db: Database) -> None:
+    tenant = uuid.uuid4()
+    loyal, plain = await _consenting(rewards_db, tenant, 2)
+    silent = uuid.uuid4()
+    await place_in_audience(rewards_db, tenant, loyal, segment="loyal")
+    everyone = await published_offer(rewards_db, tenant, name="All")
+    aimed = await published_offer(
+        rewards_db, tenant, name="Loyal", audience={"segments": ["loyal"]}
+    )
+    await published_offer(rewards_db, tenant, name="Draft", publish=False)
+
+    async with rewards_db.session() as session:
+        found = await service.eligible_offers_of(
+            session=session, tenant_id=tenant, customer_ids=[loyal, plain, silent], limit=10
+        )
+
+    assert {o.id for o in found[loyal]} == {everyone.id, aimed.id}
+    assert [o.id for o in found[plain]] == [everyone.id]
+    assert silent not in found

@@ -122,6 +122,20 @@ def offer_loader(info: CrmInfo) -> DataLoader[uuid.UUID, OfferType | None]:
     return keyed_loader(info, "offers", _offers, None)
 
 
+def eligible_loader(info: CrmInfo, limit: int) -> DataLoader[uuid.UUID, list[OfferType]]:
+    """The request's batch loader of the offers each customer may claim (up to ``limit``)."""
+
+    async def fetch(
+        session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
+    ) -> Mapping[uuid.UUID, list[OfferType]]:
+        found = await service.eligible_offers_of(
+            session=session, tenant_id=tenant_id, customer_ids=ids, limit=limit
+        )
+        return {key: [OfferType.from_model(o) for o in offers] for key, offers in found.items()}
+
+    return keyed_loader(info, f"eligible_offers:{limit}", fetch, [])
+
+
 @strawberry.type(name="Coupon")
 class CouponType:
     """A single-use code for an offer, held by a customer or handed out anonymously."""
@@ -229,15 +243,8 @@ class CustomerOffers:
     )
     async def eligible_offers(self, info: CrmInfo, first: int = 20) -> list[OfferType]:
         customer_id = parse_id(self.id, field="id")
-        principal = authorize(info, Permission.REWARDS_READ, customer_id=customer_id)
-        async with info.context.session() as session:
-            offers = await service.eligible_offers(
-                session=session,
-                tenant_id=principal.tenant_id,
-                customer_id=customer_id,
-                limit=check_first(first),
-            )
-        return [OfferType.from_model(offer) for offer in offers]
+        authorize(info, Permission.REWARDS_READ, customer_id=customer_id)
+        return await eligible_loader(info, check_first(first)).load(customer_id)
 
 
 @strawberry.type

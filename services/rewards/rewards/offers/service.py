@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, text, update
+from sqlalchemy import or_, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -246,30 +246,74 @@ async def eligible_offers(
 ) -> list[Offer]:
     """Open offers the customer could claim now: in their audience, with stock, under their
     limit; none at all without marketing consent. Ending soonest first."""
+    found = await eligible_offers_of(
+        session=session, tenant_id=tenant_id, customer_ids=[customer_id], limit=limit, now=now
+    )
+    return found.get(customer_id, [])
+
+
+async def eligible_offers_of(
+    *,
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    customer_ids: Sequence[uuid.UUID],
+    limit: int,
+    now: datetime | None = None,
+) -> dict[uuid.UUID, list[Offer]]:
+    """``eligible_offers`` for many customers in four queries (customers without consent or
+    without any eligible offer are left out)."""
     now = now or utcnow()
-    if not await marketing_allowed(session, tenant_id, customer_id):
-        return []
-    held = func.coalesce(
-        select(OfferClaim.count)
-        .where(OfferClaim.offer_id == Offer.id, OfferClaim.customer_id == customer_id)
-        .scalar_subquery(),
-        0,
+    consenting = await consent_allows(
+        session, "rewards", tenant_id=tenant_id, customer_ids=customer_ids, purpose=MARKETING
     )
-    rows = await session.exec(
-        select(Offer)
-        .where(
-            Offer.tenant_id == tenant_id,
-            Offer.status == OfferStatus.PUBLISHED.value,
-            or_(col(Offer.starts_at).is_(None), col(Offer.starts_at) <= now),
-            or_(col(Offer.ends_at).is_(None), col(Offer.ends_at) > now),
-            or_(col(Offer.stock).is_(None), col(Offer.issued) < col(Offer.stock)),
-            held < col(Offer.per_customer_limit),
+    if not consenting:
+        return {}
+    offers = (
+        await session.exec(
+            select(Offer)
+            .where(
+                Offer.tenant_id == tenant_id,
+                Offer.status == OfferStatus.PUBLISHED.value,
+                or_(col(Offer.starts_at).is_(None), col(Offer.starts_at) <= now),
+                or_(col(Offer.ends_at).is_(None), col(Offer.ends_at) > now),
+                or_(col(Offer.stock).is_(None), col(Offer.issued) < col(Offer.stock)),
+            )
+            .order_by(col(Offer.ends_at).asc().nulls_last(), col(Offer.created_at), col(Offer.id))
+            .limit(MAX_ELIGIBLE_SCAN)
         )
-        .order_by(col(Offer.ends_at).asc().nulls_last(), col(Offer.created_at), col(Offer.id))
-        .limit(MAX_ELIGIBLE_SCAN)
+    ).all()
+    if not offers:
+        return {}
+    held_rows = await session.execute(
+        select(OfferClaim.offer_id, OfferClaim.customer_id, OfferClaim.count).where(
+            OfferClaim.tenant_id == tenant_id,
+            col(OfferClaim.customer_id).in_(list(consenting)),
+            col(OfferClaim.offer_id).in_([offer.id for offer in offers]),
+        )
     )
-    member = await audience_member(session, tenant_id, customer_id)
-    return [offer for offer in rows.all() if in_audience(offer, member)][:limit]
+    held = {(offer_id, customer): int(n) for offer_id, customer, n in held_rows.all()}
+    members = {
+        member.customer_id: member
+        for member in (
+            await session.exec(
+                select(AudienceMember).where(
+                    AudienceMember.tenant_id == tenant_id,
+                    col(AudienceMember.customer_id).in_(list(consenting)),
+                )
+            )
+        ).all()
+    }
+    found: dict[uuid.UUID, list[Offer]] = {}
+    for customer in consenting:
+        mine = [
+            offer
+            for offer in offers
+            if held.get((offer.id, customer), 0) < offer.per_customer_limit
+            and in_audience(offer, members.get(customer))
+        ][:limit]
+        if mine:
+            found[customer] = mine
+    return found
 
 
 # Issuing ----------------------------------------------------------------------------------
