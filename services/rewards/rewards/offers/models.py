@@ -104,14 +104,6 @@ class Offer(SQLModel, table=True):
             or self.target_advocates
         )
 
-    def is_open(self, now: datetime) -> bool:
-        """Published and within its window."""
-        return (
-            self.status == OfferStatus.PUBLISHED.value
-            and (self.starts_at is None or self.starts_at <= now)
-            and (self.ends_at is None or now < self.ends_at)
-        )
-
 
 class Coupon(SQLModel, table=True):
     __tablename__ = "coupons"
