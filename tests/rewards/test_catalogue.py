@@ -11,12 +11,14 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from crm_shared.db import Database
-from crm_shared.errors import BadUserInput, Conflict, CrmError
+from crm_shared.errors import BadUserInput, Conflict, CrmError, NotFound
 from rewards.accounts import service as ledger
 from rewards.accounts.models import JournalEntry
 from rewards.catalogue import service
 from rewards.catalogue.models import CatalogueItem, CatalogueItemData, CatalogueRedemption
+from rewards.offers import service as offers
 from tests.rewards.conftest import open_customer
+from tests.rewards.offer_support import published_offer, set_marketing
 
 
 async def _customer_with(
@@ -202,3 +204,39 @@ async def test_an_update_is_checked_whole_and_keeps_what_was_redeemed(ledger_db:
         2,
         40,
     )
+
+
+async def test_an_item_that_is_a_coupon_issues_one_and_honours_consent(
+    ledger_db: Database,
+) -> None:
+    tenant, consenting = await _customer_with(ledger_db, 100)
+    _, silent = await _customer_with(ledger_db, 100, tenant)
+    await set_marketing(ledger_db, tenant, [consenting])
+    offer = await published_offer(ledger_db, tenant, stock=10)
+    item = await _item(ledger_db, tenant, name="10 % coupon", offer_id=offer.id)
+
+    bought = await _redeem(ledger_db, tenant, consenting, item.id, key="c-1")
+    again = await _redeem(ledger_db, tenant, consenting, item.id, key="c-1")
+    with pytest.raises(BadUserInput) as refused:
+        await _redeem(ledger_db, tenant, silent, item.id)
+
+    assert bought.coupon is not None and bought.coupon.source == "catalogue"
+    assert bought.coupon.customer_id == consenting
+    assert again.replayed and again.coupon is not None and again.coupon.id == bought.coupon.id
+    assert refused.value.field == "input.itemId"
+    assert "consent" in refused.value.message
+    async with ledger_db.session() as session:
+        balances = await ledger.get_balances(
+            session=session, tenant_id=tenant, customer_ids=[consenting, silent]
+        )
+        current = await offers.get_offer(session=session, tenant_id=tenant, offer_id=offer.id)
+    assert balances == {consenting: 60, silent: 100}
+    assert current.issued == 1
+
+
+async def test_an_item_naming_another_tenants_offer_is_refused(ledger_db: Database) -> None:
+    tenant, other = uuid.uuid4(), uuid.uuid4()
+    offer = await published_offer(ledger_db, other)
+    with pytest.raises(NotFound) as refused:
+        await _item(ledger_db, tenant, offer_id=offer.id)
+    assert refused.value.field == "input.offerId"

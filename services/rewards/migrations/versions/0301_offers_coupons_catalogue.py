@@ -93,7 +93,9 @@ def upgrade() -> None:
         sa.Column("redeemed_by", sa.String(), nullable=True),
         sa.UniqueConstraint("tenant_id", "code", name="coupons_tenant_code"),
         sa.UniqueConstraint("tenant_id", "grant_id", name="coupons_tenant_grant"),
-        sa.CheckConstraint("source IN ('claim', 'staff', 'grant', 'bulk')", name="coupons_source"),
+        sa.CheckConstraint(
+            "source IN ('claim', 'staff', 'grant', 'bulk', 'catalogue')", name="coupons_source"
+        ),
         sa.CheckConstraint(
             "(redeemed_at IS NULL) = (order_id IS NULL)", name="coupons_redeemed_with_order"
         ),
@@ -171,6 +173,8 @@ def upgrade() -> None:
         sa.Column("stock", sa.Integer(), nullable=True),
         sa.Column("redeemed", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("per_customer_limit", sa.Integer(), nullable=True),
+        # An item that is a coupon: redeeming it issues a coupon of this offer.
+        sa.Column("offer_id", sa.Uuid(), sa.ForeignKey("rewards.offers.id"), nullable=True),
         sa.Column("active", sa.Boolean(), nullable=False, server_default="true"),
         sa.Column("active_from", sa.DateTime(timezone=True), nullable=True),
         sa.Column("active_to", sa.DateTime(timezone=True), nullable=True),
@@ -210,6 +214,7 @@ def upgrade() -> None:
             "entry_id", sa.Uuid(), sa.ForeignKey("rewards.journal_entries.id"), nullable=True
         ),
         sa.Column("points", sa.BigInteger(), nullable=False),
+        sa.Column("coupon_id", sa.Uuid(), sa.ForeignKey("rewards.coupons.id"), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.UniqueConstraint(
             "tenant_id", "idempotency_key", name="catalogue_redemptions_idempotency"

@@ -15,3 +15,5 @@ class CatalogueItemRedeemed(Event):
     customer_id: uuid.UUID
     points: int
     entry_id: uuid.UUID
+    # The coupon issued, when the item is a coupon (its own rewards.coupon.issued.v1 too).
+    coupon_id: uuid.UUID | None = None

@@ -30,6 +30,8 @@ class CatalogueItem(SQLModel, table=True):
     stock: int | None = None
     redeemed: int = 0
     per_customer_limit: int | None = None
+    # An item that is a coupon: redeeming it issues a coupon of this offer.
+    offer_id: uuid.UUID | None = Field(default=None, foreign_key="rewards.offers.id")
     active: bool = True
     active_from: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     active_to: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
@@ -65,6 +67,7 @@ class CatalogueRedemption(SQLModel, table=True):
     idempotency_key: str
     entry_id: uuid.UUID | None = Field(default=None, foreign_key="rewards.journal_entries.id")
     points: int = Field(sa_column=Column(BigInteger, nullable=False))
+    coupon_id: uuid.UUID | None = Field(default=None, foreign_key="rewards.coupons.id")
     created_at: datetime = created_at_field()
 
 
@@ -92,6 +95,7 @@ class CatalogueItemData(BaseModel):
     points_cost: int = PydanticField(ge=1, le=MAX_POINTS)
     stock: int | None = PydanticField(default=None, ge=0, le=MAX_STOCK)
     per_customer_limit: int | None = PydanticField(default=None, ge=1, le=1000)
+    offer_id: uuid.UUID | None = None
     active: bool = True
     active_from: datetime | None = None
     active_to: datetime | None = None

@@ -16,6 +16,7 @@ from crm_shared.pagination import Connection, check_first, connection, decode_cu
 from crm_shared.validation import parse_id, validated
 from rewards.catalogue import service
 from rewards.catalogue.models import CatalogueItem, CatalogueItemData
+from rewards.offers.schema import CouponType
 
 _ITEM_FIELDS = tuple(CatalogueItemData.model_fields)
 
@@ -31,6 +32,9 @@ class CatalogueItemType:
     stock: int | None = strawberry.field(description="How many there are in all; null: no limit.")
     redeemed: int
     per_customer_limit: int | None
+    offer_id: strawberry.ID | None = strawberry.field(
+        description="Set when the item is a coupon: redeeming it issues one of this offer."
+    )
     active: bool
     active_from: datetime | None
     active_to: datetime | None
@@ -48,6 +52,7 @@ class CatalogueItemType:
             stock=item.stock,
             redeemed=item.redeemed,
             per_customer_limit=item.per_customer_limit,
+            offer_id=strawberry.ID(str(item.offer_id)) if item.offer_id else None,
             active=item.active,
             active_from=item.active_from,
             active_to=item.active_to,
@@ -66,6 +71,9 @@ class CatalogueRedemption:
     customer_id: strawberry.ID
     points: int
     entry_id: strawberry.ID | None = strawberry.field(description="The ledger's spend entry.")
+    coupon: CouponType | None = strawberry.field(
+        description="The coupon issued, when the item is a coupon."
+    )
     balance: int = strawberry.field(description="The customer's balance after it.")
     replayed: bool
     created_at: datetime
@@ -79,6 +87,7 @@ class CatalogueRedemption:
             customer_id=strawberry.ID(str(redemption.customer_id)),
             points=redemption.points,
             entry_id=strawberry.ID(str(redemption.entry_id)) if redemption.entry_id else None,
+            coupon=CouponType.from_model(result.coupon) if result.coupon else None,
             balance=result.balance,
             replayed=result.replayed,
             created_at=redemption.created_at,
@@ -126,6 +135,9 @@ class CreateCatalogueItemInput:
     points_cost: int
     stock: int | None = strawberry.field(default=None, description="Null: no limit.")
     per_customer_limit: int | None = strawberry.field(default=None, description="Null: no limit.")
+    offer_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Makes the item a coupon of this offer."
+    )
     active: bool = True
     active_from: datetime | None = None
     active_to: datetime | None = None
@@ -141,6 +153,7 @@ class UpdateCatalogueItemInput:
     points_cost: int | None = strawberry.UNSET
     stock: int | None = strawberry.UNSET
     per_customer_limit: int | None = strawberry.UNSET
+    offer_id: strawberry.ID | None = strawberry.UNSET
     active: bool | None = strawberry.UNSET
     active_from: datetime | None = strawberry.UNSET
     active_to: datetime | None = strawberry.UNSET

@@ -22,7 +22,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_shared.db import utcnow
-from crm_shared.errors import BadUserInput, Conflict, NotFound
+from crm_shared.errors import BadUserInput, Conflict, CrmError, NotFound
 from crm_shared.events import record_event
 from crm_shared.pagination import keyset_page
 from crm_shared.validation import validated
@@ -34,6 +34,8 @@ from rewards.catalogue.models import (
     CatalogueItemData,
     CatalogueRedemption,
 )
+from rewards.offers import service as offers
+from rewards.offers.models import Coupon
 
 MAX_KEY_LENGTH = 200
 
@@ -47,12 +49,25 @@ class Redeemed:
     item: CatalogueItem
     balance: int
     replayed: bool = False
+    coupon: Coupon | None = None
+
+
+async def _check_offer(
+    session: AsyncSession, tenant_id: uuid.UUID, data: CatalogueItemData
+) -> None:
+    if data.offer_id is None:
+        return
+    try:
+        await offers.get_offer(session=session, tenant_id=tenant_id, offer_id=data.offer_id)
+    except NotFound:
+        raise NotFound("input.offerId: no such offer", field="input.offerId") from None
 
 
 async def create_item(
     *, session: AsyncSession, tenant_id: uuid.UUID, data: CatalogueItemData
 ) -> CatalogueItem:
-    """A new catalogue item."""
+    """A new catalogue item (a coupon of ``offer_id``, if given)."""
+    await _check_offer(session, tenant_id, data)
     now = utcnow()
     item = CatalogueItem(tenant_id=tenant_id, created_at=now, updated_at=now, **data.model_dump())
     session.add(item)
@@ -97,6 +112,7 @@ async def update_item(
         raise NotFound("input.id: no such catalogue item", field="input.id")
     current = {name: getattr(item, name) for name in CatalogueItemData.model_fields}
     data = validated(CatalogueItemData, {**current, **changes})
+    await _check_offer(session, tenant_id, data)
     if data.stock is not None and data.stock < item.redeemed:
         raise BadUserInput(
             f"input.stock: {item.redeemed} were already redeemed", field="input.stock"
@@ -168,8 +184,13 @@ async def _replay(
     balances = await ledger.get_balances(
         session=session, tenant_id=tenant_id, customer_ids=[customer_id]
     )
+    coupon = await session.get(Coupon, first.coupon_id) if first.coupon_id else None
     return Redeemed(
-        redemption=first, item=item, balance=balances.get(customer_id, 0), replayed=True
+        redemption=first,
+        item=item,
+        balance=balances.get(customer_id, 0),
+        replayed=True,
+        coupon=coupon,
     )
 
 
@@ -260,12 +281,26 @@ async def redeem_item(
         raise NotFound(
             "input.customerId: this customer has no rewards account", field="input.customerId"
         ) from None
+    coupon: Coupon | None = None
+    if item.offer_id is not None:
+        try:
+            coupon = await offers.issue_bought_coupon(
+                session=session,
+                tenant_id=tenant_id,
+                offer_id=item.offer_id,
+                customer_id=customer_id,
+                now=now,
+            )
+        except CrmError as refused:
+            # The offer's own field names mean nothing to this mutation's caller.
+            raise type(refused)(refused.message, field="input.itemId") from None
+        redemption.coupon_id = coupon.id
     redemption.entry_id = movement.entry.id
     redemption.points = cost
     await session.execute(
         update(CatalogueRedemption)
         .where(col(CatalogueRedemption.id) == redemption.id)
-        .values(entry_id=movement.entry.id, points=cost)
+        .values(entry_id=movement.entry.id, points=cost, coupon_id=redemption.coupon_id)
         .execution_options(synchronize_session=False)
     )
     await record_event(
@@ -276,8 +311,9 @@ async def redeem_item(
             customer_id=customer_id,
             points=cost,
             entry_id=movement.entry.id,
+            coupon_id=redemption.coupon_id,
         ),
         tenant_id=tenant_id,
         subject=str(customer_id),
     )
-    return Redeemed(redemption=redemption, item=item, balance=movement.balance_after)
+    return Redeemed(redemption=redemption, item=item, balance=movement.balance_after, coupon=coupon)

@@ -45,6 +45,7 @@ class CouponSource(StrEnum):
     STAFF = "staff"  # staff issued it to a customer
     GRANT = "grant"  # a rule or a referral milestone granted it (rewards.coupon.granted.v1)
     BULK = "bulk"  # an anonymous code, handed out by the brand
+    CATALOGUE = "catalogue"  # bought with points (a catalogue item that is a coupon)
 
 
 class CouponStatus(StrEnum):

@@ -483,6 +483,27 @@ async def claim_offer(
     )
 
 
+async def issue_bought_coupon(
+    *,
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    offer_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    now: datetime | None = None,
+) -> Coupon:
+    """A coupon the customer bought with points (a catalogue item): consent, stock and limit
+    hold as for a claim; the audience does not (the catalogue is open to all)."""
+    return await _issue_to_customer(
+        session,
+        tenant_id=tenant_id,
+        offer_id=offer_id,
+        customer_id=customer_id,
+        source=CouponSource.CATALOGUE,
+        check_audience=False,
+        now=now or utcnow(),
+    )
+
+
 async def issue_coupons(
     *,
     session: AsyncSession,
