@@ -122,6 +122,8 @@ CLIENT_SCOPES: Mapping[str, frozenset[Permission]] = {
             P.INTERACTIONS_READ,
             P.INTERACTIONS_WRITE,
             P.REWARDS_READ,
+            # A shop redeems coupons (and points) at its checkout.
+            P.REWARDS_REDEEM,
             P.PURCHASES_WRITE,
         }
     ),

@@ -6,6 +6,7 @@ from crm_shared.events.consumer import Handler, Registry, registry
 from crm_shared.privacy import CustomerMerged, CustomerUnmerged
 from rewards.accounts.handlers import CustomerRegistered, welcome_registered_customer
 from rewards.accounts.merges import move_points_back, move_points_to_survivor
+from rewards.offers.handlers import OFFER_HANDLERS
 from rewards.privacy.handlers import PRIVACY_HANDLERS
 from rewards.settings import RewardsSettings
 
@@ -23,5 +24,6 @@ def build_handlers(settings: RewardsSettings) -> Registry:
         ),
         Handler(CustomerMerged, move_points_to_survivor),
         Handler(CustomerUnmerged, move_points_back),
+        *OFFER_HANDLERS,
         *PRIVACY_HANDLERS,
     )

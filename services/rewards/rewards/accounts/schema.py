@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -26,6 +27,9 @@ from rewards.accounts import service
 from rewards.accounts.events import PointsCredited, PointsDebited, PointsExpired
 from rewards.accounts.models import JournalEntry
 from rewards.settings import RewardsSettings
+
+if TYPE_CHECKING:
+    from rewards.schema import Customer
 
 MAX_EXPIRING_DAYS = 3650
 
@@ -294,7 +298,9 @@ class Subscription:
     )
     async def balance_changed(
         self, info: CrmInfo, customer_id: strawberry.ID
-    ) -> AsyncGenerator[CustomerType, None]:
+    ) -> AsyncGenerator[Annotated[Customer, strawberry.lazy("rewards.schema")], None]:
+        from rewards.schema import Customer  # the entity every feature adds its fields to
+
         customer = parse_id(customer_id, field="customerId")
         principal = authorize(info, Permission.REWARDS_READ, customer_id=customer)
         async for _ in live_updates(
@@ -303,4 +309,4 @@ class Subscription:
             tenant_id=principal.tenant_id,
             match=lambda envelope: envelope.subject == str(customer),
         ):
-            yield CustomerType(id=strawberry.ID(str(customer)))
+            yield Customer(id=strawberry.ID(str(customer)))

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_shared.privacy import ErasureRequested, confirm_erasure, scrub_outbox
+from rewards.offers import service as offers
 
 SERVICE = "rewards"
 
@@ -59,7 +60,11 @@ async def export_customer(
         ),
         params,
     )
+    offers_part = await offers.export_customer(
+        session=session, tenant_id=tenant_id, customer_id=customer_id
+    )
     return {
+        **offers_part,
         "balance": account.balance if account else None,
         "account_opened_at": account.created_at.isoformat() if account else None,
         "entries": [
