@@ -5,6 +5,7 @@ from functools import partial
 from crm_shared.events.consumer import Handler, Registry, registry
 from rewards.accounts.handlers import CustomerRegistered, welcome_registered_customer
 from rewards.privacy.handlers import PRIVACY_HANDLERS
+from rewards.rules.handlers import rule_handlers
 from rewards.settings import RewardsSettings
 
 
@@ -20,4 +21,7 @@ def build_handlers(settings: RewardsSettings) -> Registry:
             ),
         ),
         *PRIVACY_HANDLERS,
+        *rule_handlers(
+            welcome_points=settings.welcome_points, ttl_days=settings.points_ttl_days
+        ),
     )

@@ -7,6 +7,7 @@ from rewards.accounts.expiry import expire_once
 from rewards.handlers import build_handlers
 from rewards.schema import schema
 from rewards.settings import RewardsSettings
+from rewards.tiers.service import recompute_all
 
 
 def create_app(settings: RewardsSettings | None = None) -> FastAPI:
@@ -17,5 +18,8 @@ def create_app(settings: RewardsSettings | None = None) -> FastAPI:
         schema=schema,
         handlers=build_handlers(settings),
         title="rewards",
-        jobs=[PeriodicJob("expiry", settings.expiry_interval_seconds, expire_once)],
+        jobs=[
+            PeriodicJob("expiry", settings.expiry_interval_seconds, expire_once),
+            PeriodicJob("tiers", settings.tier_interval_seconds, recompute_all),
+        ],
     )
