@@ -21,7 +21,5 @@ def build_handlers(settings: RewardsSettings) -> Registry:
             ),
         ),
         *PRIVACY_HANDLERS,
-        *rule_handlers(
-            welcome_points=settings.welcome_points, ttl_days=settings.points_ttl_days
-        ),
+        *rule_handlers(welcome_points=settings.welcome_points, ttl_days=settings.points_ttl_days),
     )

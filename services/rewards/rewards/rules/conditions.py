@@ -65,6 +65,16 @@ Name = Annotated[str, Field(min_length=1, max_length=60)]
 Names = Annotated[list[Name], Field(min_length=1, max_length=MAX_LIST)]
 
 
+class FieldProblem(ValueError):
+    """A rule about several fields broken; ``field`` names the one to fix (GraphQL spelling,
+    relative to the model that checks it)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -96,13 +106,13 @@ class Conditions(Strict):
             and self.sentiment_max is not None
             and self.sentiment_min > self.sentiment_max
         ):
-            raise ValueError("sentimentMin must not be above sentimentMax")
+            raise FieldProblem("sentimentMin", "must not be above sentimentMax")
         if (
             self.amount_min_cents is not None
             and self.amount_max_cents is not None
             and self.amount_min_cents > self.amount_max_cents
         ):
-            raise ValueError("amountMinCents must not be above amountMaxCents")
+            raise FieldProblem("amountMinCents", "must not be above amountMaxCents")
         return self
 
     def facts_used(self) -> dict[str, str]:
@@ -135,13 +145,13 @@ class Reward(Strict):
     def _shape(self) -> Self:
         if self.kind is RewardKind.COUPON:
             if self.offer_id is None:
-                raise ValueError("a coupon reward needs offerId")
+                raise FieldProblem("offerId", "a coupon reward needs offerId")
             if self.points is not None:
-                raise ValueError("a coupon reward has no points")
+                raise FieldProblem("points", "a coupon reward has no points")
         elif self.points is None:
-            raise ValueError("a points reward needs points")
+            raise FieldProblem("points", "a points reward needs points")
         elif self.offer_id is not None:
-            raise ValueError("a points reward has no offerId")
+            raise FieldProblem("offerId", "a points reward has no offerId")
         return self
 
 
@@ -170,18 +180,18 @@ class RuleDefinition(Strict):
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if self.starts_at is not None and self.starts_at.tzinfo is None:
-            raise ValueError("startsAt needs a time zone")
+            raise FieldProblem("startsAt", "needs a time zone")
         if self.ends_at is not None and self.ends_at.tzinfo is None:
-            raise ValueError("endsAt needs a time zone")
+            raise FieldProblem("endsAt", "needs a time zone")
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
-            raise ValueError("endsAt must be after startsAt")
+            raise FieldProblem("endsAt", "endsAt must be after startsAt")
         periods = [cap.period for cap in self.caps]
         if len(set(periods)) != len(periods):
-            raise ValueError("one cap per period")
+            raise FieldProblem("caps", "one cap per period")
         if self.reward.kind is RewardKind.POINTS_PER_UNIT and (
             self.trigger is not Trigger.PURCHASE_RECORDED
         ):
-            raise ValueError("points per currency unit need the purchase trigger")
+            raise FieldProblem("reward.kind", "points per currency unit need the purchase trigger")
         return self
 
     def errors_of_facts(self) -> list[tuple[str, str]]:

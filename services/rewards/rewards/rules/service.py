@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import func, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
@@ -24,11 +25,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from crm_shared.db import utcnow
 from crm_shared.errors import BadUserInput, NotFound
 from crm_shared.events import record_event
-from crm_shared.validation import validated
 from rewards.accounts import service as ledger
 from rewards.rules.conditions import (
     Cap,
     Facts,
+    FieldProblem,
     Period,
     Reward,
     RewardKind,
@@ -69,7 +70,16 @@ def _camel(name: str) -> str:
 
 def parse_definition(data: dict[str, Any], *, prefix: str = "input") -> RuleDefinition:
     """A rule definition from input; BAD_USER_INPUT naming the first wrong field otherwise."""
-    definition = validated(RuleDefinition, data, prefix=prefix)
+    try:
+        definition = RuleDefinition.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        path = ".".join(_camel(str(part)) for part in (prefix, *first["loc"]))
+        problem = first.get("ctx", {}).get("error")
+        if isinstance(problem, FieldProblem):
+            path = f"{path}.{problem.field}"
+            raise BadUserInput(f"{path}: {problem.message}", field=path) from None
+        raise BadUserInput(f"{path}: {first['msg']}", field=path) from None
     for name, message in definition.errors_of_facts():
         path = f"{prefix}.conditions.{_camel(name)}"
         raise BadUserInput(f"{path}: {message}", field=path)

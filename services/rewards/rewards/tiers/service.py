@@ -318,17 +318,22 @@ async def standings(
             CustomerTier.tenant_id == tenant_id, col(CustomerTier.customer_id).in_(customer_ids)
         )
     )
+    by_customer = {row.customer_id: row for row in rows.all()}
     found: dict[uuid.UUID, Standing] = {}
-    for row in rows.all():
-        tier = by_id.get(row.tier_id) if row.tier_id else None
+    for customer_id in customer_ids:
+        row = by_customer.get(customer_id)
+        tier = by_id.get(row.tier_id) if row and row.tier_id else None
         above = [t for t in tiers if tier is None or t.level > tier.level]
         next_tier = min(above, key=lambda t: t.level, default=None)
         progress = None
         if next_tier is not None:
             since = now - timedelta(days=next_tier.window_days)
-            progress = await _count(session, tenant_id, row.customer_id, next_tier.basis, since)
-        found[row.customer_id] = Standing(
-            tier=tier, since=row.since if tier else None, next_tier=next_tier, progress=progress
+            progress = await _count(session, tenant_id, customer_id, next_tier.basis, since)
+        found[customer_id] = Standing(
+            tier=tier,
+            since=row.since if row and tier else None,
+            next_tier=next_tier,
+            progress=progress,
         )
     return found
 
