@@ -234,7 +234,7 @@ async def payouts(
 def signup_definition(points: int) -> RuleDefinition:
     """The default rule of a tenant: ``points`` once, when a customer registers."""
     return RuleDefinition(
-        name="Welcome points",
+        name="welcome",
         trigger=Trigger.CUSTOMER_REGISTERED,
         reward=Reward(kind=RewardKind.POINTS, points=points, tier_multiplier=False),
         caps=[Cap(period=Period.EVER, count=1)],
