@@ -98,9 +98,12 @@ async def erase(session: AsyncSession, request: ErasureRequested, *, tenant_id: 
         ),
         params,
     )
-    await session.execute(
-        text("DELETE FROM rewards.consents WHERE tenant_id = :t AND customer_id = ANY(:ids)"),
-        params,
-    )
+    # What rules knew of the person's behaviour goes too; payouts (ids and amounts) stay, as
+    # the ledger's entries do.
+    for table in ("consents", "trigger_events", "customer_segments"):
+        await session.execute(
+            text(f"DELETE FROM rewards.{table} WHERE tenant_id = :t AND customer_id = ANY(:ids)"),
+            params,
+        )
     await scrub_outbox(session, "rewards", [str(i) for i in ids])
     await confirm_erasure(session, request, tenant_id=tenant_id, service=SERVICE)

@@ -9,8 +9,8 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import strawberry
-from strawberry.dataloader import DataLoader
 from sqlmodel.ext.asyncio.session import AsyncSession
+from strawberry.dataloader import DataLoader
 
 from crm_shared import audit
 from crm_shared.auth import Permission
