@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from crm_shared.errors import BadUserInput
 from rewards.rules.conditions import (
     Cap,
     Conditions,
@@ -24,7 +25,7 @@ from rewards.rules.conditions import (
     period_start,
     reward_points,
 )
-from rewards.rules.service import simulate
+from rewards.rules.service import parse_definition, simulate
 
 AT = datetime(2026, 12, 2, 15, 30, tzinfo=UTC)  # a Wednesday
 CUSTOMER = uuid.uuid4()
@@ -226,3 +227,25 @@ def test_a_simulation_applies_caps_and_budget_and_ranks_customers() -> None:
         (CUSTOMER, 2, 100),
         (other, 1, 50),
     ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"ends_at": "2026-12-01T00:00:00Z", "starts_at": "2026-12-02T00:00:00Z"}, "input.endsAt"),
+        ({"reward": {"kind": "points", "points": 0}}, "input.reward.points"),
+        ({"reward": {"kind": "coupon"}}, "input.reward.offerId"),
+        ({"caps": [{"period": "week", "count": 0}]}, "input.caps.0.count"),
+        ({"conditions": {"amount_min_cents": 10}}, "input.conditions.amountMinCents"),
+    ],
+)
+def test_parsed_definitions_name_the_offending_field(changes: dict[str, Any], field: str) -> None:
+    data: dict[str, Any] = {
+        "name": "Reviews",
+        "trigger": Trigger.INTERACTION_RECORDED.value,
+        "reward": {"kind": "points", "points": 50},
+        **changes,
+    }
+    with pytest.raises(BadUserInput) as refused:
+        parse_definition(data)
+    assert refused.value.field == field
