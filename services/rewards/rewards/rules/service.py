@@ -248,6 +248,11 @@ async def ensure_tenant(
 
     Concurrent first events of a tenant wait for the first to commit its row, then do nothing.
     """
+    known = await session.exec(
+        select(RuleTenant.tenant_id).where(RuleTenant.tenant_id == tenant_id)
+    )
+    if known.first() is not None:
+        return False
     inserted = await session.execute(
         insert(RuleTenant)
         .values(tenant_id=tenant_id, created_at=utcnow())
