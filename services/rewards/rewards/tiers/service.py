@@ -85,13 +85,19 @@ async def _check_free(
 async def define_tier(
     *, session: AsyncSession, tenant_id: uuid.UUID, definition: TierDefinition
 ) -> Tier:
-    """A new tier; CONFLICT on a taken name or level."""
+    """A new tier (the same definition again returns it); CONFLICT on a taken name or level."""
     # One tenant's definitions change one at a time (names and levels stay unique).
     await session.execute(
         text("SELECT pg_advisory_xact_lock(hashtextextended('rewards.tiers:' || :t, 0))"),
         {"t": str(tenant_id)},
     )
-    if len(await list_tiers(session, tenant_id=tenant_id)) >= MAX_TIERS:
+    existing = await list_tiers(session, tenant_id=tenant_id)
+    # Defining the same tier again (a retried request) returns it; only a different tier
+    # with its name or level conflicts.
+    for tier in existing:
+        if tier.name.lower() == definition.name.lower() and _same(tier, definition):
+            return tier
+    if len(existing) >= MAX_TIERS:
         raise BadUserInput(f"input: at most {MAX_TIERS} tiers", field="input")
     await _check_free(session, tenant_id, definition, None)
     tier = Tier.model_validate({"tenant_id": tenant_id, **_columns(definition)})
@@ -103,6 +109,10 @@ async def define_tier(
             "input.name: another tier has this name or level", field="input.name"
         ) from None
     return tier
+
+
+def _same(tier: Tier, definition: TierDefinition) -> bool:
+    return all(getattr(tier, name) == value for name, value in _columns(definition).items())
 
 
 def _columns(definition: TierDefinition) -> dict[str, object]:
