@@ -59,7 +59,46 @@ async def export_customer(
         ),
         params,
     )
+    payouts = await session.execute(
+        text(
+            "SELECT rule_id, version, points, offer_id, occurred_at FROM rewards.rule_payouts"
+            " WHERE tenant_id = :t AND customer_id = :c ORDER BY occurred_at"
+        ),
+        params,
+    )
+    triggers = await session.execute(
+        text(
+            "SELECT type, occurred_at, facts FROM rewards.trigger_events"
+            " WHERE tenant_id = :t AND customer_id = :c ORDER BY occurred_at"
+        ),
+        params,
+    )
+    tier = (
+        await session.execute(
+            text(
+                "SELECT t.name, ct.since FROM rewards.customer_tiers ct"
+                " JOIN rewards.tiers t ON t.id = ct.tier_id"
+                " WHERE ct.tenant_id = :t AND ct.customer_id = :c"
+            ),
+            params,
+        )
+    ).first()
     return {
+        "rule_payouts": [
+            {
+                "rule_id": str(r.rule_id),
+                "version": r.version,
+                "points": int(r.points),
+                "offer_id": str(r.offer_id) if r.offer_id else None,
+                "occurred_at": r.occurred_at.isoformat(),
+            }
+            for r in payouts
+        ],
+        "events_seen": [
+            {"type": r.type, "occurred_at": r.occurred_at.isoformat(), "facts": r.facts}
+            for r in triggers
+        ],
+        "tier": {"name": tier.name, "since": tier.since.isoformat()} if tier else None,
         "balance": account.balance if account else None,
         "account_opened_at": account.created_at.isoformat() if account else None,
         "entries": [
