@@ -381,3 +381,38 @@ async def test_a_new_tenant_gets_the_sign_up_rule_once(ledger_db: Database) -> N
         assert not await service.ensure_tenant(session, tenant_id=tenant, welcome_points=100)
         [rule] = await service.list_rules(session, tenant_id=tenant, limit=10)
     assert (rule.default_key, rule.trigger) == ("signup", Trigger.CUSTOMER_REGISTERED.value)
+
+
+async def test_a_refund_after_spending_takes_back_what_is_left(ledger_db: Database) -> None:
+    tenant, customer, bought = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await make_rule(
+        ledger_db,
+        tenant,
+        RuleDefinition(
+            name="Points per euro",
+            trigger=Trigger.PURCHASE_RECORDED,
+            reward=Reward(kind=RewardKind.POINTS_PER_UNIT, points=1),
+        ),
+    )
+    await send(ledger_db, tenant, purchase(customer, bought, 10_000))
+    async with ledger_db.session() as session, session.begin():
+        await ledger.spend(
+            session,
+            tenant_id=tenant,
+            customer_id=customer,
+            points=80,
+            reason="coffee",
+            idempotency_key="request:spend",
+            actor="customer:test",
+        )
+
+    await send(ledger_db, tenant, refund(customer, bought, 10_000, 10_000))
+
+    assert await balance(ledger_db, tenant, customer) == 0
+    async with ledger_db.session() as session:
+        taken = await session.execute(
+            text("SELECT points, shortfall FROM rewards.payout_refunds WHERE tenant_id = :t"),
+            {"t": tenant},
+        )
+        assert [tuple(r) for r in taken.all()] == [(20, 80)]
+        assert await ledger.check_ledger(session, tenant) == []

@@ -23,7 +23,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_shared.db import utcnow
-from crm_shared.errors import BadUserInput, NotFound
+from crm_shared.errors import BadUserInput, Conflict, NotFound
 from crm_shared.events import record_event
 from rewards.accounts import service as ledger
 from rewards.rules.conditions import (
@@ -624,6 +624,9 @@ async def _refund_payout(
         except BadUserInput:
             # Some of the points were spent or expired: take back what is left instead.
             movement = None
+        except Conflict:
+            # Staff reversed the entry already: the points are back; take nothing more.
+            return await _record_refund(session, payout, refund_id, amount_cents, take, 0, None)
     debited = take
     if movement is None:
         balance = (
@@ -642,14 +645,29 @@ async def _refund_payout(
                 idempotency_key=key,
                 actor=RULE_ACTOR,
             )
+    entry_id = movement.entry.id if movement else None
+    return await _record_refund(
+        session, payout, refund_id, amount_cents, debited, take - debited, entry_id
+    )
+
+
+async def _record_refund(
+    session: AsyncSession,
+    payout: RulePayout,
+    refund_id: uuid.UUID,
+    amount_cents: int,
+    points: int,
+    shortfall: int,
+    entry_id: uuid.UUID | None,
+) -> PayoutRefund:
     refund = PayoutRefund(
         tenant_id=payout.tenant_id,
         refund_id=refund_id,
         payout_id=payout.id,
         amount_cents=amount_cents,
-        points=debited,
-        shortfall=take - debited,
-        entry_id=movement.entry.id if movement else None,
+        points=points,
+        shortfall=shortfall,
+        entry_id=entry_id,
     )
     session.add(refund)
     await session.flush()
