@@ -25,7 +25,12 @@ from rewards.rules.conditions import (
     RuleDefinition,
     Trigger,
 )
-from rewards.rules.handlers import InteractionRecorded, PurchaseRecorded, PurchaseRefunded
+from rewards.rules.handlers import (
+    InteractionRecorded,
+    PurchaseRecorded,
+    PurchaseRefunded,
+    SegmentChanged,
+)
 from rewards.rules.models import Rule
 from rewards.settings import RewardsSettings
 from rewards.tiers import service as tiers
@@ -416,3 +421,30 @@ async def test_a_refund_after_spending_takes_back_what_is_left(ledger_db: Databa
         )
         assert [tuple(r) for r in taken.all()] == [(20, 80)]
         assert await ledger.check_ledger(session, tenant) == []
+
+
+async def test_an_engagement_tier_counts_interactions_and_a_segment_rule_reads_the_projection(
+    ledger_db: Database,
+) -> None:
+    tenant, customer = uuid.uuid4(), uuid.uuid4()
+    async with ledger_db.session() as session, session.begin():
+        await tiers.define_tier(
+            session=session,
+            tenant_id=tenant,
+            definition=tiers.TierDefinition(
+                name="Regular", level=1, basis=TierBasis.ENGAGEMENT, threshold=2, window_days=7
+            ),
+        )
+    rule = await make_rule(
+        ledger_db,
+        tenant,
+        review_rule(name="Advocates", conditions=Conditions(segments=["advocate"])),
+    )
+
+    await send(ledger_db, tenant, interaction(customer, kind="comment"))  # not yet an advocate
+    await send(ledger_db, tenant, SegmentChanged(customer_id=customer, segment="advocate"))
+    await send(ledger_db, tenant, interaction(customer, kind="comment"))
+
+    assert await payouts_of(ledger_db, rule) == [(1, 50)]
+    changes = await published(ledger_db, tenant, "rewards.tier.changed.v1")
+    assert [(c["previous"], c["tier"]) for c in changes] == [(None, "Regular")]
