@@ -8,6 +8,7 @@ from rewards.accounts.ledger_check import check_every_tenant
 from rewards.handlers import build_handlers
 from rewards.schema import schema
 from rewards.settings import RewardsSettings
+from rewards.tiers.service import recompute_all
 
 
 def create_app(settings: RewardsSettings | None = None) -> FastAPI:
@@ -21,5 +22,6 @@ def create_app(settings: RewardsSettings | None = None) -> FastAPI:
         jobs=[
             PeriodicJob("expiry", settings.expiry_interval_seconds, expire_once),
             PeriodicJob("ledger-check", settings.ledger_check_interval_seconds, check_every_tenant),
+            PeriodicJob("tiers", settings.tier_interval_seconds, recompute_all),
         ],
     )

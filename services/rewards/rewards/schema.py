@@ -8,16 +8,19 @@ from rewards.accounts import schema as accounts
 from rewards.catalogue import schema as catalogue
 from rewards.offers import schema as offers
 from rewards.privacy.schema import PrivacyExportType
+from rewards.rules import schema as rules
+from rewards.tiers import schema as tiers
 
 
 # One Customer entity, composed of each feature's fields.
 @strawberry.federation.type(keys=["id"], name="Customer")
-class Customer(accounts.CustomerType, offers.CustomerOffers):
+class Customer(accounts.CustomerType, offers.CustomerOffers, tiers.CustomerTierFields):
     pass
 
 
-Query = merge_types("Query", (accounts.Query, offers.Query, catalogue.Query))
-Mutation = merge_types("Mutation", (accounts.Mutation, offers.Mutation, catalogue.Mutation))
+FEATURES = (accounts, rules, tiers, offers, catalogue)
+Query = merge_types("Query", tuple(f.Query for f in FEATURES))
+Mutation = merge_types("Mutation", tuple(f.Mutation for f in FEATURES))
 
 schema = SubgraphSchema(
     query=Query,

@@ -14,7 +14,7 @@ class RewardsSettings(ServiceSettings):
     service_name: str = "rewards"
     db_schema: str = "rewards"
     database_url: str = "postgresql://rewards_svc@127.0.0.1:5432/crm"
-    # Points credited when a customer registers (a rule, until rules arrive with issue 5).
+    # Points of the sign-up rule rewards makes for each new tenant (0: no sign-up rule).
     welcome_points: int = Field(default=100, ge=0)
     # How long earned points last before they expire (each credit is a lot with this expiry).
     points_ttl_days: int = Field(default=365, ge=1)
@@ -22,3 +22,5 @@ class RewardsSettings(ServiceSettings):
     expiry_interval_seconds: float = Field(default=300.0, ge=0)
     # How often every tenant's ledger invariants are checked (the rewards_ledger_* metrics).
     ledger_check_interval_seconds: float = Field(default=300.0, ge=0)
+    # How often tiers are recomputed as windows roll past old activity; 0 turns it off.
+    tier_interval_seconds: float = Field(default=3600.0, ge=0)

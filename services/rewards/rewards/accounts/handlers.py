@@ -26,19 +26,18 @@ async def welcome_registered_customer(
     welcome_points: int,
     ttl_days: int = service.DEFAULT_TTL_DAYS,
 ) -> None:
-    """Open the new customer's account and credit the welcome points, keyed by the event."""
-    await service.open_account(
-        session=session, tenant_id=envelope.tenantid, customer_id=event.customer_id
-    )
-    if welcome_points <= 0:
-        return
-    await service.earn(
+    """Open the new customer's account and pay the sign-up rules (the tenant's default
+    welcome rule gives ``welcome_points``), in one transaction: the account appears with them."""
+    # Imported here: rules build on accounts, and accounts only hand them the event.
+    from rewards.rules.conditions import Trigger
+    from rewards.rules.handlers import pay_trigger
+
+    await pay_trigger(
         session,
-        tenant_id=envelope.tenantid,
+        envelope=envelope,
+        trigger=Trigger.CUSTOMER_REGISTERED,
         customer_id=event.customer_id,
-        points=welcome_points,
-        reason="welcome",
-        idempotency_key=f"event:{envelope.id}",
-        actor="system:welcome",
+        occurred_at=event.registered_at,
+        welcome_points=welcome_points,
         ttl_days=ttl_days,
     )

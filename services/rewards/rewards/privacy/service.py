@@ -63,8 +63,47 @@ async def export_customer(
     offers_part = await offers.export_customer(
         session=session, tenant_id=tenant_id, customer_id=customer_id
     )
+    payouts = await session.execute(
+        text(
+            "SELECT rule_id, version, points, offer_id, occurred_at FROM rewards.rule_payouts"
+            " WHERE tenant_id = :t AND customer_id = :c ORDER BY occurred_at"
+        ),
+        params,
+    )
+    triggers = await session.execute(
+        text(
+            "SELECT type, occurred_at, facts FROM rewards.trigger_events"
+            " WHERE tenant_id = :t AND customer_id = :c ORDER BY occurred_at"
+        ),
+        params,
+    )
+    tier = (
+        await session.execute(
+            text(
+                "SELECT t.name, ct.since FROM rewards.customer_tiers ct"
+                " JOIN rewards.tiers t ON t.id = ct.tier_id"
+                " WHERE ct.tenant_id = :t AND ct.customer_id = :c"
+            ),
+            params,
+        )
+    ).first()
     return {
         **offers_part,
+        "rule_payouts": [
+            {
+                "rule_id": str(r.rule_id),
+                "version": r.version,
+                "points": int(r.points),
+                "offer_id": str(r.offer_id) if r.offer_id else None,
+                "occurred_at": r.occurred_at.isoformat(),
+            }
+            for r in payouts
+        ],
+        "events_seen": [
+            {"type": r.type, "occurred_at": r.occurred_at.isoformat(), "facts": r.facts}
+            for r in triggers
+        ],
+        "tier": {"name": tier.name, "since": tier.since.isoformat()} if tier else None,
         "balance": account.balance if account else None,
         "account_opened_at": account.created_at.isoformat() if account else None,
         "entries": [
@@ -103,9 +142,12 @@ async def erase(session: AsyncSession, request: ErasureRequested, *, tenant_id: 
         ),
         params,
     )
-    await session.execute(
-        text("DELETE FROM rewards.consents WHERE tenant_id = :t AND customer_id = ANY(:ids)"),
-        params,
-    )
+    # What rules knew of the person's behaviour goes too; payouts (ids and amounts) stay, as
+    # the ledger's entries do.
+    for table in ("consents", "trigger_events", "customer_segments"):
+        await session.execute(
+            text(f"DELETE FROM rewards.{table} WHERE tenant_id = :t AND customer_id = ANY(:ids)"),
+            params,
+        )
     await scrub_outbox(session, "rewards", [str(i) for i in ids])
     await confirm_erasure(session, request, tenant_id=tenant_id, service=SERVICE)

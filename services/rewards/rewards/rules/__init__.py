@@ -1,0 +1,1 @@
+"""Rules: events become rewards (points or coupons), with caps, budgets, versions, dry runs."""

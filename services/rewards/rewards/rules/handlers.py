@@ -1,0 +1,332 @@
+"""The events rules trigger on, as rewards reads them, and what it does with each.
+
+Every trigger event is stored with its facts (for dry runs and tiers), then paid: the
+customer's account is opened and locked first, so one customer's payouts run one at a time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from pydantic import AliasChoices, Field
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from crm_shared.events import Envelope, Event
+from crm_shared.events.consumer import Handler
+from rewards.accounts import service as ledger
+from rewards.rules import service
+from rewards.rules.conditions import Trigger
+from rewards.tiers import service as tiers
+
+
+class TenantCreated(Event):
+    type = "identity.tenant.created.v1"
+
+    tenant_id: uuid.UUID
+
+
+class InteractionRecorded(Event):
+    type = "engagement.interaction.recorded.v1"
+
+    interaction_id: uuid.UUID
+    customer_id: uuid.UUID | None
+    channel: str
+    kind: str
+    sentiment: float | None = None
+    sentiment_label: str | None = None
+    occurred_at: datetime
+
+
+class PollVoted(Event):
+    type = "engagement.poll.voted.v1"
+
+    poll_id: uuid.UUID
+    customer_id: uuid.UUID
+
+
+class IdeaStatusChanged(Event):
+    type = "engagement.idea.status_changed.v1"
+
+    idea_id: uuid.UUID
+    customer_id: uuid.UUID | None
+    status: str
+
+
+class ContestWinnerChosen(Event):
+    type = "engagement.contest.winner_chosen.v1"
+
+    contest_id: uuid.UUID
+    customer_id: uuid.UUID
+    rank: int | None = None
+
+
+class ContentShared(Event):
+    type = "engagement.content.shared.v1"
+
+    interaction_id: uuid.UUID
+    customer_id: uuid.UUID | None
+    channel: str | None = None
+
+
+class SegmentChanged(Event):
+    type = "engagement.segment.changed.v1"
+
+    customer_id: uuid.UUID
+    segment: str
+
+
+class PurchaseRecorded(Event):
+    type = "rewards.purchase.recorded.v1"
+
+    purchase_id: uuid.UUID
+    customer_id: uuid.UUID
+    amount_cents: int
+    currency: str
+    occurred_at: datetime
+
+
+class PurchaseRefunded(Event):
+    type = "rewards.purchase.refunded.v1"
+
+    purchase_id: uuid.UUID
+    refund_id: uuid.UUID
+    customer_id: uuid.UUID
+    amount_cents: int
+    original_amount_cents: int | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "original_amount_cents", "purchase_amount_cents", "original_cents"
+        ),
+    )
+
+
+async def pay_trigger(
+    session: AsyncSession,
+    *,
+    envelope: Envelope,
+    trigger: Trigger,
+    customer_id: uuid.UUID | None,
+    occurred_at: datetime,
+    welcome_points: int,
+    ttl_days: int,
+    **data: Any,
+) -> None:
+    """Store a trigger event and pay the rules it matches (events without a customer: none)."""
+    await service.ensure_tenant(session, tenant_id=envelope.tenantid, welcome_points=welcome_points)
+    if customer_id is None:
+        return
+    await ledger.open_account(session=session, tenant_id=envelope.tenantid, customer_id=customer_id)
+    facts = await service.record_trigger(
+        session,
+        tenant_id=envelope.tenantid,
+        event_id=envelope.id,
+        trigger=trigger,
+        customer_id=customer_id,
+        occurred_at=occurred_at,
+        **data,
+    )
+    await service.pay(
+        session, tenant_id=envelope.tenantid, event_id=envelope.id, facts=facts, ttl_days=ttl_days
+    )
+    if trigger is Trigger.INTERACTION_RECORDED:
+        # Engagement tiers count interactions.
+        await tiers.recompute(session, tenant_id=envelope.tenantid, customer_id=customer_id)
+
+
+async def set_up_tenant(
+    event: TenantCreated, *, envelope: Envelope, session: AsyncSession, welcome_points: int
+) -> None:
+    """Make the new tenant's default rules."""
+    await service.ensure_tenant(session, tenant_id=event.tenant_id, welcome_points=welcome_points)
+
+
+async def pay_interaction(
+    event: InteractionRecorded,
+    *,
+    envelope: Envelope,
+    session: AsyncSession,
+    welcome_points: int,
+    ttl_days: int,
+) -> None:
+    """Rules on interactions (channel, kind, sentiment)."""
+    await pay_trigger(
+        session,
+        envelope=envelope,
+        trigger=Trigger.INTERACTION_RECORDED,
+        customer_id=event.customer_id,
+        occurred_at=event.occurred_at,
+        channel=event.channel,
+        kind=event.kind,
+        sentiment=event.sentiment,
+        sentiment_label=event.sentiment_label,
+        welcome_points=welcome_points,
+        ttl_days=ttl_days,
+    )
+
+
+async def pay_poll_vote(
+    event: PollVoted,
+    *,
+    envelope: Envelope,
+    session: AsyncSession,
+    welcome_points: int,
+    ttl_days: int,
+) -> None:
+    """Rules on poll votes."""
+    await pay_trigger(
+        session,
+        envelope=envelope,
+        trigger=Trigger.POLL_VOTED,
+        customer_id=event.customer_id,
+        occurred_at=envelope.time,
+        welcome_points=welcome_points,
+        ttl_days=ttl_days,
+    )
+
+
+async def pay_idea_status(
+    event: IdeaStatusChanged,
+    *,
+    envelope: Envelope,
+    session: AsyncSession,
+    welcome_points: int,
+    ttl_days: int,
+) -> None:
+    """Rules on an idea's status (its author is the customer)."""
+    await pay_trigger(
+        session,
+        envelope=envelope,
+        trigger=Trigger.IDEA_STATUS_CHANGED,
+        customer_id=event.customer_id,
+        occurred_at=envelope.time,
+        status=event.status,
+        welcome_points=welcome_points,
+        ttl_days=ttl_days,
+    )
+
+
+async def pay_contest_winner(
+    event: ContestWinnerChosen,
+    *,
+    envelope: Envelope,
+    session: AsyncSession,
+    welcome_points: int,
+    ttl_days: int,
+) -> None:
+    """Rules on contest wins (rank)."""
+    await pay_trigger(
+        session,
+        envelope=envelope,
+        trigger=Trigger.CONTEST_WINNER_CHOSEN,
+        customer_id=event.customer_id,
+        occurred_at=envelope.time,
+        rank=event.rank,
+        welcome_points=welcome_points,
+        ttl_days=ttl_days,
+    )
+
+
+async def pay_content_share(
+    event: ContentShared,
+    *,
+    envelope: Envelope,
+    session: AsyncSession,
+    welcome_points: int,
+    ttl_days: int,
+) -> None:
+    """Rules on content shared (channel)."""
+    await pay_trigger(
+        session,
+        envelope=envelope,
+        trigger=Trigger.CONTENT_SHARED,
+        customer_id=event.customer_id,
+        occurred_at=envelope.time,
+        channel=event.channel,
+        welcome_points=welcome_points,
+        ttl_days=ttl_days,
+    )
+
+
+async def pay_purchase(
+    event: PurchaseRecorded,
+    *,
+    envelope: Envelope,
+    session: AsyncSession,
+    welcome_points: int,
+    ttl_days: int,
+) -> None:
+    """Rules on purchases (amount, currency)."""
+    await pay_trigger(
+        session,
+        envelope=envelope,
+        trigger=Trigger.PURCHASE_RECORDED,
+        customer_id=event.customer_id,
+        occurred_at=event.occurred_at,
+        amount_cents=event.amount_cents,
+        currency=event.currency,
+        purchase_id=event.purchase_id,
+        welcome_points=welcome_points,
+        ttl_days=ttl_days,
+    )
+
+
+async def refund_purchase(
+    event: PurchaseRefunded, *, envelope: Envelope, session: AsyncSession
+) -> None:
+    """Take back, in proportion, what the refunded purchase's payouts earned."""
+    await service.refund_purchase(
+        session,
+        tenant_id=envelope.tenantid,
+        purchase_id=event.purchase_id,
+        refund_id=event.refund_id,
+        amount_cents=event.amount_cents,
+        original_amount_cents=event.original_amount_cents,
+    )
+
+
+async def project_segment(
+    event: SegmentChanged, *, envelope: Envelope, session: AsyncSession
+) -> None:
+    """Keep the customer's segment for conditions on segments."""
+    await service.segment_changed(
+        session,
+        tenant_id=envelope.tenantid,
+        customer_id=event.customer_id,
+        segment=event.segment,
+        changed_at=envelope.time,
+    )
+
+
+def rule_handlers(*, welcome_points: int, ttl_days: int) -> list[Handler[Any]]:
+    """The handlers of rules, with their settings bound (sign-up is accounts' handler)."""
+    return [
+        Handler(TenantCreated, partial(set_up_tenant, welcome_points=welcome_points)),
+        Handler(
+            InteractionRecorded,
+            partial(pay_interaction, welcome_points=welcome_points, ttl_days=ttl_days),
+        ),
+        Handler(
+            PollVoted, partial(pay_poll_vote, welcome_points=welcome_points, ttl_days=ttl_days)
+        ),
+        Handler(
+            IdeaStatusChanged,
+            partial(pay_idea_status, welcome_points=welcome_points, ttl_days=ttl_days),
+        ),
+        Handler(
+            ContestWinnerChosen,
+            partial(pay_contest_winner, welcome_points=welcome_points, ttl_days=ttl_days),
+        ),
+        Handler(
+            ContentShared,
+            partial(pay_content_share, welcome_points=welcome_points, ttl_days=ttl_days),
+        ),
+        Handler(
+            PurchaseRecorded,
+            partial(pay_purchase, welcome_points=welcome_points, ttl_days=ttl_days),
+        ),
+        Handler(PurchaseRefunded, refund_purchase),
+        Handler(SegmentChanged, project_segment),
+    ]

@@ -1,0 +1,1 @@
+"""Tiers: levels customers reach by points earned or engagement in a rolling window."""
