@@ -68,7 +68,7 @@ BRAND_USER = "brand-acme"
 
 def item(
     platform_id: str,
-    text_: str,
+    text_: str | None,
     *,
     kind: str = "complaint",
     author: str = "cust-1",
@@ -88,6 +88,12 @@ def item(
         "text": text_,
         "created_at": (at or datetime.now(UTC)).isoformat(),
     }
+
+
+def coded(result: dict[str, Any]) -> tuple[str, str | None]:
+    """The first error's code and field."""
+    extensions = result["errors"][0]["extensions"]
+    return extensions["code"], extensions.get("field")
 
 
 async def ingest(stack: devstack.Stack, token: str, *items: dict[str, Any]) -> dict[str, Any]:
@@ -220,7 +226,7 @@ async def test_reply_to_case_records_the_brands_reply_to_publish(
     assert resolved["data"]["resolveCase"]["status"] == "resolved"
     assert await queue(stack, writer) == []
     twice = await devstack.graphql(stack, RESOLVE, {"caseId": case["id"]}, token=writer)
-    assert twice["errors"][0]["extensions"] == {"code": "CONFLICT", "field": "caseId"}
+    assert coded(twice) == ("CONFLICT", "caseId")
     reopened = await devstack.graphql(stack, REOPEN, {"caseId": case["id"]}, token=writer)
     assert reopened["data"]["reopenCase"] == {
         "id": case["id"],
@@ -262,7 +268,7 @@ async def test_another_tenant_can_neither_see_nor_assign_a_case(
     seen = await devstack.graphql(stack, CASE, {"id": case["id"]}, token=stranger)
     assert seen["data"]["case"] is None
     assigned = await devstack.graphql(stack, ASSIGN, {"caseId": case["id"]}, token=stranger)
-    assert assigned["errors"][0]["extensions"] == {"code": "NOT_FOUND", "field": "caseId"}
+    assert coded(assigned) == ("NOT_FOUND", "caseId")
     assert await outbox(engagement_db, tenant, "engagement.case.assigned.v1") == []
     [still] = await queue(stack, writer)
     assert (still["status"], still["assigneeId"]) == ("open", None)
@@ -370,7 +376,7 @@ async def test_bad_case_input_names_the_field_and_writes_nothing(
     admin = await staff_token(stack, tenant)
     for operation, variables, code, field in cases:
         result = await devstack.graphql(stack, operation, variables, token=admin)
-        assert result["errors"][0]["extensions"] == {"code": code, "field": field}, (
+        assert coded(result) == (code, field), (
             variables,
             result,
         )
@@ -455,3 +461,27 @@ async def _projected(db: Database, user: str, customer: uuid.UUID) -> int:
             {"u": user, "c": customer},
         )
         return int(found.scalar_one())
+
+
+async def test_sharing_the_brands_content_is_announced_and_opens_no_case(
+    stack: devstack.Stack, tenant: str, writer: str, engagement_db: Database
+) -> None:
+    await brand_account(stack, tenant)
+    brand_post, other_post = f"bp-{new_id()}", f"op-{new_id()}"
+    await ingest(
+        stack,
+        writer,
+        item(brand_post, "Our new headphones are here!", kind="post", author=BRAND_USER),
+        item(other_post, "Look at my cat", kind="post", author="cust-9"),
+    )
+    share_id = f"s-{new_id()}"
+    await ingest(
+        stack,
+        writer,
+        item(share_id, None, kind="share", parent=brand_post, thread=brand_post),
+        item(f"s-{new_id()}", None, kind="share", parent=other_post, thread=other_post),
+    )
+    shared = await outbox(engagement_db, tenant, "engagement.content.shared.v1")
+    assert len(shared) == 1
+    assert (shared[0]["channel"], shared[0]["customer_id"]) == ("other", None)
+    assert await queue(stack, writer) == []

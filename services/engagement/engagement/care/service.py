@@ -747,9 +747,9 @@ async def reply_to_case(
     )
     # Ingestion answered the case if the reply reached it through the thread; make sure.
     await session.refresh(case)
-    if case.first_response_at is None or case.status != "answered":
+    if case.status in ACTIVE_STATUSES and case.status != "answered":
         await _answer(session, case, interaction.id, now)
-    else:
+    else:  # answered already, or a word after resolution: it joins the case, no more
         await _attach(session, case, interaction.id)
     await session.flush()
     return view, interaction

@@ -42,7 +42,24 @@ async def export_customer(
         ),
         {"t": tenant_id, "c": customer_id},
     )
+    cases = await session.execute(
+        text(
+            "SELECT c.id, c.kind, c.status, c.priority, c.channel, c.opened_at,"
+            " c.first_response_at, c.resolved_at, c.closed_at FROM engagement.cases c"
+            " JOIN engagement.interactions i ON i.id = c.interaction_id"
+            " WHERE c.tenant_id = :t AND i.customer_id = :c ORDER BY c.opened_at, c.id"
+        ),
+        {"t": tenant_id, "c": customer_id},
+    )
     return {
+        "cases": [
+            {
+                key: value.isoformat() if hasattr(value, "isoformat") else str(value)
+                for key, value in row._mapping.items()
+                if value is not None
+            }
+            for row in cases
+        ],
         "interactions": [
             row.model_dump(mode="json", exclude={"tenant_id", "raw"})
             for row in interactions.scalars()
