@@ -137,6 +137,7 @@ CUSTOMER_PERMISSIONS: frozenset[Permission] = frozenset(
         P.CONSENT_READ,
         P.CONSENT_WRITE,
         P.INTERACTIONS_READ,
+        P.CASES_READ,
         P.COMMUNITY_READ,
         P.COMMUNITY_PARTICIPATE,
         P.REWARDS_READ,

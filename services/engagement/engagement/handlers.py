@@ -1,6 +1,7 @@
 """The events engagement consumes, wired to their handlers in one place."""
 
 from crm_shared.events.consumer import Handler, Registry, registry
+from engagement.care.handlers import CustomerValueChanged, remember_customer_value
 from engagement.interactions.handlers import (
     SocialProfileLinked,
     SocialProfileUnlinked,
@@ -12,5 +13,6 @@ from engagement.privacy.handlers import PRIVACY_HANDLERS
 HANDLERS: Registry = registry(
     Handler(SocialProfileLinked, attach_history),
     Handler(SocialProfileUnlinked, detach_history),
+    Handler(CustomerValueChanged, remember_customer_value),
     *PRIVACY_HANDLERS,
 )

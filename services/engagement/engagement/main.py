@@ -2,7 +2,8 @@
 
 from fastapi import FastAPI
 
-from crm_shared.app import create_service_app
+from crm_shared.app import PeriodicJob, create_service_app
+from engagement.care.service import check_breaches
 from engagement.handlers import HANDLERS
 from engagement.ingestion.router import ingestion_router
 from engagement.schema import schema
@@ -20,4 +21,5 @@ def create_app(settings: EngagementSettings | None = None) -> FastAPI:
         handlers=HANDLERS,
         title="engagement",
         routers=[ingestion_router(settings)],
+        jobs=[PeriodicJob("case-breaches", settings.case_breach_interval_seconds, check_breaches)],
     )

@@ -27,6 +27,24 @@ class EngagementSettings(ServiceSettings):
     # Largest accepted request body of the JSON endpoints (NDJSON is streamed, no limit).
     ingest_max_body_bytes: int = 10_000_000
 
+    # Care: which mentions open a case besides complaints and questions (those that mention
+    # the brand, by a tracker or as a platform mention, with VADER's compound at most this).
+    case_from_negative_mentions: bool = True
+    case_mention_max_sentiment: float = Field(default=-0.5, ge=-1, le=0)
+    # SLA targets in minutes per priority (first response, resolution), and per tenant id
+    # overrides of any of them: {"<tenant id>": {"urgent": {"first_response": 30}}}.
+    case_sla_minutes: dict[str, dict[str, int]] = Field(
+        default_factory=lambda: {
+            "urgent": {"first_response": 60, "resolution": 8 * 60},
+            "high": {"first_response": 4 * 60, "resolution": 24 * 60},
+            "normal": {"first_response": 8 * 60, "resolution": 48 * 60},
+            "low": {"first_response": 24 * 60, "resolution": 72 * 60},
+        }
+    )
+    case_sla_overrides: dict[str, dict[str, dict[str, int]]] = Field(default_factory=dict)
+    # How often the SLA breach check runs; 0 turns it off (another process does it).
+    case_breach_interval_seconds: float = Field(default=60.0, ge=0)
+
     def meta_secret_for(self, tenant_id: str) -> str | None:
         """The Meta app secret that signs the tenant's webhooks."""
         return self.meta_app_secrets.get(tenant_id, self.meta_app_secret)

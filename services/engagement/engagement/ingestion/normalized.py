@@ -9,7 +9,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from crm_shared.errors import CrmError
 
 Channel = Literal["x", "facebook", "instagram", "youtube", "reddit", "other"]
-Kind = Literal["post", "comment", "reply", "mention", "message", "review"]
+Kind = Literal[
+    "post", "comment", "reply", "mention", "message", "review", "question", "complaint", "share"
+]
 PlatformId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
 

@@ -16,6 +16,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_shared.db import utcnow
 from crm_shared.events import record_event
+from engagement.care import service as care
+from engagement.care.service import CarePolicy
 from engagement.ingestion.normalized import AuthorRef, NormalizedItem, Report
 from engagement.interactions.events import AuthorSeen, InteractionRecorded
 from engagement.interactions.models import Interaction, InteractionTracker, ProfileLink
@@ -40,8 +42,13 @@ async def ingest(
     tenant_id: uuid.UUID,
     items: Sequence[NormalizedItem],
     min_confidence: float,
+    policy: CarePolicy | None = None,
 ) -> tuple[Report, list[Stored]]:
-    """Store ``items`` in the caller's transaction; the counts and each item's row."""
+    """Store ``items`` in the caller's transaction; the counts and each item's row.
+
+    Care follows every new interaction in the same transaction (cases, the brand's replies)
+    by ``policy``, this process's settings by default.
+    """
     if not items:
         return Report(), []
     # Language and sentiment are CPU work: keep the event loop free meanwhile.
@@ -50,10 +57,14 @@ async def ingest(
     )
     trackers = await listening.list_trackers(session=session, tenant_id=tenant_id)
     links = await _links(session, tenant_id, items)
+    brand = await care.brand_account_keys(session=session, tenant_id=tenant_id)
+    policy = policy or care.default_policy()
     report = Report()
     stored: list[Stored] = []
     for item, understanding in zip(items, understood, strict=True):
-        result = await _store(session, tenant_id, item, understanding, trackers, links)
+        result = await _store(
+            session, tenant_id, item, understanding, trackers, links, brand, policy
+        )
         if result.outcome == "accepted":
             report.accepted += 1
         elif result.outcome == "updated":
@@ -87,6 +98,8 @@ async def _store(
     understanding: Understanding,
     trackers: Sequence[Tracker],
     links: dict[tuple[str, str], uuid.UUID],
+    brand: frozenset[tuple[str, str]],
+    policy: care.CarePolicy,
 ) -> Stored:
     author = item.author
     customer_id = links.get((item.channel, author.platform_user_id)) if author else None
@@ -108,6 +121,7 @@ async def _store(
         "sentiment_score": understanding.sentiment_score,
         "sentiment_label": understanding.sentiment_label,
         "rating": item.rating,
+        "by_brand": author is not None and (item.channel, author.platform_user_id) in brand,
         "created_at": item.created_at,
         "received_at": now,
         "edited_at": item.edited_at,
@@ -160,6 +174,13 @@ async def _store(
         ),
         tenant_id=tenant_id,
         subject=str(customer_id) if customer_id else str(interaction.id),
+    )
+    await care.on_interaction_recorded(
+        session=session,
+        interaction=interaction,
+        followers=author.followers if author else None,
+        brand_mentioned=bool(matched),
+        policy=policy,
     )
     return Stored("accepted", interaction)
 

@@ -11,7 +11,17 @@ from sqlmodel import Field, SQLModel
 from crm_shared.db import created_at_field
 
 CHANNELS = ("x", "facebook", "instagram", "youtube", "reddit", "other")
-KINDS = ("post", "comment", "reply", "mention", "message", "review")
+KINDS = (
+    "post",
+    "comment",
+    "reply",
+    "mention",
+    "message",
+    "review",
+    "question",
+    "complaint",
+    "share",
+)
 SENTIMENT_LABELS = ("positive", "neutral", "negative", "unanalyzed")
 
 
@@ -41,6 +51,8 @@ class Interaction(SQLModel, table=True):
     sentiment_score: float | None = None
     sentiment_label: str = Field(default="unanalyzed", max_length=16)
     rating: int | None = None
+    # Written by one of the tenant's brand accounts (care): the brand speaking.
+    by_brand: bool = False
     # The platform's time of the item; received_at is when we got it.
     created_at: datetime = created_at_field()
     received_at: datetime = created_at_field()

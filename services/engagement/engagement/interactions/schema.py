@@ -89,6 +89,9 @@ class InteractionType:
         description="positive, neutral, negative, or unanalyzed (not English)."
     )
     rating: int | None
+    by_brand: bool = strawberry.field(
+        description="Written by one of the brand's own accounts: the brand speaking."
+    )
     created_at: datetime = strawberry.field(description="The platform's time of the item.")
     received_at: datetime
     edited_at: datetime | None
@@ -124,6 +127,7 @@ class InteractionType:
             sentiment_score=row.sentiment_score,
             sentiment_label=row.sentiment_label,
             rating=row.rating,
+            by_brand=row.by_brand,
             created_at=row.created_at,
             received_at=row.received_at,
             edited_at=row.edited_at,

@@ -42,7 +42,24 @@ async def export_customer(
         ),
         {"t": tenant_id, "c": customer_id},
     )
+    cases = await session.execute(
+        text(
+            "SELECT c.id, c.kind, c.status, c.priority, c.channel, c.opened_at,"
+            " c.first_response_at, c.resolved_at, c.closed_at FROM engagement.cases c"
+            " JOIN engagement.interactions i ON i.id = c.interaction_id"
+            " WHERE c.tenant_id = :t AND i.customer_id = :c ORDER BY c.opened_at, c.id"
+        ),
+        {"t": tenant_id, "c": customer_id},
+    )
     return {
+        "cases": [
+            {
+                key: value.isoformat() if hasattr(value, "isoformat") else str(value)
+                for key, value in row._mapping.items()
+                if value is not None
+            }
+            for row in cases
+        ],
         "interactions": [
             row.model_dump(mode="json", exclude={"tenant_id", "raw"})
             for row in interactions.scalars()
@@ -89,10 +106,14 @@ async def erase(session: AsyncSession, request: ErasureRequested, *, tenant_id: 
                     )
                 )
             )
-    await session.execute(
-        text("DELETE FROM engagement.consents WHERE tenant_id = :t AND customer_id = ANY(:ids)"),
-        {"t": tenant_id, "ids": ids},
-    )
+    # Their cases went with their interactions (cascade); their value projection goes too.
+    for table in ("consents", "customer_values"):
+        await session.execute(
+            text(
+                f"DELETE FROM engagement.{table} WHERE tenant_id = :t AND customer_id = ANY(:ids)"
+            ),
+            {"t": tenant_id, "ids": ids},
+        )
     await scrub_outbox(
         session, "engagement", [str(i) for i in ids] + [account for _, account in accounts]
     )

@@ -1,0 +1,1 @@
+"""Social customer care: brand accounts, cases, replies, SLAs."""
