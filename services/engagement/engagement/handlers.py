@@ -1,6 +1,7 @@
 """The events engagement consumes, wired to their handlers in one place."""
 
 from crm_shared.events.consumer import Handler, Registry, registry
+from engagement.community.handlers import COMMUNITY_HANDLERS
 from engagement.interactions.handlers import (
     SocialProfileLinked,
     SocialProfileUnlinked,
@@ -13,4 +14,5 @@ HANDLERS: Registry = registry(
     Handler(SocialProfileLinked, attach_history),
     Handler(SocialProfileUnlinked, detach_history),
     *PRIVACY_HANDLERS,
+    *COMMUNITY_HANDLERS,
 )

@@ -2,7 +2,8 @@
 
 from fastapi import FastAPI
 
-from crm_shared.app import create_service_app
+from crm_shared.app import PeriodicJob, create_service_app
+from engagement.community.service import choose_due_winners
 from engagement.handlers import HANDLERS
 from engagement.ingestion.router import ingestion_router
 from engagement.schema import schema
@@ -20,4 +21,9 @@ def create_app(settings: EngagementSettings | None = None) -> FastAPI:
         handlers=HANDLERS,
         title="engagement",
         routers=[ingestion_router(settings)],
+        jobs=[
+            PeriodicJob(
+                "contest_winners", settings.contest_winners_interval_seconds, choose_due_winners
+            )
+        ],
     )
