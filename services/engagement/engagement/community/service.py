@@ -1013,7 +1013,8 @@ async def answer_content_reuse(
         if author not in consenting:
             raise Forbidden(
                 "input.granted: without the author's content_reuse consent only the author's"
-                " own answer can grant this request"
+                " own answer can grant this request",
+                field="input.granted",
             )
     request.status = "granted" if granted else "denied"
     request.answered_via = via
