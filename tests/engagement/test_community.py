@@ -735,3 +735,56 @@ async def test_bad_input_names_the_field_and_writes_nothing(
             {"t": uuid.UUID(tenant), "ts": tenant},
         )
         assert counts.scalar_one() == 0
+
+
+async def test_erasure_takes_the_persons_community_records_and_keeps_vote_counts(
+    stack: devstack.Stack, engagement_db: Database
+) -> None:
+    tenant_id = uuid.UUID(make_tenant(stack))
+    gone, stays = uuid.uuid4(), uuid.uuid4()
+    async with engagement_db.session() as session, session.begin():
+        theirs = await service.submit_idea(
+            session=session, tenant_id=tenant_id, customer_id=gone, title="Mine", body="B"
+        )
+        kept = await service.submit_idea(
+            session=session, tenant_id=tenant_id, customer_id=stays, title="Kept", body="B"
+        )
+        await service.vote_idea(
+            session=session, tenant_id=tenant_id, idea_id=kept.id, customer_id=gone
+        )
+        poll, options = await service.create_poll(
+            session=session,
+            tenant_id=tenant_id,
+            question="Q?",
+            options=["A", "B"],
+            opens_at=None,
+            closes_at=datetime.now(UTC) + timedelta(hours=1),
+            created_by="staff:test",
+        )
+        await service.vote_poll(
+            session=session,
+            tenant_id=tenant_id,
+            poll_id=poll.id,
+            option_id=options[0].id,
+            customer_id=gone,
+        )
+    async with engagement_db.session() as session:
+        before = await service.export_community(session, tenant_id=tenant_id, customer_id=gone)
+    assert [i["title"] for i in before["ideas"]] == ["Mine"]
+    assert len(before["idea_votes"]) == len(before["poll_votes"]) == 1
+
+    async with engagement_db.session() as session, session.begin():
+        await service.erase_community(session, tenant_id=tenant_id, customer_ids=[gone])
+
+    async with engagement_db.session() as session:
+        after = await service.export_community(session, tenant_id=tenant_id, customer_id=gone)
+        assert all(rows == [] for rows in after.values())
+        assert (
+            await service.get_idea(session=session, tenant_id=tenant_id, idea_id=theirs.id) is None
+        )
+        still = await service.get_idea(session=session, tenant_id=tenant_id, idea_id=kept.id)
+        assert still is not None and still.vote_count == 1
+        results = await service.poll_results(
+            session=session, tenant_id=tenant_id, poll_ids=[poll.id]
+        )
+        assert [r.votes for r in results[poll.id]] == [1, 0]

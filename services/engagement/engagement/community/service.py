@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
@@ -1108,6 +1109,29 @@ async def list_reuse_requests(
         newest_first=True,
     )
     return list(await session.exec(page))
+
+
+async def export_community(
+    session: AsyncSession, *, tenant_id: uuid.UUID, customer_id: uuid.UUID
+) -> dict[str, Any]:
+    """The customer's ideas, votes, contest entries and reuse requests as plain JSON."""
+    mine: dict[str, Any] = {}
+    for key, model in (
+        ("ideas", Idea),
+        ("idea_votes", IdeaVote),
+        ("poll_votes", PollVote),
+        ("contest_entries", ContestEntry),
+        ("contest_votes", ContestVote),
+        ("contest_wins", ContestWinner),
+        ("content_reuse_requests", ContentReuseRequest),
+    ):
+        rows = await session.exec(
+            select(model).where(
+                col(model.tenant_id) == tenant_id, col(model.customer_id) == customer_id
+            )
+        )
+        mine[key] = [row.model_dump(mode="json", exclude={"tenant_id"}) for row in rows]
+    return mine
 
 
 async def erase_community(
