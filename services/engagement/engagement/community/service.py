@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, text, tuple_, update
+from sqlalchemy import delete, func, or_, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -1054,7 +1054,12 @@ async def answer_from_reply(
     if reply is None or reply.author_platform_user_id is None:
         return None
     answer = reply_answer(reply.text)
-    if answer is None or (reply.parent_id is None and reply.thread_id is None):
+    places = []
+    if reply.parent_id is not None:
+        places.append(col(Interaction.platform_id) == reply.parent_id)
+    if reply.thread_id is not None:
+        places.append(col(Interaction.thread_id) == reply.thread_id)
+    if answer is None or not places:
         return None
     asked = (
         select(ContentReuseRequest.id)
@@ -1065,8 +1070,7 @@ async def answer_from_reply(
             ContentReuseRequest.channel == reply.channel,
             ContentReuseRequest.author_platform_user_id == reply.author_platform_user_id,
             col(Interaction.id) != reply.id,
-            (col(Interaction.platform_id) == reply.parent_id)
-            | (col(Interaction.thread_id) == reply.thread_id),
+            or_(*places),
             ContentReuseRequest.created_at <= reply.received_at,
         )
         .order_by(col(ContentReuseRequest.created_at).desc())
