@@ -2,6 +2,7 @@
 
 from crm_shared.events.consumer import Handler, Registry, registry
 from engagement.care.handlers import CustomerValueChanged, remember_customer_value
+from engagement.community.handlers import COMMUNITY_HANDLERS
 from engagement.interactions.handlers import (
     SocialProfileLinked,
     SocialProfileUnlinked,
@@ -15,4 +16,5 @@ HANDLERS: Registry = registry(
     Handler(SocialProfileUnlinked, detach_history),
     Handler(CustomerValueChanged, remember_customer_value),
     *PRIVACY_HANDLERS,
+    *COMMUNITY_HANDLERS,
 )

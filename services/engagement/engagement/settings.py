@@ -26,6 +26,8 @@ class EngagementSettings(ServiceSettings):
     ingest_batch_size: int = 500
     # Largest accepted request body of the JSON endpoints (NDJSON is streamed, no limit).
     ingest_max_body_bytes: int = 10_000_000
+    # How often rule contests whose voting closed get their winners (0: never, staff choose).
+    contest_winners_interval_seconds: float = 60.0
 
     # Care: which mentions open a case besides complaints and questions (those that mention
     # the brand, by a tracker or as a platform mention, with VADER's compound at most this).

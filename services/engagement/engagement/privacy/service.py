@@ -16,6 +16,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_shared.privacy import ErasureRequested, confirm_erasure, scrub_outbox
+from engagement.community.service import erase_community, export_community
 from engagement.interactions.models import Author, Interaction, ProfileLink
 
 SERVICE = "engagement"
@@ -72,6 +73,7 @@ async def export_customer(
             {"purpose": r.purpose, "granted": r.granted, "changed_at": r.changed_at.isoformat()}
             for r in consents
         ],
+        "community": await export_community(session, tenant_id=tenant_id, customer_id=customer_id),
     }
 
 
@@ -114,6 +116,7 @@ async def erase(session: AsyncSession, request: ErasureRequested, *, tenant_id: 
             ),
             {"t": tenant_id, "ids": ids},
         )
+    await erase_community(session, tenant_id=tenant_id, customer_ids=ids)
     await scrub_outbox(
         session, "engagement", [str(i) for i in ids] + [account for _, account in accounts]
     )

@@ -1,0 +1,1 @@
+"""Community: polls, ideas, contests, and requests to reuse a fan's content."""
