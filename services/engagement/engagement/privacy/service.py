@@ -89,10 +89,11 @@ async def erase(session: AsyncSession, request: ErasureRequested, *, tenant_id: 
                     )
                 )
             )
-    await session.execute(
-        text("DELETE FROM engagement.consents WHERE tenant_id = :t AND customer_id = ANY(:ids)"),
-        {"t": tenant_id, "ids": ids},
-    )
+    for table in ("consents", "customer_segments", "influence_scores"):
+        await session.execute(
+            text(f"DELETE FROM engagement.{table} WHERE tenant_id = :t AND customer_id = ANY(:c)"),
+            {"t": tenant_id, "c": ids},
+        )
     await scrub_outbox(
         session, "engagement", [str(i) for i in ids] + [account for _, account in accounts]
     )
