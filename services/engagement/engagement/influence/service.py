@@ -398,7 +398,7 @@ async def recompute_all(db: Database, *, rules: Rules, damping: float, sentiment
 
 async def scores_of(
     session: AsyncSession, tenant_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, InfluenceScore | None]:
+) -> dict[uuid.UUID, InfluenceScore]:
     """The stored influence of those of ``customer_ids`` who allow profiling now (the others,
     and those not computed yet, are absent)."""
     allowed = await consent_allows(
