@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import chain
 
 import numpy as np
 from sqlalchemy import text
@@ -31,7 +32,7 @@ from crm_shared.privacy import consent_allows
 from engagement.influence.events import InfluencerIdentified
 from engagement.influence.models import InfluenceRun, InfluenceScore
 from engagement.influence.pagerank import Indices, Vector, pagerank
-from engagement.influence.scoring import Parts, Rules, Standing, score, standing
+from engagement.influence.scoring import Parts, Rules, Standing, scores, standings
 from engagement.settings import EngagementSettings
 
 PROFILING = "profiling"
@@ -76,7 +77,7 @@ class Summary:
 def compute(
     graph: Graph,
     customers: Mapping[uuid.UUID, Sequence[int]],
-    sentiments: dict[uuid.UUID, float],
+    sentiments: Mapping[uuid.UUID, float],
     rules: Rules,
     *,
     damping: float,
@@ -92,18 +93,43 @@ def compute(
         amplification=int(amplification.max(initial=0)),
         page_rank=float(ranks.max(initial=0.0)),
     )
-    scored: dict[uuid.UUID, Scored] = {}
-    for customer_id, indexes in customers.items():
-        at = np.asarray(indexes, dtype=np.int64)
-        parts = Parts(
-            reach=int(graph.followers[at].sum()),
-            engagement_received=int(engagement[at].sum()),
-            amplification=int(amplification[at].sum()),
-            page_rank=round(float(ranks[at].sum()), 12),
+    ids, groups = list(customers), list(customers.values())
+    # Each customer's parts: sums over their profiles, one bincount per part.
+    owner = np.repeat(np.arange(len(ids)), [len(g) for g in groups])
+    profile = np.fromiter(chain.from_iterable(groups), dtype=np.int64)
+
+    def summed(values: Vector) -> Vector:
+        total = np.bincount(owner, weights=values[profile], minlength=len(ids))
+        return total.astype(np.float64)
+
+    reach, received = summed(graph.followers), summed(engagement)
+    shared, ranked = summed(amplification), summed(ranks)
+    known = [sentiments.get(c) for c in ids]
+    means = np.array([np.nan if m is None else m for m in known], dtype=np.float64)
+    values = scores(reach, received, shared, ranked, top)
+    influencer, advocate, detractor = standings(values, means, rules)
+    # Plain Python numbers first: indexing numpy arrays one by one is slow.
+    columns = zip(
+        ids,
+        known,
+        reach.tolist(),
+        received.tolist(),
+        shared.tolist(),
+        ranked.tolist(),
+        values.tolist(),
+        influencer.tolist(),
+        advocate.tolist(),
+        detractor.tolist(),
+        strict=True,
+    )
+    return {
+        c: Scored(
+            Parts(int(r), int(e), int(a), round(p, 12)),
+            Standing(v, i, adv, det),
+            m,
         )
-        mean = sentiments.get(customer_id)
-        scored[customer_id] = Scored(parts, standing(score(parts, top), mean, rules), mean)
-    return scored
+        for c, m, r, e, a, p, v, i, adv, det in columns
+    }
 
 
 _EDGES = r"""
