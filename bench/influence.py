@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
@@ -132,7 +133,13 @@ def main() -> None:
     result: dict[str, Any] = {
         "benchmark": "influence",
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
+        "machine": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            # A shared machine: the load says how much the figures are worth.
+            "load_average_1m": round(os.getloadavg()[0], 2),
+        },
         "graph": {
             "profiles": n,
             "edges": len(graph.sources),
