@@ -18,6 +18,7 @@ from engagement.ingestion.normalized import NormalizedItem, Report
 from engagement.ingestion.service import ingest
 from engagement.interactions.service import link_profile
 from engagement.listening.service import create_tracker
+from engagement.privacy.service import export_customer
 from engagement.segments import service as segments
 from engagement.trends import service as trends
 from tests.conftest import settings_for
@@ -277,6 +278,10 @@ async def test_influence_is_computed_only_for_customers_who_allow_profiling(
     await recompute(db, tenant)
     identified = await outbox(db, str(tenant), "engagement.influencer.identified.v1")
     assert [(e["customer_id"], e["advocate"]) for e in identified] == [(str(star), True)]
+    async with db.session() as session:
+        exported = await export_customer(session, tenant_id=tenant, customer_id=star)
+    assert exported["segment"]["segment"] == "occasional"
+    assert exported["influence"]["reach"] == 5000
 
     await consent(db, tenant, star, False)
     await recompute(db, tenant)

@@ -3,7 +3,8 @@ history.
 
 Erasure deletes the person's interactions (those attached to the customer and every
 interaction of their social accounts, attached or not), their authors and links, the consent
-projection, and published outbox rows that mention them; then it confirms.
+projection, their segment and influence, and published outbox rows that mention them; then it
+confirms.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_shared.privacy import ErasureRequested, confirm_erasure, scrub_outbox
+from engagement.influence.models import InfluenceScore
 from engagement.interactions.models import Author, Interaction, ProfileLink
+from engagement.segments.models import CustomerSegment
 
 SERVICE = "engagement"
 
@@ -42,7 +45,12 @@ async def export_customer(
         ),
         {"t": tenant_id, "c": customer_id},
     )
+    segment = await session.get(CustomerSegment, (tenant_id, customer_id))
+    influence = await session.get(InfluenceScore, (tenant_id, customer_id))
+    own = {"tenant_id", "customer_id"}
     return {
+        "segment": segment.model_dump(mode="json", exclude=own) if segment else None,
+        "influence": influence.model_dump(mode="json", exclude=own) if influence else None,
         "interactions": [
             row.model_dump(mode="json", exclude={"tenant_id", "raw"})
             for row in interactions.scalars()

@@ -47,6 +47,10 @@ def upgrade() -> None:
         ["tenant_id", "dimension", "granularity", "bucket"],
         schema=S,
     )
+    # The spike job reads one hour of every tenant's counters.
+    op.execute(
+        f"CREATE INDEX trend_counts_hour ON {S}.trend_counts (bucket) WHERE granularity = 'hour'"
+    )
     op.create_table(
         "trend_spikes",
         sa.Column("tenant_id", sa.Uuid(), primary_key=True),
