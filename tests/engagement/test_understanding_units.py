@@ -99,6 +99,9 @@ def test_a_reversed_or_too_long_range_is_refused() -> None:
         check_range(early, late, "hour")
     assert too_long.value.field == "to"
     assert len(check_range(early, late, "day")) == 60
+    with pytest.raises(BadUserInput) as naive:
+        check_range(early, datetime(2026, 1, 2), "day")
+    assert naive.value.field == "to"
 
 
 def _edges(pairs: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:

@@ -122,8 +122,11 @@ async def tracker_key(*, session: AsyncSession, tenant_id: uuid.UUID, tracker_id
 
 
 def check_range(start: datetime, end: datetime, granularity: Granularity) -> list[datetime]:
-    """The buckets from ``start``'s to ``end``'s, inclusive; BAD_USER_INPUT if reversed or
-    longer than MAX_POINTS."""
+    """The buckets from ``start``'s to ``end``'s, inclusive; BAD_USER_INPUT if either has no
+    time zone, if reversed, or if longer than MAX_POINTS."""
+    for name, at in (("from", start), ("to", end)):
+        if at.tzinfo is None:
+            raise BadUserInput(f"{name}: needs a time zone (e.g. Z)", field=name)
     if start > end:
         raise BadUserInput("from: must not be after to", field="from")
     first, last = bucket(start, granularity), bucket(end, granularity)
