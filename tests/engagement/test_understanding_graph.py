@@ -305,3 +305,27 @@ async def test_segment_settings_are_checked_and_need_listening_manage(
         stack, "query { segmentSettings { creatorMinOriginals } }", token=other
     )
     assert theirs["data"]["segmentSettings"] == {"creatorMinOriginals": 3}
+
+
+async def test_a_customer_token_sees_only_its_own_standing(
+    stack: devstack.Stack, tenant: str
+) -> None:
+    from tests.support.auth import customer_token
+
+    admin = await staff_token(stack, tenant)
+    mine, theirs = await register(stack, admin, "Me"), await register(stack, admin, "Them")
+    token = await customer_token(stack, tenant, mine)
+    query = """
+    query($id: ID!) {
+      _entities(representations: [{__typename: "Customer", id: $id}]) {
+        ... on Customer { segment { name } influence { unavailable } }
+      }
+    }
+    """
+    own = await devstack.graphql(stack, query, {"id": mine}, token=token, service="engagement")
+    assert "errors" not in own, own
+    assert own["data"]["_entities"][0]["influence"] == {"unavailable": "PROFILING_NOT_ALLOWED"}
+    other = await devstack.graphql(stack, query, {"id": theirs}, token=token, service="engagement")
+    assert error(other)[0] == "FORBIDDEN"
+    listed = await devstack.graphql(stack, ADVOCATES, token=token)
+    assert error(listed)[0] == "FORBIDDEN"
