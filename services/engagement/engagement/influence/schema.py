@@ -114,8 +114,7 @@ class InfluenceComputationType:
 async def _influence(
     session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
 ) -> Mapping[uuid.UUID, InfluenceType]:
-    allowed = await service.consenting(session, tenant_id, list(ids))
-    rows = await service.scores_of(session, tenant_id, list(allowed))
+    allowed, rows = await service.standing_of(session, tenant_id, list(ids))
     return {
         c: InfluenceType.from_model(row)
         if (row := rows.get(c)) is not None

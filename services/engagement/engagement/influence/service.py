@@ -427,6 +427,14 @@ async def scores_of(
 ) -> dict[uuid.UUID, InfluenceScore]:
     """The stored influence of those of ``customer_ids`` who allow profiling now (the others,
     and those not computed yet, are absent)."""
+    _, scores = await standing_of(session, tenant_id, customer_ids)
+    return scores
+
+
+async def standing_of(
+    session: AsyncSession, tenant_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
+) -> tuple[set[uuid.UUID], dict[uuid.UUID, InfluenceScore]]:
+    """Which of ``customer_ids`` allow profiling now, and the stored influence of those."""
     allowed = await consent_allows(
         session, "engagement", tenant_id=tenant_id, customer_ids=customer_ids, purpose=PROFILING
     )
@@ -437,16 +445,8 @@ async def scores_of(
         ),
         {"t": tenant_id, "ids": list(allowed)},
     )
-    return {row.customer_id: InfluenceScore.model_validate(row._mapping) for row in rows}
-
-
-async def consenting(
-    session: AsyncSession, tenant_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
-) -> set[uuid.UUID]:
-    """Which of ``customer_ids`` allow profiling."""
-    return await consent_allows(
-        session, "engagement", tenant_id=tenant_id, customer_ids=customer_ids, purpose=PROFILING
-    )
+    scores = {row.customer_id: InfluenceScore.model_validate(row._mapping) for row in rows}
+    return allowed, scores
 
 
 async def last_run(*, session: AsyncSession, tenant_id: uuid.UUID) -> InfluenceRun | None:
