@@ -3,12 +3,16 @@
 from fastapi import FastAPI
 
 from crm_shared.app import PeriodicJob, create_service_app
+from crm_shared.db import Database
 from engagement.care.service import check_breaches
 from engagement.community.service import choose_due_winners
 from engagement.handlers import HANDLERS
+from engagement.influence.service import recompute_every_tenant
 from engagement.ingestion.router import ingestion_router
 from engagement.schema import schema
+from engagement.segments.service import refresh_all
 from engagement.settings import EngagementSettings
+from engagement.trends.service import detect_spikes
 from engagement.understanding import warm_up
 
 
@@ -27,5 +31,27 @@ def create_app(settings: EngagementSettings | None = None) -> FastAPI:
             PeriodicJob(
                 "contest-winners", settings.contest_winners_interval_seconds, choose_due_winners
             ),
+            *understanding_jobs(settings),
         ],
     )
+
+
+def understanding_jobs(settings: EngagementSettings) -> list[PeriodicJob]:
+    """Spike detection, segment refresh and influence recomputation on their schedules."""
+
+    async def spikes(db: Database) -> int:
+        return await detect_spikes(
+            db,
+            baseline_hours=settings.trend_baseline_hours,
+            k=settings.trend_spike_k,
+            min_volume=settings.trend_spike_min_volume,
+        )
+
+    async def influence(db: Database) -> int:
+        return await recompute_every_tenant(db, settings)
+
+    return [
+        PeriodicJob("trend-spikes", settings.trend_spike_interval_seconds, spikes),
+        PeriodicJob("segments", settings.segment_interval_seconds, refresh_all),
+        PeriodicJob("influence", settings.influence_interval_seconds, influence),
+    ]

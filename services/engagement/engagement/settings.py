@@ -46,6 +46,27 @@ class EngagementSettings(ServiceSettings):
     case_sla_overrides: dict[str, dict[str, dict[str, int]]] = Field(default_factory=dict)
     # How often the SLA breach check runs; 0 turns it off (another process does it).
     case_breach_interval_seconds: float = Field(default=60.0, ge=0)
+    # Trends (trends/spikes.py): the last complete hour against the hours before it; a spike
+    # is a volume of at least trend_spike_min_volume above mean + k * stddev of the baseline.
+    trend_spike_interval_seconds: float = Field(default=300.0, ge=0)
+    trend_baseline_hours: int = Field(default=48, ge=2, le=720)
+    trend_spike_k: float = Field(default=3.0, gt=0)
+    trend_spike_min_volume: int = Field(default=10, ge=1)
+    # Participation segments: every tenant's defaults (segmentSettings overrides them) and how
+    # often every known customer is reclassified (new interactions reclassify at once).
+    segment_window_days: int = Field(default=30, ge=1, le=365)
+    segment_creator_min_originals: int = Field(default=3, ge=1)
+    segment_occasional_min_contributions: int = Field(default=1, ge=1)
+    segment_interval_seconds: float = Field(default=3600.0, ge=0)
+    # Influence (influence/scoring.py): how often it is recomputed, PageRank's damping, the
+    # score from which a customer is an influencer, and the mean sentiment of advocates and
+    # detractors (over the last influence_sentiment_days).
+    influence_interval_seconds: float = Field(default=3600.0, ge=0)
+    influence_damping: float = Field(default=0.85, gt=0, lt=1)
+    influence_min_score: float = Field(default=0.5, ge=0, le=1)
+    influence_advocate_min_sentiment: float = Field(default=0.3, ge=-1, le=1)
+    influence_detractor_max_sentiment: float = Field(default=-0.3, ge=-1, le=1)
+    influence_sentiment_days: int = Field(default=90, ge=1)
 
     def meta_secret_for(self, tenant_id: str) -> str | None:
         """The Meta app secret that signs the tenant's webhooks."""

@@ -23,6 +23,8 @@ from engagement.interactions.events import AuthorSeen, InteractionRecorded
 from engagement.interactions.models import Interaction, InteractionTracker, ProfileLink
 from engagement.listening import service as listening
 from engagement.listening.models import Tracker
+from engagement.segments import service as segments
+from engagement.trends import service as trends
 from engagement.understanding import Understanding, understand
 
 Outcome = Literal["accepted", "duplicate", "updated"]
@@ -34,6 +36,7 @@ class Stored:
 
     outcome: Outcome
     interaction: Interaction
+    tracker_ids: tuple[uuid.UUID, ...] = ()
 
 
 async def ingest(
@@ -72,6 +75,20 @@ async def ingest(
         else:
             report.duplicates += 1
         stored.append(result)
+    # Only new items count and reclassify: a duplicate or an edit is not more activity.
+    new = [s for s in stored if s.outcome == "accepted"]
+    await trends.count_new(
+        session=session,
+        tenant_id=tenant_id,
+        interactions=[
+            trends.Counted(s.interaction.created_at, s.tracker_ids, s.interaction.text) for s in new
+        ],
+    )
+    await segments.refresh(
+        session=session,
+        tenant_id=tenant_id,
+        customer_ids=sorted({c for s in new if (c := s.interaction.customer_id) is not None}),
+    )
     return report, stored
 
 
@@ -182,7 +199,7 @@ async def _store(
         brand_mentioned=bool(matched),
         policy=policy,
     )
-    return Stored("accepted", interaction)
+    return Stored("accepted", interaction, tuple(matched))
 
 
 async def _known(
@@ -246,11 +263,12 @@ async def _first_sighting(
     result = await session.execute(
         text(
             f"INSERT INTO {schema}.authors AS a (tenant_id, channel, platform_user_id, handle, "
-            "display_name, first_seen_at, last_seen_at) "
-            "VALUES (:tenant, :channel, :user, :handle, :name, :now, :now) "
+            "display_name, followers, first_seen_at, last_seen_at) "
+            "VALUES (:tenant, :channel, :user, :handle, :name, :followers, :now, :now) "
             "ON CONFLICT (tenant_id, channel, platform_user_id) DO UPDATE SET "
             "handle = COALESCE(EXCLUDED.handle, a.handle), "
             "display_name = COALESCE(EXCLUDED.display_name, a.display_name), "
+            "followers = COALESCE(EXCLUDED.followers, a.followers), "
             "last_seen_at = EXCLUDED.last_seen_at "
             "RETURNING (xmax = 0) AS inserted"
         ),
@@ -260,6 +278,7 @@ async def _first_sighting(
             "user": author.platform_user_id,
             "handle": author.handle,
             "name": author.display_name,
+            "followers": author.followers,
             "now": now,
         },
     )

@@ -6,6 +6,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_shared.events import Envelope, Event
 from engagement.interactions import service
+from engagement.segments import service as segments
 
 
 class SocialProfileLinked(Event):
@@ -42,6 +43,9 @@ async def attach_history(
         customer_id=event.customer_id,
         link_id=event.link_id,
     )
+    await segments.refresh(
+        session=session, tenant_id=envelope.tenantid, customer_ids=[event.customer_id]
+    )
 
 
 async def detach_history(
@@ -54,4 +58,7 @@ async def detach_history(
         channel=event.channel,
         platform_user_id=event.platform_user_id,
         customer_id=event.customer_id,
+    )
+    await segments.refresh(
+        session=session, tenant_id=envelope.tenantid, customer_ids=[event.customer_id]
     )

@@ -3,7 +3,8 @@ history.
 
 Erasure deletes the person's interactions (those attached to the customer and every
 interaction of their social accounts, attached or not), their authors and links, the consent
-projection, and published outbox rows that mention them; then it confirms.
+projection, their segment and influence, and published outbox rows that mention them; then it
+confirms.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_shared.privacy import ErasureRequested, confirm_erasure, scrub_outbox
 from engagement.community.service import erase_community, export_community
+from engagement.influence.models import InfluenceScore
 from engagement.interactions.models import Author, Interaction, ProfileLink
+from engagement.segments.models import CustomerSegment
 
 SERVICE = "engagement"
 
@@ -52,6 +55,9 @@ async def export_customer(
         ),
         {"t": tenant_id, "c": customer_id},
     )
+    segment = await session.get(CustomerSegment, (tenant_id, customer_id))
+    influence = await session.get(InfluenceScore, (tenant_id, customer_id))
+    own = {"tenant_id", "customer_id"}
     return {
         "cases": [
             {
@@ -61,6 +67,8 @@ async def export_customer(
             }
             for row in cases
         ],
+        "segment": segment.model_dump(mode="json", exclude=own) if segment else None,
+        "influence": influence.model_dump(mode="json", exclude=own) if influence else None,
         "interactions": [
             row.model_dump(mode="json", exclude={"tenant_id", "raw"})
             for row in interactions.scalars()
@@ -108,13 +116,11 @@ async def erase(session: AsyncSession, request: ErasureRequested, *, tenant_id: 
                     )
                 )
             )
-    # Their cases went with their interactions (cascade); their value projection goes too.
-    for table in ("consents", "customer_values"):
+    # Their cases went with their interactions (cascade); their projections go too.
+    for table in ("consents", "customer_values", "customer_segments", "influence_scores"):
         await session.execute(
-            text(
-                f"DELETE FROM engagement.{table} WHERE tenant_id = :t AND customer_id = ANY(:ids)"
-            ),
-            {"t": tenant_id, "ids": ids},
+            text(f"DELETE FROM engagement.{table} WHERE tenant_id = :t AND customer_id = ANY(:c)"),
+            {"t": tenant_id, "c": ids},
         )
     await erase_community(session, tenant_id=tenant_id, customer_ids=ids)
     await scrub_outbox(

@@ -1,0 +1,1 @@
+"""Influence: reach, engagement received, amplification and PageRank; advocates, detractors."""

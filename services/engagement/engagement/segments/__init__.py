@@ -1,0 +1,1 @@
+"""Participation segments: creators, occasional participants, observers and the inactive."""
