@@ -5,6 +5,8 @@ from functools import partial
 from crm_shared.events.consumer import Handler, Registry, registry
 from rewards.accounts.handlers import CustomerRegistered, welcome_registered_customer
 from rewards.privacy.handlers import PRIVACY_HANDLERS
+from rewards.purchases.handlers import purchase_handlers
+from rewards.referrals.handlers import REFERRAL_HANDLERS
 from rewards.settings import RewardsSettings
 
 
@@ -20,4 +22,6 @@ def build_handlers(settings: RewardsSettings) -> Registry:
             ),
         ),
         *PRIVACY_HANDLERS,
+        *purchase_handlers(settings.points_ttl_days),
+        *REFERRAL_HANDLERS,
     )

@@ -5,6 +5,7 @@ from fastapi import FastAPI
 from crm_shared.app import PeriodicJob, create_service_app
 from rewards.accounts.expiry import expire_once
 from rewards.handlers import build_handlers
+from rewards.purchases.router import purchases_router
 from rewards.schema import schema
 from rewards.settings import RewardsSettings
 
@@ -17,5 +18,6 @@ def create_app(settings: RewardsSettings | None = None) -> FastAPI:
         schema=schema,
         handlers=build_handlers(settings),
         title="rewards",
+        routers=[purchases_router(settings)],
         jobs=[PeriodicJob("expiry", settings.expiry_interval_seconds, expire_once)],
     )

@@ -20,3 +20,5 @@ class RewardsSettings(ServiceSettings):
     points_ttl_days: int = Field(default=365, ge=1)
     # How often the service expires due lots; 0 turns the loop off (another process does it).
     expiry_interval_seconds: float = Field(default=300.0, ge=0)
+    # Where referral links point unless a tenant's program says otherwise (the code is appended).
+    referral_link_base: str = "https://refer.social-crm.local/r/"
