@@ -14,6 +14,7 @@ from sqlalchemy import text
 from crm_shared.db import Database
 from crm_shared.errors import Conflict
 from crm_shared.events import Envelope
+from crm_shared.privacy import ErasureRequested
 from rewards.accounts import service as ledger
 from rewards.purchases.events import PurchaseReported
 from rewards.purchases.handlers import record_reported_purchase
@@ -22,6 +23,7 @@ from rewards.referrals.handlers import (
     ContactPointVerified,
     CustomerRegisteredWithReferral,
     attribute_registered_customer,
+    forget_erased_fingerprints,
     remember_verified_contact,
 )
 from rewards.referrals.models import Milestone, ProgramSettings, Referral, ReferralStatus
@@ -406,3 +408,25 @@ async def test_value_is_own_plus_referral_revenue(ledger_db: Database) -> None:
         "referral_revenue_cents": 6_500,
         "currency": "EUR",
     }
+
+
+async def test_erasure_drops_the_customers_fingerprints(ledger_db: Database) -> None:
+    tenant = await new_tenant(ledger_db)
+    erased = await register(ledger_db, tenant, fingerprints=["fp-1", "fp-2"])
+    kept = await register(ledger_db, tenant, fingerprints=["fp-1"])
+    request = ErasureRequested(
+        request_id=uuid.uuid4(), customer_id=erased, customer_ids=[], profiles=[]
+    )
+    envelope = Envelope.wrap(
+        request, source="/identity", tenant_id=tenant, subject=None, trace_headers={}
+    )
+
+    async with ledger_db.session() as session, session.begin():
+        await forget_erased_fingerprints(request, envelope=envelope, session=session)
+
+    async with ledger_db.session() as session:
+        rows = await session.execute(
+            text("SELECT customer_id FROM rewards.contact_fingerprints WHERE tenant_id = :t"),
+            {"t": tenant},
+        )
+        assert [row[0] for row in rows.all()] == [kept]
