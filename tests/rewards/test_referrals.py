@@ -16,8 +16,9 @@ from crm_shared.errors import Conflict
 from crm_shared.events import Envelope
 from crm_shared.privacy import ErasureRequested
 from rewards.accounts import service as ledger
+from rewards.privacy import service as privacy
 from rewards.purchases.events import PurchaseReported
-from rewards.purchases.handlers import record_reported_purchase
+from rewards.purchases.handlers import erase_refund_reasons, record_reported_purchase
 from rewards.referrals import service
 from rewards.referrals.handlers import (
     ContactPointVerified,
@@ -430,3 +431,45 @@ async def test_erasure_drops_the_customers_fingerprints(ledger_db: Database) -> 
             {"t": tenant},
         )
         assert [row[0] for row in rows.all()] == [kept]
+
+
+async def test_the_privacy_export_has_purchases_and_referrals_and_erasure_blanks_refund_reasons(
+    ledger_db: Database,
+) -> None:
+    tenant = await new_tenant(ledger_db)
+    referrer = await register(ledger_db, tenant)
+    referred = await register(ledger_db, tenant, code=await code_of(ledger_db, tenant, referrer))
+    body = purchase(referred, amount_cents=3_000)
+    await record(ledger_db, tenant, body, "p")
+    await refund(
+        ledger_db,
+        tenant,
+        {
+            "order_id": body["order_id"],
+            "amount_cents": 10,
+            "occurred_at": WHEN.isoformat(),
+            "reason": "Ann Smith called",
+        },
+        "r",
+    )
+
+    async with ledger_db.session() as session:
+        exported = await privacy.export_customer(session, tenant_id=tenant, customer_id=referred)
+    assert exported["purchases"][0]["order_id"] == body["order_id"]
+    assert exported["purchases"][0]["refunds"][0]["reason"] == "Ann Smith called"
+    assert exported["referrals"][0]["role"] == "referred"
+    assert exported["code"]
+
+    request = ErasureRequested(
+        request_id=uuid.uuid4(), customer_id=referred, customer_ids=[], profiles=[]
+    )
+    envelope = Envelope.wrap(
+        request, source="/identity", tenant_id=tenant, subject=None, trace_headers={}
+    )
+    async with ledger_db.session() as session, session.begin():
+        await erase_refund_reasons(request, envelope=envelope, session=session)
+    async with ledger_db.session() as session:
+        exported = await privacy.export_customer(session, tenant_id=tenant, customer_id=referred)
+    assert exported["purchases"][0]["refunds"] == [
+        {"amount_cents": 10, "occurred_at": WHEN.isoformat(), "reason": None}
+    ]

@@ -21,7 +21,8 @@ def build_handlers(settings: RewardsSettings) -> Registry:
                 ttl_days=settings.points_ttl_days,
             ),
         ),
-        *PRIVACY_HANDLERS,
+        # Before privacy's: its erasure handler confirms, so it runs after the others' effects.
         *purchase_handlers(settings.points_ttl_days),
         *REFERRAL_HANDLERS,
+        *PRIVACY_HANDLERS,
     )

@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from crm_shared.errors import BadUserInput, Conflict
 from crm_shared.events import Envelope
 from crm_shared.events.consumer import Handler, Rejected
+from crm_shared.privacy import ErasureRequested
 from rewards.purchases import service
 from rewards.purchases.events import PurchaseReported, RefundReported
 from rewards.purchases.models import PurchaseReport, RefundReport
@@ -56,9 +57,21 @@ async def record_reported_refund(
         raise Rejected(exc.message) from None
 
 
+async def erase_refund_reasons(
+    event: ErasureRequested, *, envelope: Envelope, session: AsyncSession
+) -> None:
+    """Amounts stay (values must not move); the free-text reasons of refunds go."""
+    await service.erase_refund_reasons(
+        session=session,
+        tenant_id=envelope.tenantid,
+        customer_ids=[event.customer_id, *event.customer_ids],
+    )
+
+
 def purchase_handlers(ttl_days: int) -> list[Handler[Any]]:
     """The partner fact handlers, with the points' lifetime bound (referral rewards)."""
     return [
         Handler(PurchaseReported, partial(record_reported_purchase, ttl_days=ttl_days)),
         Handler(RefundReported, record_reported_refund),
+        Handler(ErasureRequested, erase_refund_reasons),
     ]

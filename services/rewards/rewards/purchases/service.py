@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -386,3 +386,57 @@ async def purchases_of(
         query, col(Purchase.occurred_at), col(Purchase.id), after, limit=limit, newest_first=True
     )
     return list((await session.exec(page)).all())
+
+
+async def erase_refund_reasons(
+    *, session: AsyncSession, tenant_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
+) -> None:
+    """Blank the free-text reasons of the customers' refunds (erasure)."""
+    purchases = select(Purchase.id).where(
+        Purchase.tenant_id == tenant_id, col(Purchase.customer_id).in_(customer_ids)
+    )
+    await session.execute(
+        update(Refund)
+        .where(col(Refund.tenant_id) == tenant_id, col(Refund.purchase_id).in_(purchases))
+        .values(reason=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def export_customer(
+    *, session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    """The customer's purchases with their refunds, as plain JSON (privacy export)."""
+    rows = (
+        await session.exec(
+            select(Purchase)
+            .where(Purchase.tenant_id == tenant_id, Purchase.customer_id == customer_id)
+            .order_by(col(Purchase.occurred_at), col(Purchase.id))
+        )
+    ).all()
+    refunds = (
+        await session.exec(
+            select(Refund).where(
+                Refund.tenant_id == tenant_id, col(Refund.purchase_id).in_([p.id for p in rows])
+            )
+        )
+    ).all()
+    return [
+        {
+            "order_id": p.order_id,
+            "amount_cents": p.amount_cents,
+            "currency": p.currency,
+            "kind": p.kind,
+            "occurred_at": p.occurred_at.isoformat(),
+            "refunds": [
+                {
+                    "amount_cents": r.amount_cents,
+                    "occurred_at": r.occurred_at.isoformat(),
+                    "reason": r.reason,
+                }
+                for r in refunds
+                if r.purchase_id == p.id
+            ],
+        }
+        for p in rows
+    ]

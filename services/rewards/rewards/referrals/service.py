@@ -13,6 +13,7 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, func, or_
 from sqlalchemy.dialects.postgresql import insert
@@ -736,3 +737,41 @@ async def held_referrals(
     )
     page = keyset_page(query, col(Referral.attributed_at), col(Referral.id), after, limit=limit)
     return list((await session.exec(page)).all())
+
+
+async def export_customer(
+    *, session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID
+) -> dict[str, Any]:
+    """The customer's code and referrals (made and received), as plain JSON (privacy export)."""
+    code = (
+        await session.exec(
+            select(ReferralCode.code).where(
+                ReferralCode.tenant_id == tenant_id, ReferralCode.customer_id == customer_id
+            )
+        )
+    ).one_or_none()
+    rows = (
+        await session.exec(
+            select(Referral)
+            .where(
+                Referral.tenant_id == tenant_id,
+                or_(
+                    col(Referral.referrer_id) == customer_id,
+                    col(Referral.referred_id) == customer_id,
+                ),
+            )
+            .order_by(col(Referral.attributed_at), col(Referral.id))
+        )
+    ).all()
+    return {
+        "code": code,
+        "referrals": [
+            {
+                "role": "referrer" if r.referrer_id == customer_id else "referred",
+                "status": r.status,
+                "hold_reasons": r.hold_reasons,
+                "attributed_at": r.attributed_at.isoformat(),
+            }
+            for r in rows
+        ],
+    }
