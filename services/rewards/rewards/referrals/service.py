@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_
+from sqlalchemy import and_, delete, func, or_
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -178,8 +179,8 @@ async def forget_fingerprints(
 ) -> None:
     """Drop the fingerprints of erased customers."""
     await session.execute(
-        ContactFingerprint.__table__.delete().where(  # type: ignore[attr-defined]
-            ContactFingerprint.tenant_id == tenant_id,
+        delete(ContactFingerprint).where(
+            col(ContactFingerprint.tenant_id) == tenant_id,
             col(ContactFingerprint.customer_id).in_(customer_ids),
         )
     )
@@ -195,27 +196,27 @@ async def _shares_fingerprint(
 ) -> bool:
     """Whether a verified contact point of ``customer_id`` was seen on ``with_referrer`` (or,
     with None, on any other customer but those in ``excluding``)."""
-    mine = ContactFingerprint.__table__.alias("mine")  # type: ignore[attr-defined]
-    theirs = ContactFingerprint.__table__.alias("theirs")  # type: ignore[attr-defined]
+    mine, theirs = aliased(ContactFingerprint), aliased(ContactFingerprint)
     query = (
-        select(mine.c.fingerprint)
+        select(col(mine.fingerprint))
         .join(
             theirs,
             and_(
-                theirs.c.tenant_id == mine.c.tenant_id, theirs.c.fingerprint == mine.c.fingerprint
+                col(theirs.tenant_id) == col(mine.tenant_id),
+                col(theirs.fingerprint) == col(mine.fingerprint),
             ),
         )
         .where(
-            mine.c.tenant_id == tenant_id,
-            mine.c.customer_id == customer_id,
-            theirs.c.customer_id != customer_id,
+            col(mine.tenant_id) == tenant_id,
+            col(mine.customer_id) == customer_id,
+            col(theirs.customer_id) != customer_id,
         )
         .limit(1)
     )
     if with_referrer is not None:
-        query = query.where(theirs.c.customer_id == with_referrer)
+        query = query.where(col(theirs.customer_id) == with_referrer)
     elif excluding:
-        query = query.where(theirs.c.customer_id.not_in(excluding))
+        query = query.where(col(theirs.customer_id).not_in(excluding))
     return (await session.execute(query)).first() is not None
 
 
