@@ -13,6 +13,7 @@ from crm_shared.events.consumer import (
     ERROR_HEADER,
     EventConsumer,
     Handler,
+    Rejected,
     registry,
 )
 from crm_shared.events.parking import ParkedMessage, list_parked, replay_parked
@@ -140,3 +141,49 @@ async def test_a_message_that_is_not_an_envelope_is_parked_at_once(
 
 async def _ignore(event: Event, **_: object) -> None:
     return None
+
+
+async def test_a_rejected_message_is_parked_at_once_with_its_reason_while_others_flow(
+    rewards_db: Database, amqp: aio_pika.abc.AbstractRobustConnection
+) -> None:
+    attempts: list[int] = []
+    counted: list[int] = []
+
+    async def rejects_odd(event: DrillCounted, **_: object) -> None:
+        attempts.append(event.n)
+        if event.n % 2:
+            raise Rejected(f"n={event.n} is odd")
+        counted.append(event.n)
+
+    service = f"drill{uuid.uuid4().hex[:6]}"
+    consumer = EventConsumer(
+        service=service,
+        database=rewards_db,
+        handlers=registry(Handler(DrillCounted, rejects_odd)),
+        retry_delays_ms=[300, 300],
+        delivery_limit=10,
+        prefetch=20,
+    )
+    await consumer.start(amqp, "crm.events")
+    try:
+        channel = await amqp.channel(publisher_confirms=True)
+        exchange = await declare_exchange(channel, "crm.events")
+        tenant_id = uuid.uuid4()
+        await _publish(exchange, _envelope(DrillCounted(n=1), tenant_id))
+        malformed = _envelope(DrillCounted(n=0), tenant_id).model_copy(update={"data": {"n": "x"}})
+        await _publish(exchange, malformed)
+        for n in (2, 4):
+            await _publish(exchange, _envelope(DrillCounted(n=n), tenant_id))
+
+        async def parked() -> list[ParkedMessage]:
+            return await list_parked(channel, service)
+
+        found = await eventually(parked, lambda found: len(found) == 2, timeout=10)
+        errors = sorted(message.error for message in found)
+        assert errors[0].startswith("rejected: invalid test.drill.counted.v1 data: n:")
+        assert errors[1] == "rejected: n=1 is odd"
+        assert all(message.attempts == 1 for message in found)
+        assert sorted(counted) == [2, 4]
+        assert attempts.count(1) == 1  # never retried
+    finally:
+        await consumer.stop()

@@ -35,4 +35,18 @@ def test_production_refuses_a_database_url_without_password(
     with pytest.raises(ValidationError, match="password"):
         IdentitySettings()
     monkeypatch.setenv("IDENTITY_DATABASE_URL", "postgresql://identity_svc:s3cret@db:5432/crm")
+    monkeypatch.setenv("IDENTITY_CONTACT_FINGERPRINT_SECRET", "f" * 32)
     assert IdentitySettings().environment == "production"
+
+
+def test_production_refuses_the_development_contact_fingerprint_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("IDENTITY_ENVIRONMENT", "production")
+    monkeypatch.setenv("IDENTITY_AMQP_URL", "amqp://identity:s3cret@mq:5672/crm")
+    monkeypatch.setenv("IDENTITY_DATABASE_URL", "postgresql://identity_svc:s3cret@db:5432/crm")
+    with pytest.raises(ValidationError, match="contact_fingerprint_secret"):
+        IdentitySettings()
+    monkeypatch.setenv("IDENTITY_CONTACT_FINGERPRINT_SECRET", "too-short")
+    with pytest.raises(ValidationError, match="contact_fingerprint_secret"):
+        IdentitySettings()

@@ -1,8 +1,14 @@
 """Identity's settings (environment variables prefixed ``IDENTITY_``)."""
 
+from __future__ import annotations
+
+from pydantic import model_validator
 from pydantic_settings import SettingsConfigDict
 
 from crm_shared.settings import ServiceSettings
+
+# Good enough on a laptop; refused in production (fingerprints made with it are guessable).
+DEVELOPMENT_FINGERPRINT_SECRET = "development-only-contact-fingerprint-secret"
 
 
 class IdentitySettings(ServiceSettings):
@@ -18,3 +24,16 @@ class IdentitySettings(ServiceSettings):
     customer_token_ttl_seconds: int = 900
     # The services that must confirm an erasure before identity calls it complete.
     erasure_services: list[str] = ["identity", "engagement", "rewards"]
+    # The key of contact fingerprints (HMAC-SHA256 of a verified contact point, sent to rewards
+    # for its fraud checks instead of the address). One per deployment; changing it makes
+    # earlier fingerprints unmatchable.
+    contact_fingerprint_secret: str = DEVELOPMENT_FINGERPRINT_SECRET
+
+    @model_validator(mode="after")
+    def _refuse_development_fingerprint_secret(self) -> IdentitySettings:
+        if self.environment == "production" and (
+            self.contact_fingerprint_secret == DEVELOPMENT_FINGERPRINT_SECRET
+            or len(self.contact_fingerprint_secret) < 32
+        ):
+            raise ValueError("contact_fingerprint_secret: set a random secret of 32+ characters")
+        return self

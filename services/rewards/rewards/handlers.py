@@ -8,6 +8,8 @@ from rewards.accounts.handlers import CustomerRegistered, welcome_registered_cus
 from rewards.accounts.merges import move_points_back, move_points_to_survivor
 from rewards.offers.handlers import OFFER_HANDLERS
 from rewards.privacy.handlers import PRIVACY_HANDLERS
+from rewards.purchases.handlers import purchase_handlers
+from rewards.referrals.handlers import REFERRAL_HANDLERS
 from rewards.rules.handlers import rule_handlers
 from rewards.settings import RewardsSettings
 
@@ -26,6 +28,9 @@ def build_handlers(settings: RewardsSettings) -> Registry:
         Handler(CustomerMerged, move_points_to_survivor),
         Handler(CustomerUnmerged, move_points_back),
         *OFFER_HANDLERS,
+        # Before privacy's: its erasure handler confirms, so it runs after the others' effects.
+        *purchase_handlers(settings.points_ttl_days),
+        *REFERRAL_HANDLERS,
         *PRIVACY_HANDLERS,
         *rule_handlers(welcome_points=settings.welcome_points, ttl_days=settings.points_ttl_days),
     )

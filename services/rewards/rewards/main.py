@@ -6,6 +6,7 @@ from crm_shared.app import PeriodicJob, create_service_app
 from rewards.accounts.expiry import expire_once
 from rewards.accounts.ledger_check import check_every_tenant
 from rewards.handlers import build_handlers
+from rewards.purchases.router import purchases_router
 from rewards.schema import schema
 from rewards.settings import RewardsSettings
 from rewards.tiers.service import recompute_all
@@ -19,6 +20,7 @@ def create_app(settings: RewardsSettings | None = None) -> FastAPI:
         schema=schema,
         handlers=build_handlers(settings),
         title="rewards",
+        routers=[purchases_router(settings)],
         jobs=[
             PeriodicJob("expiry", settings.expiry_interval_seconds, expire_once),
             PeriodicJob("ledger-check", settings.ledger_check_interval_seconds, check_every_tenant),

@@ -24,3 +24,5 @@ class RewardsSettings(ServiceSettings):
     ledger_check_interval_seconds: float = Field(default=300.0, ge=0)
     # How often tiers are recomputed as windows roll past old activity; 0 turns it off.
     tier_interval_seconds: float = Field(default=3600.0, ge=0)
+    # Where referral links point unless a tenant's program says otherwise (the code is appended).
+    referral_link_base: str = "https://refer.social-crm.local/r/"

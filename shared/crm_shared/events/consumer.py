@@ -5,6 +5,9 @@ first inserts ``(event id, handler)`` into the service's inbox: a duplicate deli
 row and skips the handler, so every handler's effect happens once. The message is acked only
 after every handler committed. A failing handler sends the message to the next retry queue
 (its back-off), and after the last attempt to the parking queue with the error in its headers.
+A handler that knows no retry can help (the message itself is wrong) raises :class:`Rejected`
+with the reason: the message is parked at once. Data that does not fit the handler's event
+model is rejected the same way.
 """
 
 from __future__ import annotations
@@ -45,6 +48,14 @@ E = TypeVar("E", bound=Event)
 
 ATTEMPT_HEADER = "x-crm-attempt"
 ERROR_HEADER = "x-crm-error"
+
+
+class Rejected(Exception):
+    """Raised by a handler: the message can never be handled; park it now with ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -139,6 +150,13 @@ class EventConsumer:
             try:
                 for handler in self._handlers.get(envelope.type, ()):
                     await self._run_handler(handler, envelope)
+            except Rejected as exc:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR))
+                log.warning("parking %s at once: %s", message.message_id, exc.reason)
+                consumer_parked.add(1, {"event_type": envelope.type, "reason": "rejected"})
+                await self._park(message, f"rejected: {exc.reason}", attempt=self._attempt(message))
+                return
             except Exception as exc:
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR))
@@ -153,7 +171,10 @@ class EventConsumer:
             if not await _claim(session, envelope, handler.name):
                 log.info("event %s already handled by %s", envelope.id, handler.name)
                 return
-            event = handler.event.model_validate(envelope.data)
+            try:
+                event = handler.event.model_validate(envelope.data)
+            except ValidationError as exc:
+                raise Rejected(f"invalid {envelope.type} data: {_first_error(exc)}") from None
             started = time.perf_counter()
             outcome = "error"
             try:
@@ -206,6 +227,13 @@ class EventConsumer:
         )
         await self._channel.default_exchange.publish(copy_of(message, headers), routing_key=queue)
         await message.ack()
+
+
+def _first_error(exc: ValidationError) -> str:
+    """The first problem of ``exc`` as ``field: message`` (what an operator needs to see)."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "data"
+    return f"{where}: {first['msg']}"
 
 
 def copy_of(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:

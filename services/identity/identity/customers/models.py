@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import uuid
 from datetime import date, datetime
@@ -102,6 +104,31 @@ def normalize_contact(kind: ContactKind, value: str, *, country: str | None = No
     if not phonenumbers.is_valid_number(number):
         raise ValueError("not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# Mail providers that ignore dots in the local part (so do their users' second accounts).
+_DOTLESS_DOMAINS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
+
+
+def canonical_mailbox(email: str) -> str:
+    """The mailbox behind an address: no ``+tag``, and no dots where the provider ignores them."""
+    local, _, domain = email.lower().rpartition("@")
+    local = local.split("+", 1)[0]
+    if domain in _DOTLESS_DOMAINS:
+        local, domain = local.replace(".", ""), _DOTLESS_DOMAINS[domain]
+    return f"{local}@{domain}"
+
+
+def contact_fingerprint(secret: str, tenant_id: uuid.UUID, kind: str, value: str) -> str:
+    """``v1:`` + HMAC-SHA256(secret, ``<tenant>|<kind>|<canonical value>``) in hex.
+
+    ``value`` is the stored (normalized) contact point; e-mail addresses are reduced to their
+    mailbox first, so ``ann+2@gmail.com`` and ``a.nn@gmail.com`` match. The tenant is part of
+    the message: fingerprints of one brand never match another's.
+    """
+    canonical = canonical_mailbox(value) if kind == ContactKind.EMAIL.value else value
+    message = f"{tenant_id}|{kind}|{canonical}".encode()
+    return "v1:" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 class ContactPointInput(BaseModel):

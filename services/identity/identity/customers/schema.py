@@ -36,6 +36,7 @@ from identity.customers.models import (
 from identity.profiles import service as profile_service
 from identity.profiles.models import SocialProfile
 from identity.profiles.schema import SocialProfileType
+from identity.settings import IdentitySettings
 
 strawberry.enum(LifecycleStatus, name="LifecycleStatus")  # makes the model enum a GraphQL enum
 strawberry.enum(ContactKind, name="ContactKind")  # makes the model enum a GraphQL enum
@@ -252,6 +253,10 @@ class RegisterCustomerInput:
     country: str | None = None
     preferences: JSON | None = None
     lifecycle_status: LifecycleStatus | None = None
+    referral_code: str | None = strawberry.field(
+        default=None,
+        description="The code of the customer who referred this one (rewards attributes it).",
+    )
 
 
 @strawberry.input
@@ -279,6 +284,12 @@ class AddContactPointInput:
 
 
 _PROFILE_FIELDS = tuple(ProfileFields.model_fields)
+
+
+def _fingerprint_secret(info: CrmInfo) -> str:
+    found = getattr(info.context.request.app.state, "settings", None)
+    settings = found if isinstance(found, IdentitySettings) else IdentitySettings()
+    return settings.contact_fingerprint_secret
 
 
 def _country(value: str | None) -> str | None:
@@ -354,7 +365,12 @@ class Mutation:
         )
         async with info.context.session() as session, session.begin():
             customer = await service.register_customer(
-                session=session, tenant_id=principal.tenant_id, data=data, fields=fields
+                session=session,
+                tenant_id=principal.tenant_id,
+                data=data,
+                fields=fields,
+                referral_code=input.referral_code,
+                fingerprint_secret=_fingerprint_secret(info),
             )
         return CustomerType.from_model(customer)
 
@@ -381,7 +397,11 @@ class Mutation:
         )
         async with info.context.session() as session, session.begin():
             contact = await service.add_contact_point(
-                session=session, tenant_id=principal.tenant_id, customer_id=customer_id, point=point
+                session=session,
+                tenant_id=principal.tenant_id,
+                customer_id=customer_id,
+                point=point,
+                fingerprint_secret=_fingerprint_secret(info),
             )
         return ContactPointType.from_model(contact)
 
@@ -391,7 +411,10 @@ class Mutation:
         contact_id = parse_id(id, field="id")
         async with info.context.session() as session, session.begin():
             contact = await service.verify_contact_point(
-                session=session, tenant_id=principal.tenant_id, contact_point_id=contact_id
+                session=session,
+                tenant_id=principal.tenant_id,
+                contact_point_id=contact_id,
+                fingerprint_secret=_fingerprint_secret(info),
             )
         return ContactPointType.from_model(contact)
 

@@ -15,7 +15,7 @@ from crm_shared.db import utcnow
 from crm_shared.errors import BadUserInput, Conflict, NotFound, Unauthenticated
 from crm_shared.events import record_event
 from crm_shared.pagination import keyset_page
-from identity.customers.events import CustomerRegistered, CustomerUpdated
+from identity.customers.events import ContactPointVerified, CustomerRegistered, CustomerUpdated
 from identity.customers.models import (
     ContactKind,
     ContactPoint,
@@ -23,10 +23,14 @@ from identity.customers.models import (
     Customer,
     CustomerCreate,
     ProfileFields,
+    contact_fingerprint,
     normalize_contact,
 )
 from identity.profiles.models import SocialProfile
+from identity.settings import DEVELOPMENT_FINGERPRINT_SECRET
 from identity.tenants.models import Tenant
+
+MAX_REFERRAL_CODE_LENGTH = 40
 
 
 def _normalized(point: ContactPointInput, country: str | None, field: str) -> str:
@@ -56,9 +60,19 @@ async def register_customer(
     tenant_id: uuid.UUID,
     data: CustomerCreate,
     fields: Sequence[str] = (),
+    referral_code: str | None = None,
+    fingerprint_secret: str = DEVELOPMENT_FINGERPRINT_SECRET,
 ) -> Customer:
     """Store a new customer with their contact points; announce it. ``fields`` names each
-    contact point's value as the caller gave it (for errors), by default its list position."""
+    contact point's value as the caller gave it (for errors), by default its list position.
+    ``referral_code`` travels on the event for rewards to attribute (identity keeps none)."""
+    if referral_code is not None:
+        referral_code = referral_code.strip()
+        if not 1 <= len(referral_code) <= MAX_REFERRAL_CODE_LENGTH:
+            raise BadUserInput(
+                f"input.referralCode: 1 to {MAX_REFERRAL_CODE_LENGTH} characters",
+                field="input.referralCode",
+            )
     if await session.get(Tenant, tenant_id) is None:
         raise Unauthenticated("unknown tenant")
     profile = data.model_dump(exclude={"contact_points"}, exclude_none=True)
@@ -66,6 +80,7 @@ async def register_customer(
     session.add(customer)
     await session.flush()
     seen: set[tuple[str, str]] = set()
+    fingerprints: list[str] = []
     for index, point in enumerate(data.contact_points):
         field = fields[index] if index < len(fields) else f"input.contactPoints.{index}.value"
         value = _normalized(point, data.country, field)
@@ -74,9 +89,18 @@ async def register_customer(
         seen.add((point.kind.value, value))
         await _check_free(session, tenant_id, point.kind.value, value, field)
         session.add(_contact_point(customer, point, value))
+        if point.verified:
+            fingerprints.append(
+                contact_fingerprint(fingerprint_secret, tenant_id, point.kind.value, value)
+            )
     await record_event(
         session,
-        CustomerRegistered(customer_id=customer.id, registered_at=customer.created_at),
+        CustomerRegistered(
+            customer_id=customer.id,
+            registered_at=customer.created_at,
+            referral_code=referral_code,
+            verified_contact_fingerprints=sorted(set(fingerprints)),
+        ),
         tenant_id=tenant_id,
         subject=str(customer.id),
     )
@@ -148,6 +172,7 @@ async def add_contact_point(
     tenant_id: uuid.UUID,
     customer_id: uuid.UUID,
     point: ContactPointInput,
+    fingerprint_secret: str = DEVELOPMENT_FINGERPRINT_SECRET,
 ) -> ContactPoint:
     """Give the customer another e-mail address or phone number."""
     customer = await customer_for_update(session, tenant_id, customer_id, "input.customerId")
@@ -156,7 +181,23 @@ async def add_contact_point(
     contact = _contact_point(customer, point, value)
     session.add(contact)
     await _announce_update(session, customer, ["contactPoints"])
+    if contact.verified:
+        await _announce_verified(session, contact, fingerprint_secret)
     return contact
+
+
+async def _announce_verified(session: AsyncSession, contact: ContactPoint, secret: str) -> None:
+    await record_event(
+        session,
+        ContactPointVerified(
+            customer_id=contact.customer_id,
+            contact_point_id=contact.id,
+            kind=contact.kind,
+            fingerprint=contact_fingerprint(secret, contact.tenant_id, contact.kind, contact.value),
+        ),
+        tenant_id=contact.tenant_id,
+        subject=str(contact.customer_id),
+    )
 
 
 async def _contact(
@@ -169,7 +210,11 @@ async def _contact(
 
 
 async def verify_contact_point(
-    *, session: AsyncSession, tenant_id: uuid.UUID, contact_point_id: uuid.UUID
+    *,
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    contact_point_id: uuid.UUID,
+    fingerprint_secret: str = DEVELOPMENT_FINGERPRINT_SECRET,
 ) -> ContactPoint:
     """Mark a contact point verified (e.g. after the customer confirmed a code)."""
     contact = await _contact(session, tenant_id, contact_point_id)
@@ -178,6 +223,7 @@ async def verify_contact_point(
         session.add(contact)
         customer = await customer_for_update(session, tenant_id, contact.customer_id)
         await _announce_update(session, customer, ["contactPoints"])
+        await _announce_verified(session, contact, fingerprint_secret)
     return contact
 
 

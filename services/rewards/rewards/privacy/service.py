@@ -18,6 +18,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_shared.privacy import ErasureRequested, confirm_erasure, scrub_outbox
 from rewards.offers import service as offers
+from rewards.purchases import service as purchases
+from rewards.referrals import service as referrals
 
 SERVICE = "rewards"
 
@@ -128,6 +130,12 @@ async def export_customer(
             {"purpose": r.purpose, "granted": r.granted, "changed_at": r.changed_at.isoformat()}
             for r in consents
         ],
+        "purchases": await purchases.export_customer(
+            session=session, tenant_id=tenant_id, customer_id=customer_id
+        ),
+        **await referrals.export_customer(
+            session=session, tenant_id=tenant_id, customer_id=customer_id
+        ),
     }
 
 

@@ -1,0 +1,30 @@
+"""A customer's value: own purchases net of refunds, and what the customers they referred bought."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column
+from sqlmodel import Field, SQLModel
+
+from crm_shared.db import created_at_field
+
+
+class CustomerValue(SQLModel, table=True):
+    """The last value computed for a customer, kept to announce only changes."""
+
+    __tablename__ = "customer_values"
+    __table_args__ = {"schema": "rewards"}
+
+    tenant_id: uuid.UUID = Field(primary_key=True)
+    customer_id: uuid.UUID = Field(primary_key=True)
+    own_revenue_cents: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    referral_revenue_cents: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    currency: str | None = None
+    updated_at: datetime = created_at_field()
+
+    @property
+    def value_cents(self) -> int:
+        """Own revenue plus referral revenue."""
+        return self.own_revenue_cents + self.referral_revenue_cents
