@@ -27,6 +27,7 @@ from rewards.accounts import service
 from rewards.accounts.events import PointsCredited, PointsDebited, PointsExpired
 from rewards.accounts.models import JournalEntry
 from rewards.settings import RewardsSettings
+from rewards.tiers.events import TierChanged
 
 if TYPE_CHECKING:
     from rewards.schema import Customer
@@ -288,6 +289,24 @@ class Mutation:
 
 
 BALANCE_EVENTS = (PointsCredited.type, PointsDebited.type, PointsExpired.type)
+TIER_EVENTS = (TierChanged.type,)
+
+
+async def _customer_updates(
+    info: CrmInfo, customer_id: strawberry.ID, event_types: tuple[str, ...]
+) -> AsyncGenerator[Annotated[Customer, strawberry.lazy("rewards.schema")], None]:
+    """The customer (rewards:read; a customer token: its own) after each of these events."""
+    from rewards.schema import Customer  # the entity every feature adds its fields to
+
+    customer = parse_id(customer_id, field="customerId")
+    principal = authorize(info, Permission.REWARDS_READ, customer_id=customer)
+    async for _ in live_updates(
+        info,
+        event_types=event_types,
+        tenant_id=principal.tenant_id,
+        match=lambda envelope: envelope.subject == str(customer),
+    ):
+        yield Customer(id=strawberry.ID(str(customer)))
 
 
 @strawberry.type
@@ -299,14 +318,14 @@ class Subscription:
     async def balance_changed(
         self, info: CrmInfo, customer_id: strawberry.ID
     ) -> AsyncGenerator[Annotated[Customer, strawberry.lazy("rewards.schema")], None]:
-        from rewards.schema import Customer  # the entity every feature adds its fields to
+        async for customer in _customer_updates(info, customer_id, BALANCE_EVENTS):
+            yield customer
 
-        customer = parse_id(customer_id, field="customerId")
-        principal = authorize(info, Permission.REWARDS_READ, customer_id=customer)
-        async for _ in live_updates(
-            info,
-            event_types=BALANCE_EVENTS,
-            tenant_id=principal.tenant_id,
-            match=lambda envelope: envelope.subject == str(customer),
-        ):
-            yield Customer(id=strawberry.ID(str(customer)))
+    @strawberry.subscription(
+        description="The customer, each time their tier changes (at most once)."
+    )
+    async def tier_changed(
+        self, info: CrmInfo, customer_id: strawberry.ID
+    ) -> AsyncGenerator[Annotated[Customer, strawberry.lazy("rewards.schema")], None]:
+        async for customer in _customer_updates(info, customer_id, TIER_EVENTS):
+            yield customer
