@@ -273,3 +273,55 @@ async def test_an_agent_sees_new_interactions_of_the_channel_it_watches(
     assert ignored not in str(seen)
     assert {event["interactionRecorded"]["channel"] for event in seen} == {"x"}
     assert after[0]["sentimentLabel"] == "positive"
+
+
+CASES = gql("subscription { caseUpdated { id kind status openingInteraction { platformId } } }")
+ASSIGN = "mutation($id: ID!) { assignCase(caseId: $id) { id status } }"
+
+
+async def _complain(stack: devstack.Stack, token: str) -> str:
+    platform_id = uuid.uuid4().hex
+    answer = await devstack.graphql(
+        stack,
+        RECORD,
+        {
+            "input": {
+                "channel": "x",
+                "platformId": platform_id,
+                "kind": "complaint",
+                "createdAt": "2026-11-30T10:00:00Z",
+                "text": "My order never arrived and nobody answers.",
+                "author": {"platformUserId": f"u-{platform_id[:8]}", "handle": "upset"},
+            }
+        },
+        token=token,
+    )
+    assert "errors" not in answer, answer
+    return platform_id
+
+
+async def test_an_agent_queue_sees_a_case_open_and_get_assigned(stack: devstack.Stack) -> None:
+    tenant = make_tenant(stack)
+    admin = await staff_token(stack, tenant)
+    seen: list[dict[str, Any]] = []
+
+    async with Client(transport=_transport(stack, admin)) as session:
+        ready = asyncio.Event()
+        task = asyncio.create_task(_collect(session.subscribe(CASES), seen, ready))
+        await ready.wait()
+        nudged = await _until_live(lambda: _complain(stack, admin), seen)
+        complaint = await _complain(stack, admin)
+        await eventually(lambda: _later(seen), lambda n: n >= nudged + 1, timeout=10)
+        [opened] = [
+            e["caseUpdated"]
+            for e in seen[nudged:]
+            if e["caseUpdated"]["openingInteraction"]["platformId"] == complaint
+        ]
+        assigned = await devstack.graphql(stack, ASSIGN, {"id": opened["id"]}, token=admin)
+        assert "errors" not in assigned, assigned
+        await eventually(lambda: _later(seen), lambda n: n >= nudged + 2, timeout=10)
+        task.cancel()
+
+    assert (opened["kind"], opened["status"]) == ("complaint", "open")
+    assert seen[-1]["caseUpdated"]["id"] == opened["id"]
+    assert seen[-1]["caseUpdated"]["status"] == "assigned"
