@@ -14,6 +14,7 @@ from crm_shared.errors import BadUserInput, Conflict, NotFound
 from crm_shared.privacy import ErasureRequested
 from crm_shared.validation import validated
 from rewards.offers import handlers, service
+from rewards.offers.events import CouponGranted
 from rewards.offers.models import (
     Coupon,
     CouponGrant,
@@ -23,6 +24,7 @@ from rewards.offers.models import (
     OfferStatus,
 )
 from rewards.privacy import service as privacy
+from rewards.tiers.events import TierChanged
 from tests.rewards.offer_support import (
     claim,
     envelope,
@@ -46,12 +48,13 @@ async def _redeem(db: Database, tenant: uuid.UUID, code: str, order: str = "o-1"
 
 
 async def _grant(db: Database, tenant: uuid.UUID, grant: service.Grant) -> None:
-    event = handlers.CouponGranted(
+    event = CouponGranted(
         grant_id=grant.grant_id,
         customer_id=grant.customer_id,
         offer_id=grant.offer_id,
         source=grant.source,
-        source_event_id=grant.source_event_id,
+        # The grant's event: a stable id per grant (redeliveries carry the same one).
+        source_event_id=uuid.uuid5(uuid.NAMESPACE_OID, str(grant.grant_id)),
     )
     async with db.session() as session, session.begin():
         await handlers.issue_granted_coupon(
@@ -154,7 +157,7 @@ async def test_an_offer_aimed_at_a_tier_is_claimable_only_in_that_tier(
 ) -> None:
     tenant = uuid.uuid4()
     gold, silver = await _consenting(rewards_db, tenant, 2)
-    tier_event = handlers.TierChanged(customer_id=gold, tier="Gold", tier_id=str(uuid.uuid4()))
+    tier_event = TierChanged(customer_id=gold, previous=None, tier="Gold", tier_id=uuid.uuid4())
     async with rewards_db.session() as session, session.begin():
         await handlers.project_tier(
             tier_event,

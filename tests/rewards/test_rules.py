@@ -15,6 +15,7 @@ from crm_shared.db import Database
 from crm_shared.events import Envelope, Event
 from rewards.accounts import service as ledger
 from rewards.handlers import build_handlers
+from rewards.purchases.events import PurchaseRecorded, PurchaseRefunded
 from rewards.rules import service
 from rewards.rules.conditions import (
     Cap,
@@ -25,12 +26,7 @@ from rewards.rules.conditions import (
     RuleDefinition,
     Trigger,
 )
-from rewards.rules.handlers import (
-    InteractionRecorded,
-    PurchaseRecorded,
-    PurchaseRefunded,
-    SegmentChanged,
-)
+from rewards.rules.handlers import InteractionRecorded, SegmentChanged
 from rewards.rules.models import Rule
 from rewards.settings import RewardsSettings
 from rewards.tiers import service as tiers
@@ -249,8 +245,10 @@ def purchase(customer: uuid.UUID, purchase_id: uuid.UUID, amount_cents: int) -> 
     return PurchaseRecorded(
         purchase_id=purchase_id,
         customer_id=customer,
+        order_id=f"order-{purchase_id}",
         amount_cents=amount_cents,
         currency="EUR",
+        kind="purchase",
         occurred_at=now(),
     )
 
@@ -261,7 +259,7 @@ def refund(customer: uuid.UUID, purchase_id: uuid.UUID, amount: int, original: i
         refund_id=uuid.uuid4(),
         customer_id=customer,
         amount_cents=amount,
-        original_amount_cents=original,
+        purchase_amount_cents=original,
     )
 
 

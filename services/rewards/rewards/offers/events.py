@@ -69,3 +69,17 @@ class CouponGrantFailed(Event):
     customer_id: uuid.UUID
     offer_id: uuid.UUID
     reason: str
+
+
+class CouponGranted(Event):
+    """A customer is owed a coupon of ``offer_id``: rules and referral milestones publish it,
+    offers issues the coupon (once per ``grant_id``)."""
+
+    type = "rewards.coupon.granted.v1"
+
+    grant_id: uuid.UUID
+    customer_id: uuid.UUID
+    offer_id: uuid.UUID
+    # What granted it: ``rule:<id>:v<version>``, ``referral-milestone:<id>``, ``referral:<id>``.
+    source: str
+    source_event_id: uuid.UUID

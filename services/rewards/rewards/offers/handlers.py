@@ -12,6 +12,8 @@ from crm_shared.events import Envelope, Event
 from crm_shared.events.consumer import Handler
 from crm_shared.privacy import ErasureRequested
 from rewards.offers import service
+from rewards.offers.events import CouponGranted
+from rewards.tiers.events import TierChanged
 
 
 class SegmentChanged(Event):
@@ -30,28 +32,6 @@ class InfluencerIdentified(Event):
 
     customer_id: uuid.UUID
     advocate: bool = False
-
-
-class TierChanged(Event):
-    """Rewards' reading of its own ``rewards.tier.changed.v1`` (loyalty's tiers)."""
-
-    type = "rewards.tier.changed.v1"
-
-    customer_id: uuid.UUID
-    tier: str | None = None
-    tier_id: str | None = None
-
-
-class CouponGranted(Event):
-    """A rule or a referral milestone granted a customer a coupon of an offer."""
-
-    type = "rewards.coupon.granted.v1"
-
-    grant_id: uuid.UUID
-    customer_id: uuid.UUID
-    offer_id: uuid.UUID
-    source: str = "unknown"
-    source_event_id: str | None = None
 
 
 async def project_segment(
@@ -88,7 +68,7 @@ async def project_tier(event: TierChanged, *, envelope: Envelope, session: Async
         session=session,
         tenant_id=envelope.tenantid,
         customer_id=event.customer_id,
-        values={"tier": event.tier, "tier_id": event.tier_id},
+        values={"tier": event.tier, "tier_id": str(event.tier_id) if event.tier_id else None},
         stamp="tier_at",
         at=envelope.time,
     )
@@ -106,7 +86,7 @@ async def issue_granted_coupon(
             customer_id=event.customer_id,
             offer_id=event.offer_id,
             source=event.source[:200],
-            source_event_id=event.source_event_id[:200] if event.source_event_id else None,
+            source_event_id=str(event.source_event_id),
         ),
     )
 

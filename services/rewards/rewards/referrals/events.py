@@ -64,15 +64,3 @@ class ReferralUnqualified(ReferralEvent):
 
     purchase_id: uuid.UUID
     reversed_points: int
-
-
-class CouponGranted(Event):
-    """A customer is owed a coupon of ``offer_id``; offers issues it (once per ``grant_id``)."""
-
-    type = "rewards.coupon.granted.v1"
-
-    grant_id: uuid.UUID
-    customer_id: uuid.UUID
-    offer_id: uuid.UUID
-    source: str
-    source_event_id: uuid.UUID

@@ -27,9 +27,9 @@ from crm_shared.events import record_event
 from crm_shared.pagination import keyset_page
 from rewards.accounts import service as ledger
 from rewards.accounts.models import Account, Posting
+from rewards.offers.events import CouponGranted
 from rewards.purchases.models import Purchase
 from rewards.referrals.events import (
-    CouponGranted,
     ReferralAttributed,
     ReferralHeld,
     ReferralQualified,

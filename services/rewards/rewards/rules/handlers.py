@@ -11,12 +11,12 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from pydantic import AliasChoices, Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_shared.events import Envelope, Event
 from crm_shared.events.consumer import Handler
 from rewards.accounts import service as ledger
+from rewards.purchases.events import PurchaseRecorded, PurchaseRefunded
 from rewards.rules import service
 from rewards.rules.conditions import Trigger
 from rewards.tiers import service as tiers
@@ -76,31 +76,6 @@ class SegmentChanged(Event):
 
     customer_id: uuid.UUID
     segment: str
-
-
-class PurchaseRecorded(Event):
-    type = "rewards.purchase.recorded.v1"
-
-    purchase_id: uuid.UUID
-    customer_id: uuid.UUID
-    amount_cents: int
-    currency: str
-    occurred_at: datetime
-
-
-class PurchaseRefunded(Event):
-    type = "rewards.purchase.refunded.v1"
-
-    purchase_id: uuid.UUID
-    refund_id: uuid.UUID
-    customer_id: uuid.UUID
-    amount_cents: int
-    original_amount_cents: int | None = Field(
-        default=None,
-        validation_alias=AliasChoices(
-            "original_amount_cents", "purchase_amount_cents", "original_cents"
-        ),
-    )
 
 
 async def pay_trigger(
@@ -283,7 +258,7 @@ async def refund_purchase(
         purchase_id=event.purchase_id,
         refund_id=event.refund_id,
         amount_cents=event.amount_cents,
-        original_amount_cents=event.original_amount_cents,
+        original_amount_cents=event.purchase_amount_cents,
     )
 
 

@@ -26,6 +26,7 @@ from crm_shared.db import utcnow
 from crm_shared.errors import BadUserInput, Conflict, NotFound
 from crm_shared.events import record_event
 from rewards.accounts import service as ledger
+from rewards.offers.events import CouponGranted
 from rewards.rules.conditions import (
     Cap,
     Facts,
@@ -40,7 +41,6 @@ from rewards.rules.conditions import (
     period_bounds,
     reward_points,
 )
-from rewards.rules.events import CouponGranted
 from rewards.rules.models import (
     CustomerSegment,
     PayoutRefund,
