@@ -104,7 +104,7 @@ def stack(provisioned: devstack.Stack) -> Iterator[devstack.Stack]:
     """All four services running against the test database and vhost."""
     processes = devstack.start(provisioned)
     try:
-        devstack.wait_ready(provisioned, tuple(processes), timeout=90)
+        devstack.wait_ready(provisioned, tuple(processes), timeout=240)
         yield provisioned
     finally:
         devstack.stop(processes)

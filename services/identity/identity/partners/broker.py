@@ -8,8 +8,9 @@ permissions that let the user read that queue and nothing else:
 - ``write`` only its queue: it may bind its queue (``queue.bind`` needs write on the queue),
   but may publish nowhere (no write on any exchange, ``amq.default`` included);
 - ``read`` its queue and ``crm.events`` (binding needs read on the exchange);
-- topic permissions on ``crm.events``: ``read`` only binding keys ending in ``.<tenant id>``
-  (RabbitMQ checks a binding's key against them), ``write`` none.
+- topic permissions on ``crm.events``: ``read`` only the binding keys
+  ``<chosen type>.<its tenant id>`` (RabbitMQ checks a binding's key against them, so no
+  wildcard and no other tenant), ``write`` none.
 """
 
 from __future__ import annotations
@@ -47,15 +48,18 @@ def access_for(subscription_id: uuid.UUID) -> BrokerAccess:
     return BrokerAccess(user=f"partner-{subscription_id}", queue=f"partner.{subscription_id}")
 
 
-def permissions(access: BrokerAccess, *, exchange: str, tenant_id: uuid.UUID) -> dict[str, Any]:
+def permissions(
+    access: BrokerAccess, *, exchange: str, tenant_id: uuid.UUID, event_types: list[str]
+) -> dict[str, Any]:
     """The vhost and topic permissions of a partner user (see the module's docstring)."""
     queue, exchange_re = re.escape(access.queue), re.escape(exchange)
+    types = "|".join(re.escape(t) for t in event_types)
     return {
         "vhost": {"configure": "^$", "write": f"^{queue}$", "read": f"^({exchange_re}|{queue})$"},
         "topic": {
             "exchange": exchange,
             "write": "^$",
-            "read": rf"^.+\.{re.escape(str(tenant_id))}$",
+            "read": rf"^({types})\.{re.escape(str(tenant_id))}$",
         },
     }
 
@@ -115,7 +119,9 @@ class BrokerAdmin:
         event_types: list[str],
     ) -> None:
         """Create (idempotently) the user, its queue, bindings and permissions."""
-        granted = permissions(access, exchange=self.exchange, tenant_id=tenant_id)
+        granted = permissions(
+            access, exchange=self.exchange, tenant_id=tenant_id, event_types=event_types
+        )
         async with httpx.AsyncClient(**self._client_args) as client:
             await self._call(
                 client,
