@@ -29,6 +29,14 @@ mutation($client: ID!, $types: [String!]!) {
 """
 REVOKE = "mutation($id: ID!) { revokePartnerSubscription(id: $id) { id revokedAt } }"
 LIST = "{ partnerSubscriptions { id queue eventTypes revokedAt } }"
+
+
+def _error(result: dict[str, Any]) -> tuple[str, str | None]:
+    """The code and field of the first error of a GraphQL answer."""
+    extensions = result["errors"][0]["extensions"]
+    return extensions["code"], extensions.get("field")
+
+
 REGISTER = "mutation($input: RegisterCustomerInput!) { registerCustomer(input: $input) { id } }"
 UPDATE = "mutation($input: UpdateCustomerInput!) { updateCustomer(input: $input) { id } }"
 REGISTERED = "identity.customer.registered.v1"
@@ -162,7 +170,7 @@ async def test_a_partner_reads_its_tenants_chosen_events_and_nothing_else(
 
     revoked = await devstack.graphql(stack, REVOKE, {"id": subscription["id"]}, token=admin)
     assert revoked["data"]["revokePartnerSubscription"]["revokedAt"] is not None
-    with pytest.raises(pika.exceptions.ProbableAuthenticationError):
+    with pytest.raises(pika.exceptions.AMQPConnectionError):  # login refused
         await asyncio.to_thread(_connect, stack, user, created["brokerPassword"])
 
 
@@ -180,14 +188,14 @@ async def test_another_tenants_staff_cannot_revoke_and_bad_types_are_named(
     bad = await devstack.graphql(
         stack, CREATE, {"client": client_id, "types": ["identity.customer.#"]}, token=admin
     )
-    assert bad["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "eventTypes"}
+    assert _error(bad) == ("BAD_USER_INPUT", "eventTypes")
     twice = await devstack.graphql(
         stack,
         CREATE,
         {"client": created["subscription"]["clientId"], "types": [REGISTERED]},
         token=admin,
     )
-    assert twice["errors"][0]["extensions"] == {"code": "CONFLICT", "field": "clientId"}
+    assert _error(twice) == ("CONFLICT", "clientId")
     marketer = await staff_token(stack, tenant_id, role="marketer")
     forbidden = await devstack.graphql(
         stack, CREATE, {"client": client_id, "types": [REGISTERED]}, token=marketer

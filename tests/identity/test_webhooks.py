@@ -5,6 +5,7 @@ redelivers; the delivery log says what happened; secrets are never readable agai
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -52,6 +53,14 @@ query($endpoint: ID!, $first: Int!, $after: String) {
   }
 }
 """
+
+
+def _error(result: dict[str, Any]) -> tuple[str, str | None]:
+    """The code and field of the first error of a GraphQL answer."""
+    extensions = result["errors"][0]["extensions"]
+    return extensions["code"], extensions.get("field")
+
+
 REGISTER = "mutation($input: RegisterCustomerInput!) { registerCustomer(input: $input) { id } }"
 UPDATE_CUSTOMER = "mutation($input: UpdateCustomerInput!) { updateCustomer(input: $input) { id } }"
 
@@ -155,10 +164,10 @@ async def test_410_disables_the_endpoint(stack: devstack.Stack, receiver: Webhoo
         lambda: _enabled(stack, admin, endpoint), lambda e: not e["enabled"], timeout=30
     )
     assert "410" in found["disabledReason"]
-    await _register(stack, admin)
-    [delivery, gone] = await _deliveries(stack, admin, endpoint)
+    await _register(stack, admin)  # kept for replay, but not delivered to a disabled endpoint
+    await asyncio.sleep(1)
+    [gone] = await _deliveries(stack, admin, endpoint)
     assert (gone["status"], gone["lastStatusCode"], gone["attemptCount"]) == ("failed", 410, 1)
-    assert delivery["status"] in ("pending", "cancelled") or delivery["attemptCount"] == 0
     assert len(receiver.received) == 1
 
 
@@ -237,7 +246,7 @@ async def test_replay_redelivers_one_event_or_all_since_a_time(
     refused = await devstack.graphql(
         stack, REPLAY, {"endpoint": endpoint, "event": first_id}, token=other_admin
     )
-    assert refused["errors"][0]["extensions"] == {"code": "NOT_FOUND", "field": "endpointId"}
+    assert _error(refused) == ("NOT_FOUND", "endpointId")
 
 
 async def test_secrets_are_not_readable_and_bad_input_is_named(
@@ -253,14 +262,14 @@ async def test_secrets_are_not_readable_and_bad_input_is_named(
         ({"url": receiver.url, "eventTypes": ["nope"]}, "input.eventTypes"),
     ):
         result = await devstack.graphql(stack, CREATE, {"input": bad}, token=admin)
-        assert result["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": field}
+        assert _error(result) == ("BAD_USER_INPUT", field)
     endpoint, _ = await _endpoint(stack, admin, receiver.url, types=[])
     disabled = (await _ok(stack, DISABLE, {"id": endpoint}, admin))["disableWebhookEndpoint"]
     assert disabled["enabled"] is False
     refused = await devstack.graphql(
         stack, REPLAY, {"endpoint": endpoint, "since": "2020-01-01T00:00:00Z"}, token=admin
     )
-    assert refused["errors"][0]["extensions"] == {"code": "CONFLICT", "field": "endpointId"}
+    assert _error(refused) == ("CONFLICT", "endpointId")
     enabled = await _ok(stack, UPDATE, {"input": {"id": endpoint, "enabled": True}}, admin)
     assert enabled["updateWebhookEndpoint"]["enabled"] is True
     agent = await staff_token(stack, tenant_id, role="agent")
