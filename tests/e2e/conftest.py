@@ -30,10 +30,10 @@ def make_tenant(stack: devstack.Stack) -> str:
         [sys.executable, "-m", "identity.tenants.cli", "ensure", "--slug", slug, "--name", slug],
         cwd=devstack.REPO,
         env=stack.env("identity"),
-        check=True,
         capture_output=True,
         text=True,
     )
+    assert out.returncode == 0, f"tenant command failed:\n{out.stderr[-3000:]}"
     return out.stdout.split()[0]
 
 
