@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import uuid
 from collections import defaultdict
@@ -17,7 +18,7 @@ from crm_shared.errors import BadUserInput, Conflict, NotFound
 from crm_shared.events import Envelope
 from crm_shared.pagination import keyset_page
 from identity.access.models import ApiClient
-from identity.partners.broker import BrokerAdmin, access_for
+from identity.partners.broker import BrokerAdmin, BrokerUnavailable, access_for
 from identity.partners.models import (
     DeliveryStatus,
     PartnerSubscription,
@@ -75,7 +76,8 @@ async def create_partner_subscription(
             access, password=password, tenant_id=tenant_id, event_types=data.event_types
         )
     except Exception:
-        await broker.remove(access)
+        with contextlib.suppress(BrokerUnavailable):  # the first failure is the one to report
+            await broker.remove(access)
         raise
     return subscription, password
 

@@ -1,0 +1,58 @@
+"""The delivery loop in-process against the real database: rounds running at once on several
+replicas send each due delivery once (rows claimed with SKIP LOCKED and leased)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from crm_shared.db import Database
+from crm_shared.events import Envelope
+from identity.customers.events import CustomerRegistered
+from identity.partners import service
+from identity.partners.delivery import deliver_due
+from identity.partners.models import WebhookEndpointCreate
+from identity.settings import IdentitySettings
+from tests.support.factories import make_tenant
+from tests.support.webhook_receiver import WebhookReceiver
+
+
+async def test_concurrent_rounds_send_each_delivery_once(identity_db: Database) -> None:
+    receiver = await WebhookReceiver().start()
+    try:
+        tenant_id = await make_tenant(identity_db)
+        async with identity_db.session() as session, session.begin():
+            _, secret = await service.create_webhook_endpoint(
+                session=session,
+                tenant_id=tenant_id,
+                data=WebhookEndpointCreate(url=receiver.url),
+            )
+            for _ in range(12):
+                event = CustomerRegistered(
+                    customer_id=uuid.uuid4(), registered_at=datetime.now(UTC)
+                )
+                envelope = Envelope.wrap(
+                    event, source="identity", tenant_id=tenant_id, subject=None, trace_headers={}
+                )
+                assert await service.keep_event(
+                    session=session, envelope=envelope, window=timedelta(minutes=5)
+                )
+        settings = IdentitySettings(webhook_batch_size=5)
+        async with httpx.AsyncClient(timeout=5) as client:
+            sent = await asyncio.gather(
+                *(
+                    deliver_due(identity_db, settings=settings, client=lambda: client)
+                    for _ in range(3)
+                )
+            )
+        assert sum(sent) == 12
+        ids = [r.webhook_id for r in receiver.received]
+        assert len(ids) == len(set(ids)) == 12
+        assert all(r.verifies_with(secret) for r in receiver.received)
+        async with httpx.AsyncClient(timeout=5) as client:
+            assert await deliver_due(identity_db, settings=settings, client=lambda: client) == 0
+    finally:
+        await receiver.stop()
