@@ -35,4 +35,7 @@ def test_production_refuses_a_database_url_without_password(
     with pytest.raises(ValidationError, match="password"):
         IdentitySettings()
     monkeypatch.setenv("IDENTITY_DATABASE_URL", "postgresql://identity_svc:s3cret@db:5432/crm")
+    with pytest.raises(ValidationError, match="rabbitmq_management_password"):
+        IdentitySettings()  # the broker's management API (partners) has its own secret
+    monkeypatch.setenv("IDENTITY_RABBITMQ_MANAGEMENT_PASSWORD", "s3cret")
     assert IdentitySettings().environment == "production"
