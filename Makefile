@@ -4,8 +4,10 @@ PY := .venv/bin/python
 UV := .tools/bin/uv
 UV_VERSION := 0.13.8
 FED := infra/federation
+ASYNCAPI := infra/asyncapi
+SERVICE_PACKAGES := identity engagement rewards
 
-.PHONY: run test env node services check lint typecheck supergraph bench clean
+.PHONY: run test env node services check lint typecheck supergraph catalogue bench clean
 
 ## Set-up: Python environment from uv.lock, Node tools from package-lock.json
 env: .venv/.synced
@@ -16,9 +18,12 @@ env: .venv/.synced
 	$(UV) sync --frozen --all-packages --python python3
 	touch $@
 
-node: $(FED)/node_modules/.installed
+node: $(FED)/node_modules/.installed $(ASYNCAPI)/node_modules/.installed
 $(FED)/node_modules/.installed: $(FED)/package-lock.json
 	npm ci --prefix $(FED) --no-audit --no-fund --loglevel=error
+	touch $@
+$(ASYNCAPI)/node_modules/.installed: $(ASYNCAPI)/package-lock.json
+	npm ci --prefix $(ASYNCAPI) --no-audit --no-fund --loglevel=error
 	touch $@
 
 services:
@@ -43,5 +48,10 @@ supergraph: env node
 	$(PY) infra/local/print_subgraphs.py | node $(FED)/compose.mjs > infra/supergraph.graphql.tmp
 	mv infra/supergraph.graphql.tmp infra/supergraph.graphql
 
+## The event catalogue (JSON Schema per type, AsyncAPI) from the event models; commit the result
+catalogue: env node
+	$(PY) -m crm_shared.events.catalogue $(SERVICE_PACKAGES) --out docs/events
+	node $(ASYNCAPI)/validate.mjs docs/events/asyncapi.yaml > /dev/null
+
 clean:
-	rm -rf .venv .tools $(FED)/node_modules
+	rm -rf .venv .tools $(FED)/node_modules $(ASYNCAPI)/node_modules

@@ -63,6 +63,12 @@ def stack_config(otlp: OtlpReceiver) -> devstack.Stack:
             # Short back-offs so retries are quick in tests.
             "REWARDS_RETRY_DELAYS_MS": "[200, 400]",
             "REWARDS_LEDGER_CHECK_INTERVAL_SECONDS": "5",
+            # Webhook retries within seconds, so exhausting them is quick in tests.
+            "IDENTITY_WEBHOOK_POLL_SECONDS": "0.2",
+            "IDENTITY_WEBHOOK_RETRY_BASE_SECONDS": "0.2",
+            "IDENTITY_WEBHOOK_RETRY_MAX_SECONDS": "1",
+            "IDENTITY_WEBHOOK_RETRY_WINDOW_SECONDS": "4",
+            "IDENTITY_WEBHOOK_TIMEOUT_SECONDS": "3",
             "LOG_LEVEL": "WARNING",
         },
     )

@@ -37,4 +37,13 @@ if ! port_open 5672; then
     exit 1
   fi
 fi
-echo "PostgreSQL and RabbitMQ are up." >&2
+# Partner subscriptions are provisioned through the management HTTP API (identity.partners).
+# Enabling an enabled plugin is a no-op, and it needs no broker restart.
+if command -v rabbitmq-plugins >/dev/null && ! port_open 15672; then
+  rabbitmq-plugins -q enable rabbitmq_management >/dev/null || {
+    echo "error: could not enable rabbitmq_management (partner subscriptions need it)" >&2
+    exit 1
+  }
+  wait_port 15672 "RabbitMQ management" 60 || exit 1
+fi
+echo "PostgreSQL and RabbitMQ (with management on :15672) are up." >&2

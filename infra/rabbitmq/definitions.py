@@ -16,18 +16,22 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from crm_shared.events.topology import QueueNames
+from crm_shared.events.topology import QueueNames, binding_key
 from crm_shared.settings import ServiceSettings
 
 VHOST = "crm"
 SERVICES = ("identity", "engagement", "rewards")
 PARKED_MAX_BYTES = 1024**3
+PARTNERS_ADMIN = "identity-partners"
 
 
 def handled_event_types() -> dict[str, list[str]]:
-    """The event types each service's consumer binds, from its handler registry."""
+    """The event types each consumer binds, from its handler registry: one per service, plus
+    the further queues a service consumes (``<service>.<purpose>``, e.g. identity's webhook
+    deliveries, bound to every type: ``#``)."""
     from engagement.handlers import HANDLERS as engagement
     from identity.handlers import build_handlers as identity_handlers
+    from identity.partners.handlers import webhook_handlers
     from identity.settings import IdentitySettings
     from rewards.handlers import build_handlers
     from rewards.settings import RewardsSettings
@@ -37,7 +41,9 @@ def handled_event_types() -> dict[str, list[str]]:
         "engagement": engagement,
         "rewards": build_handlers(RewardsSettings()),
     }
-    return {service: sorted(registries[service]) for service in SERVICES}
+    consumers = {service: sorted(registries[service]) for service in SERVICES}
+    consumers["identity.webhooks"] = sorted(webhook_handlers(IdentitySettings()))
+    return consumers
 
 
 def _quorum(extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -52,7 +58,7 @@ def _quorum(extra: Mapping[str, Any]) -> dict[str, Any]:
 
 def _own(service: str) -> str:
     """A regex of the queue names of ``service`` (topology.QueueNames)."""
-    return rf"{service}\.(events|parked|retry\.[0-9]+ms)"
+    return rf"{service}(\.[a-z_]+)?\.(events|parked|retry\.[0-9]+ms)"
 
 
 def build_definitions() -> dict[str, Any]:
@@ -99,11 +105,16 @@ def build_definitions() -> dict[str, Any]:
                     "vhost": VHOST,
                     "destination": names.events,
                     "destination_type": "queue",
-                    "routing_key": f"{event_type}.*",
+                    "routing_key": binding_key(event_type),
                     "arguments": {},
                 }
             )
-    users = [_user(service) for service in SERVICES] + [_user("crm-ops", tags=["monitoring"])]
+    users = [_user(service) for service in SERVICES] + [
+        _user("crm-ops", tags=["monitoring"]),
+        # Identity provisions partner subscriptions through the management API with it
+        # (IDENTITY_RABBITMQ_MANAGEMENT_USER): creating users needs the administrator tag.
+        _user(PARTNERS_ADMIN, tags=["administrator"]),
+    ]
     permissions = [
         {
             # Declare the exchange and its own queues; publish events and forward to its own
@@ -122,8 +133,16 @@ def build_definitions() -> dict[str, Any]:
             "vhost": VHOST,
             "configure": "^$",
             "write": r"^amq\.default$",
-            "read": r"^[a-z_]+\.parked$",
-        }
+            "read": r"^[a-z_]+(\.[a-z_]+)?\.parked$",
+        },
+        {
+            # Declares, binds and deletes partner queues (partner.<subscription id>) only.
+            "user": PARTNERS_ADMIN,
+            "vhost": VHOST,
+            "configure": rf"^({exchange_re}|partner\.[0-9a-f-]+)$",
+            "write": r"^partner\.[0-9a-f-]+$",
+            "read": rf"^{exchange_re}$",
+        },
     ]
     topic_permissions = [
         {
@@ -140,7 +159,7 @@ def build_definitions() -> dict[str, Any]:
         {
             "vhost": VHOST,
             "name": "crm-parked-bounded",
-            "pattern": r"^[a-z_]+\.parked$",
+            "pattern": r"^[a-z_]+(\.[a-z_]+)?\.parked$",
             "apply-to": "queues",
             "priority": 10,
             # Bounded, and refusing rather than dropping: parking waits instead of losing.
@@ -149,7 +168,7 @@ def build_definitions() -> dict[str, Any]:
         {
             "vhost": VHOST,
             "name": "crm-events-safety-net",
-            "pattern": r"^[a-z_]+\.events$",
+            "pattern": r"^[a-z_]+(\.[a-z_]+)?\.events$",
             "apply-to": "queues",
             "priority": 0,
             # The services declare these with arguments (which win); the policy covers a

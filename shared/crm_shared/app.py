@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,13 +60,15 @@ def create_service_app(
     verifier: TokenVerifier | None = None,
     routers: Sequence[APIRouter] = (),
     jobs: Sequence[PeriodicJob] = (),
+    queues: Mapping[str, Registry] | None = None,
 ) -> FastAPI:
     """The app of one subgraph service; ``handlers`` are the events it consumes.
 
     ``verifier`` checks callers' tokens; by default against the JWKS at ``settings.jwks_url``.
     ``routers`` are the service's own HTTP endpoints beside ``/graphql`` (ingestion, tokens).
     ``jobs`` run on their schedule for as long as the app runs (those with an interval of 0
-    are off).
+    are off). ``queues`` are further consumers, each with queues of its own named
+    ``<service>.<purpose>`` (e.g. ``identity.webhooks``, bound to every event type).
     """
     configure_telemetry(settings.service_name, environment=settings.environment)
     db = Database(settings)
@@ -93,15 +95,22 @@ def create_service_app(
             poll_seconds=settings.outbox_poll_seconds,
         )
         relay_task = asyncio.create_task(relay.run(), name=f"{settings.service_name}-relay")
-        consumer = EventConsumer(
-            service=settings.service_name,
-            database=db,
-            handlers=handlers,
-            retry_delays_ms=settings.retry_delays_ms,
-            delivery_limit=settings.delivery_limit,
-            prefetch=settings.consumer_prefetch,
-        )
-        if handlers:
+        consumers = [
+            EventConsumer(
+                service=name,
+                database=db,
+                handlers=registry,
+                retry_delays_ms=settings.retry_delays_ms,
+                delivery_limit=settings.delivery_limit,
+                prefetch=settings.consumer_prefetch,
+            )
+            for name, registry in [
+                (settings.service_name, handlers),
+                *((f"{settings.service_name}.{p}", r) for p, r in (queues or {}).items()),
+            ]
+            if registry
+        ]
+        for consumer in consumers:
             await consumer.start(connection, settings.exchange)
         await live.start(connection, settings.exchange)
         job_tasks = [
@@ -117,7 +126,8 @@ def create_service_app(
             for task in job_tasks:
                 task.cancel()
             await asyncio.gather(*job_tasks, return_exceptions=True)
-            await consumer.stop()
+            for consumer in consumers:
+                await consumer.stop()
             relay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await relay_task

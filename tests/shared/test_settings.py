@@ -36,6 +36,9 @@ def test_production_refuses_a_database_url_without_password(
         IdentitySettings()
     monkeypatch.setenv("IDENTITY_DATABASE_URL", "postgresql://identity_svc:s3cret@db:5432/crm")
     monkeypatch.setenv("IDENTITY_CONTACT_FINGERPRINT_SECRET", "f" * 32)
+    with pytest.raises(ValidationError, match="rabbitmq_management_password"):
+        IdentitySettings()  # the broker's management API (partners) has its own secret
+    monkeypatch.setenv("IDENTITY_RABBITMQ_MANAGEMENT_PASSWORD", "s3cret")
     assert IdentitySettings().environment == "production"
 
 

@@ -13,6 +13,9 @@ from identity.access import keys
 from identity.access.routes import router as access_router
 from identity.access.service import TokenSettings
 from identity.handlers import build_handlers
+from identity.partners.delivery import webhook_jobs
+from identity.partners.handlers import webhook_handlers
+from identity.partners.routes import router as partners_router
 from identity.schema import schema
 from identity.settings import IdentitySettings
 
@@ -35,7 +38,11 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
         verifier=TokenVerifier(
             own_jwks, issuer=settings.auth_issuer, audience=settings.auth_audience
         ),
-        routers=[access_router],
+        routers=[access_router, partners_router],
+        # Events of tenants with webhook endpoints are kept and delivered from a queue of
+        # their own, bound to every type (identity.webhooks.events).
+        queues={"webhooks": webhook_handlers(settings)},
+        jobs=webhook_jobs(settings),
     )
     databases.append(app.state.db)
     app.state.token_settings = token_settings(settings)

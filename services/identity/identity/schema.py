@@ -7,10 +7,13 @@ from identity.access import schema as access
 from identity.consent import schema as consent
 from identity.customers import merge_schema as merges
 from identity.customers import schema as customers
+from identity.partners import schema as partners
 from identity.privacy import schema as privacy
 from identity.profiles import schema as profiles
 
-Query = merge_types("Query", (customers.Query, profiles.Query, privacy.Query, access.Query))
+Query = merge_types(
+    "Query", (customers.Query, profiles.Query, privacy.Query, access.Query, partners.Query)
+)
 Mutation = merge_types(
     "Mutation",
     (
@@ -20,6 +23,7 @@ Mutation = merge_types(
         consent.Mutation,
         privacy.Mutation,
         access.Mutation,
+        partners.Mutation,
     ),
 )
 

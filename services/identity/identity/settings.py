@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote, urlsplit
+
 from pydantic import model_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -37,3 +39,36 @@ class IdentitySettings(ServiceSettings):
         ):
             raise ValueError("contact_fingerprint_secret: set a random secret of 32+ characters")
         return self
+
+    # Partners (identity.partners): the broker's management HTTP API, through which partner
+    # subscriptions get their broker user, queue, bindings and permissions.
+    rabbitmq_management_url: str = "http://127.0.0.1:15672"
+    rabbitmq_management_user: str = "guest"
+    rabbitmq_management_password: str = "guest"
+    # A partner queue keeps at most this much; beyond it the oldest messages go (never
+    # reject-publish: a partner that stops reading must not stall the services' relays).
+    partner_queue_max_length_bytes: int = 256 * 1024**2
+    # Webhooks: how often due attempts are sent, how many per round, each request's timeout.
+    webhook_poll_seconds: float = 1.0
+    webhook_batch_size: int = 50
+    webhook_timeout_seconds: float = 10.0
+    # Retries back off exponentially (base * 2^(attempt-1), capped, with jitter) for at most
+    # the window after the event; then the delivery fails and the endpoint is disabled.
+    webhook_retry_base_seconds: float = 5.0
+    webhook_retry_max_seconds: float = 3_600.0
+    webhook_retry_window_seconds: float = 3 * 86_400.0
+    # Kept events (for replay) are forgotten after this many days.
+    webhook_event_retention_days: int = 30
+    # After a rotation the previous secret still signs (a second signature) this long.
+    webhook_secret_overlap_seconds: float = 86_400.0
+
+    @model_validator(mode="after")
+    def _refuse_default_management_credentials(self) -> IdentitySettings:
+        if self.environment == "production" and self.rabbitmq_management_password == "guest":
+            raise ValueError("rabbitmq_management_password is the default guest one in production")
+        return self
+
+    @property
+    def vhost(self) -> str:
+        """The broker's virtual host, as ``amqp_url`` names it."""
+        return unquote(urlsplit(self.amqp_url).path.lstrip("/")) or "/"

@@ -25,7 +25,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from pydantic import ValidationError
+from pydantic import ConfigDict, ValidationError
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -47,6 +47,8 @@ tracer = trace.get_tracer(__name__)
 E = TypeVar("E", bound=Event)
 
 ATTEMPT_HEADER = "x-crm-attempt"
+# The registry key of a handler that reacts to every event type (its queue is bound to ``#``).
+ALL_EVENTS = "#"
 ERROR_HEADER = "x-crm-error"
 
 
@@ -75,6 +77,14 @@ class Handler(Generic[E]):
 Registry = Mapping[str, Sequence[Handler[Any]]]
 
 
+class AnyEvent(Event):
+    """Any event at all, its data kept whole: for handlers of every type (``ALL_EVENTS``)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    type = ALL_EVENTS
+
+
 def registry(*handlers: Handler[Any]) -> dict[str, list[Handler[Any]]]:
     """Group handlers by the event type they react to."""
     by_type: dict[str, list[Handler[Any]]] = {}
@@ -84,7 +94,12 @@ def registry(*handlers: Handler[Any]) -> dict[str, list[Handler[Any]]]:
 
 
 class EventConsumer:
-    """Consumes a service's queue and dispatches to its handlers."""
+    """Consumes a service's queue and dispatches to its handlers.
+
+    ``service`` names the queues (:class:`QueueNames`); a service with a second queue (e.g.
+    identity's webhook deliveries, bound to every type) runs a second consumer named
+    ``<service>.<purpose>``.
+    """
 
     def __init__(
         self,
@@ -148,7 +163,10 @@ class EventConsumer:
             },
         ) as span:
             try:
-                for handler in self._handlers.get(envelope.type, ()):
+                for handler in (
+                    *self._handlers.get(envelope.type, ()),
+                    *self._handlers.get(ALL_EVENTS, ()),
+                ):
                     await self._run_handler(handler, envelope)
             except Rejected as exc:
                 span.record_exception(exc)

@@ -36,6 +36,11 @@ class QueueNames:
         return f"{self.service}.retry.{delay_ms}ms"
 
 
+def binding_key(event_type: str) -> str:
+    """The binding of a handled type: ``<type>.*`` (every tenant); ``#`` is every type."""
+    return event_type if event_type == "#" else f"{event_type}.*"
+
+
 async def declare_exchange(channel: AbstractChannel, name: str) -> AbstractExchange:
     """The durable topic exchange all events travel through."""
     return await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
@@ -82,5 +87,5 @@ async def declare_service_queues(
             },
         )
     for event_type in event_types:
-        await queue.bind(exchange, routing_key=f"{event_type}.*")
+        await queue.bind(exchange, routing_key=binding_key(event_type))
     return queue

@@ -28,6 +28,7 @@ from identity.consent.models import ConsentRecord
 from identity.customers.merge import CustomerMerge
 from identity.customers.models import OPTIONAL_PROFILE_FIELDS, ContactPoint, Customer
 from identity.customers.service import customer_for_update
+from identity.partners.service import scrub_webhook_events
 from identity.privacy.models import ErasureConfirmation, ErasureRequest
 from identity.profiles.models import LinkSuggestion, ProfileLink, SocialProfile
 
@@ -140,9 +141,9 @@ async def request_erasure(
     session.add(request)
     await session.flush()
     session.add(ErasureConfirmation(request_id=request.id, service=SERVICE))
-    await scrub_outbox(
-        session, "identity", [str(i) for i in ids] + [r.platform_user_id for r in refs]
-    )
+    needles = [str(i) for i in ids] + [r.platform_user_id for r in refs]
+    await scrub_outbox(session, "identity", needles)
+    await scrub_webhook_events(session, tenant_id, needles)
     await record_event(
         session,
         ErasureRequested(

@@ -1,0 +1,196 @@
+"""Partner access to the broker, through RabbitMQ's management HTTP API.
+
+A subscription is a broker user with a generated password, a durable quorum queue of its
+own, bindings from ``crm.events`` for ``<type>.<its tenant id>`` of the chosen types, and
+permissions that let the user read that queue and nothing else:
+
+- ``configure`` none: it declares and deletes nothing;
+- ``write`` only its queue: it may bind its queue (``queue.bind`` needs write on the queue),
+  but may publish nowhere (no write on any exchange, ``amq.default`` included);
+- ``read`` its queue and ``crm.events`` (binding needs read on the exchange);
+- topic permissions on ``crm.events``: ``read`` only the binding keys
+  ``<chosen type>.<its tenant id>`` (RabbitMQ checks a binding's key against them, so no
+  wildcard and no other tenant), ``write`` none.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from crm_shared.errors import CrmError
+from crm_shared.events import routing_key_for
+from identity.settings import IdentitySettings
+
+
+class BrokerUnavailable(CrmError):
+    """The broker's management API did not do what was asked; nothing was kept."""
+
+    code = "SERVICE_UNAVAILABLE"
+    http_status = 503
+
+
+@dataclass(frozen=True)
+class BrokerAccess:
+    """What a partner subscription owns on the broker."""
+
+    user: str
+    queue: str
+
+
+def access_for(subscription_id: uuid.UUID) -> BrokerAccess:
+    """The broker user and queue names of a subscription."""
+    return BrokerAccess(user=f"partner-{subscription_id}", queue=f"partner.{subscription_id}")
+
+
+def permissions(
+    access: BrokerAccess, *, exchange: str, tenant_id: uuid.UUID, event_types: list[str]
+) -> dict[str, Any]:
+    """The vhost and topic permissions of a partner user (see the module's docstring)."""
+    queue, exchange_re = re.escape(access.queue), re.escape(exchange)
+    types = "|".join(re.escape(t) for t in event_types)
+    return {
+        "vhost": {"configure": "^$", "write": f"^{queue}$", "read": f"^({exchange_re}|{queue})$"},
+        "topic": {
+            "exchange": exchange,
+            "write": "^$",
+            "read": rf"^({types})\.{re.escape(str(tenant_id))}$",
+        },
+    }
+
+
+class BrokerAdmin:
+    """The management API of one vhost, with an administrator's credentials."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        user: str,
+        password: str,
+        vhost: str,
+        exchange: str,
+        queue_max_length_bytes: int,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._client_args: dict[str, Any] = {
+            "base_url": url.rstrip("/") + "/api",
+            "auth": (user, password),
+            "timeout": 10.0,
+            "transport": transport,
+        }
+        self.vhost = vhost
+        self.exchange = exchange
+        self._max_bytes = queue_max_length_bytes
+
+    def _path(self, *parts: str) -> str:
+        return "/" + "/".join(quote(p, safe="") for p in parts)
+
+    async def _call(
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        path: str,
+        body: Any = None,
+        ok404: bool = False,
+    ) -> None:
+        try:
+            response = await client.request(method, path, json=body)
+        except httpx.HTTPError as exc:
+            raise BrokerUnavailable(f"broker management API unreachable: {exc}") from None
+        if response.status_code == 404 and ok404:
+            return
+        if response.status_code >= 300:
+            raise BrokerUnavailable(
+                f"broker management API refused {method} {path}: {response.status_code}"
+            )
+
+    async def provision(
+        self,
+        access: BrokerAccess,
+        *,
+        password: str,
+        tenant_id: uuid.UUID,
+        event_types: list[str],
+    ) -> None:
+        """Create (idempotently) the user, its queue, bindings and permissions."""
+        granted = permissions(
+            access, exchange=self.exchange, tenant_id=tenant_id, event_types=event_types
+        )
+        async with httpx.AsyncClient(**self._client_args) as client:
+            await self._call(
+                client,
+                "PUT",
+                self._path("exchanges", self.vhost, self.exchange),
+                {"type": "topic", "durable": True, "auto_delete": False, "arguments": {}},
+            )
+            await self._call(
+                client,
+                "PUT",
+                self._path("queues", self.vhost, access.queue),
+                {
+                    "durable": True,
+                    "auto_delete": False,
+                    "arguments": {
+                        "x-queue-type": "quorum",
+                        "x-max-length-bytes": self._max_bytes,
+                        "x-overflow": "drop-head",
+                    },
+                },
+            )
+            for event_type in event_types:
+                await self._call(
+                    client,
+                    "POST",
+                    self._path("bindings", self.vhost, "e", self.exchange, "q", access.queue),
+                    {"routing_key": routing_key_for(event_type, tenant_id), "arguments": {}},
+                )
+            await self._call(
+                client,
+                "PUT",
+                self._path("users", access.user),
+                {"password": password, "tags": ""},
+            )
+            await self._call(
+                client,
+                "PUT",
+                self._path("permissions", self.vhost, access.user),
+                granted["vhost"],
+            )
+            await self._call(
+                client,
+                "PUT",
+                self._path("topic-permissions", self.vhost, access.user),
+                granted["topic"],
+            )
+
+    async def remove(self, access: BrokerAccess) -> None:
+        """Delete the user (closing its connections) and its queue; what is gone stays gone."""
+        async with httpx.AsyncClient(**self._client_args) as client:
+            await self._call(client, "DELETE", self._path("users", access.user), ok404=True)
+            await self._call(
+                client,
+                "DELETE",
+                self._path("connections", "username", access.user),
+                ok404=True,
+            )
+            await self._call(
+                client, "DELETE", self._path("queues", self.vhost, access.queue), ok404=True
+            )
+
+
+def broker_admin(settings: IdentitySettings) -> BrokerAdmin:
+    """The management API client of identity's vhost, from its settings."""
+    return BrokerAdmin(
+        url=settings.rabbitmq_management_url,
+        user=settings.rabbitmq_management_user,
+        password=settings.rabbitmq_management_password,
+        vhost=settings.vhost,
+        exchange=settings.exchange,
+        queue_max_length_bytes=settings.partner_queue_max_length_bytes,
+    )

@@ -1,0 +1,69 @@
+"""Standard Webhooks signing and the retry schedule, as pure functions (no I/O)."""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+import uuid
+
+from standardwebhooks.webhooks import Webhook
+
+from identity.partners.broker import BrokerAccess, permissions
+from identity.partners.signing import headers, new_secret, retry_delay
+
+
+def test_a_signed_request_verifies_with_the_standard_library() -> None:
+    secret = new_secret()
+    body = b'{"id":"e1","type":"identity.customer.registered.v1"}'
+    sent = headers([secret], msg_id="e1", timestamp=int(time.time()), body=body)
+    assert Webhook(secret).verify(body, sent) == {
+        "id": "e1",
+        "type": "identity.customer.registered.v1",
+    }
+
+
+def test_two_secrets_give_two_signatures_each_valid_alone() -> None:
+    old, new = new_secret(), new_secret()
+    body = b"{}"
+    sent = headers([new, old], msg_id="e2", timestamp=int(time.time()), body=body)
+    assert sent["webhook-signature"].count("v1,") == 2
+    for secret in (old, new):
+        Webhook(secret).verify(body, sent)
+
+
+def test_secrets_are_fresh_and_prefixed() -> None:
+    assert len({new_secret() for _ in range(50)}) == 50
+    assert all(s.startswith("whsec_") for s in (new_secret(), new_secret()))
+
+
+def test_retries_back_off_exponentially_with_jitter_and_a_cap() -> None:
+    rng = random.Random(7)
+    delays = [retry_delay(n, base=1.0, cap=60.0, rng=rng) for n in range(1, 12)]
+    for attempt, delay in enumerate(delays, start=1):
+        ceiling = min(60.0, 2.0 ** (attempt - 1))
+        assert ceiling / 2 <= delay <= ceiling
+    assert len({round(d, 6) for d in delays[6:]}) > 1  # capped, but not all equal
+
+
+def test_a_partner_user_may_bind_only_its_chosen_types_of_its_tenant_and_publish_nowhere() -> None:
+    tenant, other = uuid.uuid4(), uuid.uuid4()
+    access = BrokerAccess(user="partner-x", queue="partner.x")
+    chosen = ["identity.customer.registered.v1", "rewards.points.credited.v1"]
+    granted = permissions(access, exchange="crm.events", tenant_id=tenant, event_types=chosen)
+    topic = granted["topic"]["read"]
+    for allowed in chosen:
+        assert re.search(topic, f"{allowed}.{tenant}")
+    for refused in (
+        f"identity.customer.registered.v1.{other}",
+        f"identity.customer.updated.v1.{tenant}",
+        f"identityXcustomer.registered.v1.{tenant}",
+        f"#.{tenant}",
+        "#",
+        "identity.customer.registered.v1.*",
+    ):
+        assert not re.search(topic, refused), refused
+    assert not re.search(granted["vhost"]["write"], "crm.events")
+    assert not re.search(granted["vhost"]["write"], "amq.default")
+    assert not re.search(granted["vhost"]["read"], "identity.events")
+    assert granted["vhost"]["configure"] == "^$"
