@@ -14,6 +14,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 from cloudevents.core.formats.json import JSONFormat
 
 from crm_shared import devstack
@@ -67,7 +68,17 @@ def test_the_catalogue_describes_producers_not_consumers_readings() -> None:
     assert "policy_version" in models["identity.consent.changed.v1"].model_fields
     # Factory-made families are found too.
     assert {"engagement.erasure.completed.v1", "rewards.staff_action.recorded.v1"} <= set(models)
-    assert all(t.split(".")[0] in PACKAGES for t in models)
+    assert all(t.split(".")[0] in PACKAGES or t.startswith("partner.") for t in models)
+
+
+def test_facts_partners_publish_are_described_by_what_their_consumer_accepts() -> None:
+    models = _models()
+    purchase = models["partner.purchase.reported.v1"]
+    assert purchase.__module__ == "rewards.purchases.events"
+    assert {"order_id", "amount_cents", "currency"} <= set(purchase.model_fields)
+    operations = yaml.safe_load((CATALOGUE / "asyncapi.yaml").read_text())["operations"]
+    assert operations["send.partner.purchase.reported.v1"]["action"] == "send"
+    assert operations["receive.rewards.purchase.recorded.v1"]["action"] == "receive"
 
 
 def test_the_dataschema_of_every_event_is_its_schemas_published_id() -> None:

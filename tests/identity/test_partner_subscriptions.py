@@ -1,6 +1,7 @@
 """Partner broker subscriptions: a partner client gets its own queue of its tenant's events of
 the chosen types, read with a plain AMQP client (pika, not our library), and nothing more:
-no other queue, no other tenant's routing keys, no publishing. Revoking removes it."""
+no other queue, no other tenant's routing keys, no publishing but its own tenant's partner
+facts. Revoking removes it."""
 
 from __future__ import annotations
 
@@ -142,18 +143,24 @@ async def test_a_partner_reads_its_tenants_chosen_events_and_nothing_else(
                 _refused(lambda k=key: connection.channel().queue_bind(queue, "crm.events", k))
                 == 403
             )
-        # It reads no other queue, and publishes nowhere.
+        # It reads no other queue; it publishes only its own tenant's partner facts.
         assert _refused(lambda: connection.channel().basic_get("identity.events")) == 403
-        publisher = connection.channel()
-        publisher.confirm_delivery()
-        assert (
-            _refused(
-                lambda: publisher.basic_publish(
-                    "crm.events", f"{REGISTERED}.{tenant_id}", b"{}", mandatory=False
-                )
+        for key in (
+            f"{REGISTERED}.{tenant_id}",
+            f"partner.purchase.reported.v1.{other_tenant}",
+            "partner.purchase.reported.v1.#",
+        ):
+            publisher = connection.channel()
+            publisher.confirm_delivery()
+            assert (
+                _refused(lambda p=publisher, k=key: p.basic_publish("crm.events", k, b"{}")) == 403
             )
-            == 403
-        )
+        facts = connection.channel()
+        facts.confirm_delivery()
+        facts.basic_publish("crm.events", f"partner.purchase.reported.v1.{tenant_id}", b"{}")
+        default = connection.channel()
+        default.confirm_delivery()
+        assert _refused(lambda: default.basic_publish("", "rewards.events", b"{}")) == 403
         assert (
             _refused(lambda: connection.channel().queue_declare(f"partner.{uuid.uuid4()}")) == 403
         )

@@ -187,3 +187,49 @@ async def test_a_rejected_message_is_parked_at_once_with_its_reason_while_others
         assert attempts.count(1) == 1  # never retried
     finally:
         await consumer.stop()
+
+
+async def test_an_envelope_naming_another_tenant_than_its_routing_key_is_parked_unhandled(
+    rewards_db: Database, amqp: aio_pika.abc.AbstractRobustConnection
+) -> None:
+    """A publisher allowed only its own tenant's keys cannot slip in another tenant's data."""
+    handled: list[int] = []
+
+    async def count(event: DrillCounted, **_: object) -> None:
+        handled.append(event.n)
+
+    service = f"drill{uuid.uuid4().hex[:6]}"
+    consumer = EventConsumer(
+        service=service,
+        database=rewards_db,
+        handlers=registry(Handler(DrillCounted, count)),
+        retry_delays_ms=[300],
+        delivery_limit=10,
+        prefetch=20,
+    )
+    await consumer.start(amqp, "crm.events")
+    try:
+        channel = await amqp.channel(publisher_confirms=True)
+        exchange = await declare_exchange(channel, "crm.events")
+        own, victim = uuid.uuid4(), uuid.uuid4()
+        spoofed = _envelope(DrillCounted(n=1), victim)
+        await exchange.publish(
+            aio_pika.Message(spoofed.to_json(), message_id=str(spoofed.id)),
+            routing_key=f"{spoofed.type}.{own}",
+        )
+        await _publish(exchange, _envelope(DrillCounted(n=2), own))
+
+        async def parked() -> list[ParkedMessage]:
+            return await list_parked(channel, service)
+
+        [found] = await eventually(parked, lambda found: len(found) == 1, timeout=10)
+        assert found.error == (
+            f"rejected: routing key {spoofed.type}.{own} does not name the envelope's tenant"
+        )
+        await eventually(lambda: _done(handled), lambda n: n == [2], timeout=10)
+    finally:
+        await consumer.stop()
+
+
+async def _done(handled: list[int]) -> list[int]:
+    return list(handled)

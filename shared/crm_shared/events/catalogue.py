@@ -33,6 +33,7 @@ from crm_shared.settings import ServiceSettings
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 CONTENT_TYPE = "application/cloudevents+json"
 AMQP_BINDING_VERSION = "0.3.0"
+PARTNER_PREFIX = "partner."
 
 
 def _subclasses(root: type[Event]) -> Iterator[type[Event]]:
@@ -92,11 +93,20 @@ def producer_models(packages: Sequence[str]) -> dict[str, type[Event]]:
     models = {}
     for event_type, classes in candidates.items():
         best = min(classes, key=lambda c: _preference(c, event_type))
+        if is_partner_fact(event_type):
+            # Partners publish these; the consuming service's model is what it accepts.
+            models[event_type] = best
+            continue
         if _preference(best, event_type)[0] == 2:
             continue  # only consumers model it: a contract to come, not a published event
         if event_type.split(".", 1)[0] in producers:
             models[event_type] = best
     return dict(sorted(models.items()))
+
+
+def is_partner_fact(event_type: str) -> bool:
+    """Whether partners publish ``event_type`` (``partner.<fact>.reported.v<n>``) to us."""
+    return event_type.startswith(PARTNER_PREFIX)
 
 
 def schema_uri(event_type: str) -> str:
@@ -193,9 +203,14 @@ def asyncapi_document(models: Mapping[str, type[Event]], *, exchange: str) -> di
             "messages": {event_type: {"$ref": f"#/components/messages/{event_type}"}},
             "bindings": {"amqp": exchange_binding},
         }
-        operations[f"receive.{event_type}"] = {
-            "action": "receive",
-            "summary": f"A partner's queue receives {event_type} of its tenant.",
+        sends = is_partner_fact(event_type)
+        operations[f"{'send' if sends else 'receive'}.{event_type}"] = {
+            "action": "send" if sends else "receive",
+            "summary": (
+                f"A partner publishes {event_type} with its own tenant's routing key."
+                if sends
+                else f"A partner's queue receives {event_type} of its tenant."
+            ),
             "channel": {"$ref": f"#/channels/{event_type}"},
             "messages": [{"$ref": f"#/channels/{event_type}/messages/{event_type}"}],
             "bindings": {

@@ -50,6 +50,7 @@ ATTEMPT_HEADER = "x-crm-attempt"
 # The registry key of a handler that reacts to every event type (its queue is bound to ``#``).
 ALL_EVENTS = "#"
 ERROR_HEADER = "x-crm-error"
+ROUTING_KEY_HEADER = "x-crm-routing-key"
 
 
 class Rejected(Exception):
@@ -148,6 +149,14 @@ class EventConsumer:
             consumer_parked.add(1, {"event_type": message.type or "", "reason": "invalid_envelope"})
             await self._park(message, f"invalid envelope: {exc}", attempt=self._attempt(message))
             return
+        # The broker lets a publisher use only its own tenant's routing keys (partners'
+        # topic permissions); an envelope naming another tenant than its key is refused.
+        origin = str((message.headers or {}).get(ROUTING_KEY_HEADER) or message.routing_key or "")
+        if origin.startswith(f"{envelope.type}.") and origin != envelope.routing_key:
+            consumer_parked.add(1, {"event_type": envelope.type, "reason": "rejected"})
+            reason = f"rejected: routing key {origin} does not name the envelope's tenant"
+            await self._park(message, reason, attempt=self._attempt(message))
+            return
         current = trace.get_current_span().get_span_context()
         parent = None if current.is_valid else context_from(envelope.trace_headers)
         with tracer.start_as_current_span(
@@ -240,7 +249,8 @@ class EventConsumer:
                 ATTEMPT_HEADER: attempt,
                 ERROR_HEADER: error[:2000],
                 "x-crm-failed-at": datetime.now(UTC).isoformat(),
-                "x-crm-routing-key": message.routing_key or "",
+                # Where it was first published (a retry comes back on the service's queue).
+                ROUTING_KEY_HEADER: headers.get(ROUTING_KEY_HEADER) or message.routing_key or "",
             }
         )
         await self._channel.default_exchange.publish(copy_of(message, headers), routing_key=queue)

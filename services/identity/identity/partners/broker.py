@@ -5,12 +5,15 @@ own, bindings from ``crm.events`` for ``<type>.<its tenant id>`` of the chosen t
 permissions that let the user read that queue and nothing else:
 
 - ``configure`` none: it declares and deletes nothing;
-- ``write`` only its queue: it may bind its queue (``queue.bind`` needs write on the queue),
-  but may publish nowhere (no write on any exchange, ``amq.default`` included);
+- ``write`` its queue (``queue.bind`` needs write on the queue) and ``crm.events``, where the
+  topic permissions below let it publish only its own tenant's partner facts; no other
+  exchange (``amq.default`` included);
 - ``read`` its queue and ``crm.events`` (binding needs read on the exchange);
 - topic permissions on ``crm.events``: ``read`` only the binding keys
   ``<chosen type>.<its tenant id>`` (RabbitMQ checks a binding's key against them, so no
-  wildcard and no other tenant), ``write`` none.
+  wildcard and no other tenant), ``write`` only ``partner.<fact>.reported.v<n>.<its tenant
+  id>`` (purchases, refunds: see docs/events.md). Consumers refuse an envelope whose tenant
+  is not its routing key's, so a partner cannot speak for another tenant.
 """
 
 from __future__ import annotations
@@ -55,10 +58,14 @@ def permissions(
     queue, exchange_re = re.escape(access.queue), re.escape(exchange)
     types = "|".join(re.escape(t) for t in event_types)
     return {
-        "vhost": {"configure": "^$", "write": f"^{queue}$", "read": f"^({exchange_re}|{queue})$"},
+        "vhost": {
+            "configure": "^$",
+            "write": f"^({exchange_re}|{queue})$",
+            "read": f"^({exchange_re}|{queue})$",
+        },
         "topic": {
             "exchange": exchange,
-            "write": "^$",
+            "write": rf"^partner\.[a-z_]+\.reported\.v[0-9]+\.{re.escape(str(tenant_id))}$",
             "read": rf"^({types})\.{re.escape(str(tenant_id))}$",
         },
     }
