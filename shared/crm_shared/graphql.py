@@ -19,11 +19,13 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.dataloader import DataLoader
 from strawberry.extensions import ParserCache, QueryDepthLimiter, SchemaExtension, ValidationCache
+from strawberry.federation.schema import FederationAny
 from strawberry.types import ExecutionContext, Info
+from strawberry.types.base import StrawberryObjectDefinition
 
 from crm_shared.auth import Permission, Principal, TokenVerifier, bearer_token
 from crm_shared.db import Database
-from crm_shared.errors import CrmError, Unauthenticated
+from crm_shared.errors import BadUserInput, CrmError, Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +179,26 @@ class SubgraphSchema(strawberry.federation.Schema):
     ) -> None:
         # Expected errors are the caller's business; unexpected ones are logged by ErrorCodes.
         return None
+
+    def entities_resolver(
+        self, info: Info, representations: list[FederationAny]
+    ) -> list[FederationAny]:
+        """``_entities``; a representation that is not an object naming one of our types is
+        the caller's error (strawberry would fail on it with an internal error)."""
+        for index, representation in enumerate(representations):
+            if not self._is_entity_representation(representation):
+                raise BadUserInput(
+                    f"representations.{index}: not a representation of an entity of this subgraph",
+                    field=f"representations.{index}",
+                )
+        return super().entities_resolver(info, representations)
+
+    def _is_entity_representation(self, representation: object) -> bool:
+        if not isinstance(representation, dict):
+            return False
+        name = representation.get("__typename")
+        found = self.schema_converter.type_map.get(name) if isinstance(name, str) else None
+        return found is not None and isinstance(found.definition, StrawberryObjectDefinition)
 
 
 class SubgraphApp(GraphQL[Context, None]):
