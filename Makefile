@@ -5,7 +5,7 @@ UV := .tools/bin/uv
 UV_VERSION := 0.13.8
 FED := infra/federation
 
-.PHONY: run test env node services check lint typecheck supergraph bench clean
+.PHONY: run test env node services check lint typecheck supergraph bench drills clean
 
 ## Set-up: Python environment from uv.lock, Node tools from package-lock.json
 env: .venv/.synced
@@ -42,6 +42,20 @@ typecheck: env
 supergraph: env node
 	$(PY) infra/local/print_subgraphs.py | node $(FED)/compose.mjs > infra/supergraph.graphql.tmp
 	mv infra/supergraph.graphql.tmp infra/supergraph.graphql
+
+## Benchmarks (not part of `make test`): figures with their floors and peers, JSON in bench/results/
+## BULK_ROWS=20000 makes the bulk run quick; the default is the full 1,000,000.
+BULK_ROWS ?= 1000000
+bench: env node services
+	$(PY) -m bench.ledger
+	$(PY) -m bench.pipeline
+	$(PY) -m bench.bulk --rows $(BULK_ROWS)
+	$(PY) -m bench.gateway
+	$(PY) bench/subgraph_client.py
+
+## The long fault drills (private broker and database, 10,000 events, repeated crashes, fuzzing)
+drills: env node services
+	$(PY) -m pytest -q -s -m drill tests/reliability
 
 clean:
 	rm -rf .venv .tools $(FED)/node_modules

@@ -1,0 +1,157 @@
+"""Ledger benchmark: credits/s with 50 concurrent writers, and redemptions/s on one hot account.
+
+Rewards' own service functions (``earn``, ``spend``), in-process, each movement in its own
+transaction as the API and the consumer make them, against a database of the benchmark's
+own. The floor, measured in the same run: the same concurrency doing the least a movement
+must do in PostgreSQL (one INSERT per transaction for credits; one ``UPDATE ... SET balance =
+balance - 1`` of one row per transaction for the hot account). Writes
+``bench/results/ledger.json``.
+
+    .venv/bin/python -m bench.ledger [--runs 3] [--seconds 5] [--writers 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+from bench.harness import bench_config, provision, ratio, record, summary
+from crm_shared.db import Database
+from rewards.accounts import service
+from rewards.settings import RewardsSettings
+
+Movement = Callable[[int], Awaitable[None]]
+
+
+async def _rate(writers: int, seconds: float, move: Movement) -> float:
+    """Movements per second of ``writers`` concurrent loops calling ``move(writer)``."""
+    done = 0
+    failed = 0
+    deadline = time.monotonic() + seconds
+
+    async def loop(writer: int) -> None:
+        nonlocal done, failed
+        while time.monotonic() < deadline:
+            try:
+                await move(writer)
+                done += 1
+            except Exception:  # a refused movement counts as failed, not as done
+                failed += 1
+
+    started = time.monotonic()
+    await asyncio.gather(*(loop(w) for w in range(writers)))
+    if failed:
+        print(f"  ({failed} movements failed)")
+    return done / (time.monotonic() - started)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    stack = bench_config()
+    db = Database(
+        RewardsSettings(database_url=stack.database_url("rewards"), db_pool_size=args.writers)
+    )
+    raw = await asyncpg.create_pool(
+        stack.database_url("rewards"), min_size=args.writers, max_size=args.writers
+    )
+    tenant_id = uuid.uuid4()
+    customers = [uuid.uuid4() for _ in range(args.writers)]
+    hot = uuid.uuid4()
+    async with db.session() as session, session.begin():
+        for customer_id in [*customers, hot]:
+            await service.open_account(
+                session=session, tenant_id=tenant_id, customer_id=customer_id
+            )
+        await service.earn(
+            session,
+            tenant_id=tenant_id,
+            customer_id=hot,
+            points=10_000_000,
+            reason="bench float",
+            idempotency_key=f"bench:{uuid.uuid4()}",
+            actor="bench",
+        )
+    async with raw.acquire() as conn:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS bench_floor (id bigserial PRIMARY KEY, "
+            "account uuid NOT NULL, points int NOT NULL, key text NOT NULL UNIQUE, "
+            "created_at timestamptz NOT NULL DEFAULT now());"
+            "CREATE TABLE IF NOT EXISTS bench_hot (id int PRIMARY KEY, balance bigint NOT NULL);"
+            "INSERT INTO bench_hot VALUES (1, 1000000000) ON CONFLICT DO NOTHING"
+        )
+
+    async def credit(writer: int) -> None:
+        async with db.session() as session, session.begin():
+            await service.earn(
+                session,
+                tenant_id=tenant_id,
+                customer_id=customers[writer],
+                points=10,
+                reason="bench credit",
+                idempotency_key=f"bench:{uuid.uuid4()}",
+                actor="bench",
+            )
+
+    async def redeem(writer: int) -> None:
+        async with db.session() as session, session.begin():
+            await service.spend(
+                session,
+                tenant_id=tenant_id,
+                customer_id=hot,
+                points=1,
+                reason="bench redemption",
+                idempotency_key=f"bench:{uuid.uuid4()}",
+                actor="bench",
+            )
+
+    async def floor_credit(writer: int) -> None:
+        async with raw.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO bench_floor (account, points, key) VALUES ($1, 10, $2)",
+                customers[writer],
+                str(uuid.uuid4()),
+            )
+
+    async def floor_redeem(writer: int) -> None:
+        async with raw.acquire() as conn:
+            await conn.execute("UPDATE bench_hot SET balance = balance - 1 WHERE id = 1")
+
+    figures: dict[str, Any] = {"writers": args.writers}
+    cases: dict[str, tuple[Movement, Movement]] = {
+        "credits_per_second": (credit, floor_credit),
+        "hot_account_redemptions_per_second": (redeem, floor_redeem),
+    }
+    for name, (ours, floor) in cases.items():
+        await _rate(args.writers, 1.0, ours)  # warm-up
+        measured = [await _rate(args.writers, args.seconds, ours) for _ in range(args.runs)]
+        floors = [await _rate(args.writers, args.seconds, floor) for _ in range(args.runs)]
+        figures[name] = {
+            "rewards": summary(measured),
+            "floor": summary(floors),
+            "ratio_to_floor": ratio(summary(measured)["median"], summary(floors)["median"]),
+        }
+        print(name, figures[name]["rewards"]["median"], "floor", figures[name]["floor"]["median"])
+    await raw.close()
+    await db.dispose()
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--writers", type=int, default=50)
+    parser.add_argument("--no-provision", action="store_true", help="reuse the bench database")
+    args = parser.parse_args()
+    if not args.no_provision:
+        provision(bench_config())
+    record("ledger", asyncio.run(run(args)))
+
+
+if __name__ == "__main__":
+    main()
