@@ -1,8 +1,10 @@
 """What every benchmark shares: a stack of its own, figures over runs, results as JSON.
 
-Benchmarks run against the machine's PostgreSQL and RabbitMQ in a database and vhost of their
-own (``crm_bench`` by default, ``CRM_BENCH_DB`` moves it) and on ports 18860-18864
-(``CRM_BENCH_PORT_BASE``), so they never touch ``make run``'s data or a test run's.
+Benchmarks run against a PostgreSQL cluster of their own (``tests/support/private_postgres``,
+in a temporary directory, removed afterwards): 50 concurrent writers would otherwise take
+half the connections of the machine's server, which others' tests need. They use the
+machine's RabbitMQ in a vhost of their own (``crm_bench``; ``CRM_BENCH_DB`` moves it), and
+ports 18860-18864 (``CRM_BENCH_PORT_BASE``), so they never touch ``make run`` or a test run.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from typing import Any
 
 from crm_shared import devstack
 from crm_shared.provision import drop_database, provision_database, provision_vhost
+from tests.support.auth import staff_token
+from tests.support.private_postgres import PrivatePostgres
 
-ADMIN_DSN = os.environ.get("CRM_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_BASE = os.environ.get("CRM_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672")
 BENCH_DB = os.environ.get("CRM_BENCH_DB", "crm_bench")
 PORT_BASE = int(os.environ.get("CRM_BENCH_PORT_BASE", "18860"))
@@ -133,11 +136,12 @@ def _make_tenant(stack: devstack.Stack) -> uuid.UUID:
     return uuid.UUID(out.stdout.split()[0])
 
 
-def bench_config(extra_env: dict[str, str] | None = None) -> devstack.Stack:
-    """Where a benchmark's system lives: its own database, vhost and ports."""
+def bench_config(pg_host: str, extra_env: dict[str, str] | None = None) -> devstack.Stack:
+    """Where a benchmark's system lives: its own database server, vhost and ports."""
     return devstack.Stack(
         database=BENCH_DB,
         vhost=BENCH_DB,
+        pg_host=pg_host,
         ports={
             "gateway": PORT_BASE,
             "identity": PORT_BASE + 1,
@@ -148,12 +152,12 @@ def bench_config(extra_env: dict[str, str] | None = None) -> devstack.Stack:
     )
 
 
-def provision(stack: devstack.Stack) -> None:
-    """A fresh database and vhost for ``stack``, migrated."""
+def provision(stack: devstack.Stack, admin_dsn: str) -> None:
+    """A fresh database (through ``admin_dsn``) and vhost for ``stack``, migrated."""
 
     async def fresh() -> None:
-        await drop_database(ADMIN_DSN, stack.database)
-        await provision_database(ADMIN_DSN, stack.database, passwords={})
+        await drop_database(admin_dsn, stack.database)
+        await provision_database(admin_dsn, stack.database, passwords={})
         for args in (["delete_vhost", stack.vhost], ["add_vhost", stack.vhost]):
             subprocess.run(["rabbitmqctl", "-q", *args], check=False, capture_output=True)
         await provision_vhost(AMQP_BASE, stack.vhost)
@@ -164,20 +168,19 @@ def provision(stack: devstack.Stack) -> None:
 
 @contextmanager
 def bench_stack(extra_env: dict[str, str] | None = None) -> Iterator[BenchStack]:
-    """A fresh database and vhost with the four services running; stopped on exit."""
-    stack = bench_config(extra_env)
-    provision(stack)
-    services = (*devstack.SUBGRAPHS, "gateway")
-    processes = devstack.start(stack, services)
-    try:
-        devstack.wait_ready(stack, services, timeout=180)
-        tenant_id = _make_tenant(stack)
-        from tests.support.auth import staff_token
-
-        token = asyncio.run(staff_token(stack, tenant_id))
-        yield BenchStack(stack, processes, tenant_id, token)
-    finally:
-        devstack.stop(processes)
+    """A private PostgreSQL, a fresh vhost, the four services running; all gone on exit."""
+    with PrivatePostgres(durable=True) as pg:
+        stack = bench_config(pg.host, extra_env)
+        provision(stack, pg.admin_dsn)
+        services = (*devstack.SUBGRAPHS, "gateway")
+        processes = devstack.start(stack, services)
+        try:
+            devstack.wait_ready(stack, services, timeout=180)
+            tenant_id = _make_tenant(stack)
+            token = asyncio.run(staff_token(stack, tenant_id))
+            yield BenchStack(stack, processes, tenant_id, token)
+        finally:
+            devstack.stop(processes)
 
 
 def wait_until(probe: Any, *, timeout: float, interval: float = 0.5) -> bool:

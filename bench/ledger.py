@@ -1,9 +1,9 @@
 """Ledger benchmark: credits/s with 50 concurrent writers, and redemptions/s on one hot account.
 
 Rewards' own service functions (``earn``, ``spend``), in-process, each movement in its own
-transaction as the API and the consumer make them, against a database of the benchmark's
-own. The floor, measured in the same run: the same concurrency doing the least a movement
-must do in PostgreSQL (one INSERT per transaction for credits; one ``UPDATE ... SET balance =
+transaction as the API and the consumer make them, against a private PostgreSQL cluster.
+The floor, measured in the same run: the same concurrency doing the least a movement must do
+in PostgreSQL (one INSERT per transaction for credits; one ``UPDATE ... SET balance =
 balance - 1`` of one row per transaction for the hot account). Writes
 ``bench/results/ledger.json``.
 
@@ -22,15 +22,22 @@ from typing import Any
 import asyncpg
 
 from bench.harness import bench_config, provision, ratio, record, summary
+from crm_shared import devstack
 from crm_shared.db import Database
 from rewards.accounts import service
 from rewards.settings import RewardsSettings
+from tests.support.private_postgres import PrivatePostgres
 
 Movement = Callable[[int], Awaitable[None]]
 
 
+CPU_MS: dict[str, list[float]] = {}
+FAILURES: dict[str, str] = {}
+
+
 async def _rate(writers: int, seconds: float, move: Movement) -> float:
-    """Movements per second of ``writers`` concurrent loops calling ``move(writer)``."""
+    """Movements per second of ``writers`` concurrent loops calling ``move(writer)``; the
+    CPU this process spent per movement is kept in ``CPU_MS`` under the movement's name."""
     done = 0
     failed = 0
     deadline = time.monotonic() + seconds
@@ -41,18 +48,20 @@ async def _rate(writers: int, seconds: float, move: Movement) -> float:
             try:
                 await move(writer)
                 done += 1
-            except Exception:  # a refused movement counts as failed, not as done
+            except Exception as exc:  # a refused movement counts as failed, not as done
                 failed += 1
+                FAILURES.setdefault(move.__name__, repr(exc)[:300])
 
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     await asyncio.gather(*(loop(w) for w in range(writers)))
     if failed:
-        print(f"  ({failed} movements failed)")
+        print(f"  ({failed} {move.__name__} failed, e.g. {FAILURES[move.__name__]})")
+    if done:
+        CPU_MS.setdefault(move.__name__, []).append(1000 * (time.process_time() - cpu) / done)
     return done / (time.monotonic() - started)
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    stack = bench_config()
+async def run(stack: devstack.Stack, args: argparse.Namespace) -> dict[str, Any]:
     db = Database(
         RewardsSettings(database_url=stack.database_url("rewards"), db_pool_size=args.writers)
     )
@@ -133,6 +142,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         figures[name] = {
             "rewards": summary(measured),
             "floor": summary(floors),
+            # Client CPU per movement: on a loaded machine it tells Python's cost from waiting.
+            "client_cpu_ms_per_movement": {
+                "rewards": summary(CPU_MS[ours.__name__][-args.runs :]),
+                "floor": summary(CPU_MS[floor.__name__][-args.runs :]),
+            },
             "ratio_to_floor": ratio(summary(measured)["median"], summary(floors)["median"]),
         }
         print(name, figures[name]["rewards"]["median"], "floor", figures[name]["floor"]["median"])
@@ -146,11 +160,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--writers", type=int, default=50)
-    parser.add_argument("--no-provision", action="store_true", help="reuse the bench database")
     args = parser.parse_args()
-    if not args.no_provision:
-        provision(bench_config())
-    record("ledger", asyncio.run(run(args)))
+    with PrivatePostgres(durable=True) as pg:
+        stack = bench_config(pg.host)
+        provision(stack, pg.admin_dsn)
+        figures = asyncio.run(run(stack, args))
+    record("ledger", figures)
 
 
 if __name__ == "__main__":
