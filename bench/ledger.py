@@ -4,7 +4,8 @@ Rewards' own service functions (``earn``, ``spend``), in-process, each movement 
 transaction as the API and the consumer make them, against a private PostgreSQL cluster.
 The floor, measured in the same run: the same concurrency doing the least a movement must do
 in PostgreSQL (one INSERT per transaction for credits; one ``UPDATE ... SET balance =
-balance - 1`` of one row per transaction for the hot account). Writes
+balance - 1`` of one row per transaction for the hot account), and for credits the same
+INSERT with the ``pg_notify`` that the outbox trigger adds to every announced movement. Writes
 ``bench/results/ledger.json``.
 
     .venv/bin/python -m bench.ledger [--runs 3] [--seconds 5] [--writers 50]
@@ -126,6 +127,16 @@ async def run(stack: devstack.Stack, args: argparse.Namespace) -> dict[str, Any]
                 str(uuid.uuid4()),
             )
 
+    async def floor_credit_notifying(writer: int) -> None:
+        # The same, plus the NOTIFY the outbox trigger sends with every announced movement.
+        async with raw.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO bench_floor (account, points, key) VALUES ($1, 10, $2)",
+                customers[writer],
+                str(uuid.uuid4()),
+            )
+            await conn.execute("SELECT pg_notify('bench_floor', '')")
+
     async def floor_redeem(writer: int) -> None:
         async with raw.acquire() as conn:
             await conn.execute("UPDATE bench_hot SET balance = balance - 1 WHERE id = 1")
@@ -149,6 +160,12 @@ async def run(stack: devstack.Stack, args: argparse.Namespace) -> dict[str, Any]
             },
             "ratio_to_floor": ratio(summary(measured)["median"], summary(floors)["median"]),
         }
+        if name == "credits_per_second":
+            notifying = [
+                await _rate(args.writers, args.seconds, floor_credit_notifying)
+                for _ in range(args.runs)
+            ]
+            figures[name]["floor_with_notify"] = summary(notifying)
         print(name, figures[name]["rewards"]["median"], "floor", figures[name]["floor"]["median"])
     await raw.close()
     await db.dispose()
