@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final, TypeVar
 
+import asyncpg
 import strawberry
 from graphql import GraphQLError
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -115,8 +116,29 @@ class ErrorCodes(SchemaExtension):
             result.errors = [_with_code(error) for error in result.errors]
 
 
+# PostgreSQL refuses NUL in text ("invalid byte sequence ... 0x00") and in jsonb ("unsupported
+# Unicode escape sequence"): the caller's text, not our failure.
+_UNSTORABLE_TEXT = (
+    asyncpg.exceptions.CharacterNotInRepertoireError,
+    asyncpg.exceptions.UntranslatableCharacterError,
+)
+
+
+def _unstorable_text(error: BaseException | None) -> bool:
+    """Whether ``error`` comes from text PostgreSQL cannot store (through any wrapping)."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, _UNSTORABLE_TEXT):
+            return True
+        error = error.__cause__ or getattr(error, "orig", None)
+        seen += 1
+    return False
+
+
 def _with_code(error: GraphQLError) -> GraphQLError:
     original = error.original_error
+    if _unstorable_text(original):
+        original = BadUserInput("a text value contains a NUL character (\\u0000), not allowed")
     if isinstance(original, CrmError):
         return GraphQLError(
             original.message,
