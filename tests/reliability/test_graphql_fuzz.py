@@ -105,7 +105,8 @@ def _fuzz(stack: devstack.Stack, token: str, target: str, examples: int) -> None
     assert failures == []
 
 
-@pytest.mark.timeout(300)
+# The first test of a session also waits for the stack to start (minutes on a loaded machine).
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("target", TARGETS)
 def test_generated_operations_never_make_a_500(
     stack: devstack.Stack, token: str, target: str
