@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -166,9 +167,16 @@ def provision(stack: devstack.Stack, admin_dsn: str) -> None:
     devstack.migrate(stack)
 
 
+def exit_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM (``timeout``, a CI cancel) into SystemExit, so the services and the
+    private database a benchmark started are stopped by its ``finally`` blocks."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 @contextmanager
 def bench_stack(extra_env: dict[str, str] | None = None) -> Iterator[BenchStack]:
     """A private PostgreSQL, a fresh vhost, the four services running; all gone on exit."""
+    exit_cleanly_on_sigterm()
     with PrivatePostgres(durable=True) as pg:
         stack = bench_config(pg.host, extra_env)
         provision(stack, pg.admin_dsn)

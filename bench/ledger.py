@@ -22,7 +22,14 @@ from typing import Any
 
 import asyncpg
 
-from bench.harness import bench_config, provision, ratio, record, summary
+from bench.harness import (
+    bench_config,
+    exit_cleanly_on_sigterm,
+    provision,
+    ratio,
+    record,
+    summary,
+)
 from crm_shared import devstack
 from crm_shared.db import Database
 from rewards.accounts import service
@@ -178,6 +185,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--writers", type=int, default=50)
     args = parser.parse_args()
+    exit_cleanly_on_sigterm()
     with PrivatePostgres(durable=True) as pg:
         stack = bench_config(pg.host)
         provision(stack, pg.admin_dsn)
