@@ -201,6 +201,44 @@ def _apollo_supergraph(stack: devstack.Stack) -> Path:
     return path
 
 
+def _measure(
+    kind: str,
+    targets: dict[str, tuple[str, bool]],
+    ids: list[str],
+    cursors: list[str],
+    args: argparse.Namespace,
+    stack: BenchStack,
+) -> dict[str, Any]:
+    """One shape against every target; runs interleaved (target by target within each round)
+    so that the machine's load drifting over minutes does not favour whoever runs last."""
+    payloads = {
+        target: _payloads(kind, customer_fields(args.extra, own_only=own_only), ids, cursors)
+        for target, (_, own_only) in targets.items()
+    }
+    warm = argparse.Namespace(**{**vars(args), "seconds": 2.0})
+    for target, (url, _) in targets.items():
+        _load(url, payloads[target], warm, stack.token)
+    runs: dict[str, list[Any]] = {target: [] for target in targets}
+    for _ in range(args.runs):
+        for target, (url, _) in targets.items():
+            runs[target].append(_load(url, payloads[target], args, stack.token))
+    shape: dict[str, Any] = {}
+    for target, measured in runs.items():
+        shape[target] = {
+            "rps": summary([r["rps"] for r in measured]),
+            "p50_ms": summary([r["p50_ms"] for r in measured]),
+            "p99_ms": summary([r["p99_ms"] for r in measured]),
+            "errors": sum(r["errors"] for r in measured),
+            "first_error": next((r["first_error"] for r in measured if r["first_error"]), None),
+            "subgraph_requests_per_query": measured[-1]["subgraph_requests_per_op"],
+        }
+        print(kind, target, shape[target]["rps"], flush=True)
+    ours = shape["gateway"]["rps"]["median"]
+    shape["ratio_to_floor"] = ratio(ours, shape["floor (identity straight)"]["rps"]["median"])
+    shape["ratio_to_peer"] = ratio(ours, shape["peer (@apollo/gateway)"]["rps"]["median"])
+    return shape
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=3)
@@ -236,29 +274,7 @@ def main() -> None:
             figures: dict[str, Any] = {"memory_mib_at_rest": rest, "shapes": {}}
             with Sampler(pids) as sampler:
                 for kind in ("one", "page"):
-                    shape: dict[str, Any] = {}
-                    for target, (url, own_only) in targets.items():
-                        fields = customer_fields(args.extra, own_only=own_only)
-                        payloads = _payloads(kind, fields, ids, cursors)
-                        warm = argparse.Namespace(**{**vars(args), "seconds": 2.0})
-                        _load(url, payloads, warm, stack.token)
-                        runs = [_load(url, payloads, args, stack.token) for _ in range(args.runs)]
-                        shape[target] = {
-                            "rps": summary([r["rps"] for r in runs]),
-                            "p50_ms": summary([r["p50_ms"] for r in runs]),
-                            "p99_ms": summary([r["p99_ms"] for r in runs]),
-                            "errors": sum(r["errors"] for r in runs),
-                            "subgraph_requests_per_query": runs[-1]["subgraph_requests_per_op"],
-                        }
-                        print(kind, target, shape[target]["rps"], flush=True)
-                    ours = shape["gateway"]["rps"]["median"]
-                    shape["ratio_to_floor"] = ratio(
-                        ours, shape["floor (identity straight)"]["rps"]["median"]
-                    )
-                    shape["ratio_to_peer"] = ratio(
-                        ours, shape["peer (@apollo/gateway)"]["rps"]["median"]
-                    )
-                    figures["shapes"][kind] = shape
+                    figures["shapes"][kind] = _measure(kind, targets, ids, cursors, args, stack)
             figures["memory_mib_peak_under_load"] = sampler.peak
             figures["settings"] = {**vars(args), "customers_seeded": len(ids)}
         finally:

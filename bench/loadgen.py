@@ -30,6 +30,7 @@ async def run(
     latencies: list[float] = []
     subgraph_requests: list[int] = []
     errors = 0
+    first_error: list[str] = []
     deadline = time.monotonic() + seconds
     connector = aiohttp.TCPConnector(limit=concurrency)
 
@@ -45,6 +46,8 @@ async def run(
                 body = orjson.loads(raw) if raw else {}
                 if response.status != 200 or body.get("errors") or not body.get("data"):
                     errors += 1
+                    if not first_error:
+                        first_error.append(f"{response.status} {raw[:300]!r}")
                 counts = (body.get("extensions") or {}).get("subgraphRequests")
                 if isinstance(counts, dict):
                     subgraph_requests.append(sum(int(v) for v in counts.values()))
@@ -61,6 +64,7 @@ async def run(
         "rps": round(count / elapsed, 1),
         "p50_ms": round(1000 * latencies[count // 2], 2) if count else 0.0,
         "p99_ms": round(1000 * latencies[min(count - 1, int(count * 0.99))], 2) if count else 0.0,
+        "first_error": first_error[0] if first_error else None,
         "subgraph_requests_per_op": (
             round(statistics.mean(subgraph_requests), 2) if subgraph_requests else None
         ),
