@@ -7,7 +7,7 @@ FED := infra/federation
 ASYNCAPI := infra/asyncapi
 SERVICE_PACKAGES := identity engagement rewards
 
-.PHONY: run test env node services check lint typecheck supergraph catalogue bench clean
+.PHONY: run test env node services check lint typecheck supergraph catalogue bench drills clean
 
 ## Set-up: Python environment from uv.lock, Node tools from package-lock.json
 env: .venv/.synced
@@ -52,6 +52,20 @@ supergraph: env node
 catalogue: env node
 	$(PY) -m crm_shared.events.catalogue $(SERVICE_PACKAGES) --out docs/events
 	node $(ASYNCAPI)/validate.mjs docs/events/asyncapi.yaml > /dev/null
+
+## Benchmarks (not part of `make test`): figures with their floors and peers, JSON in bench/results/
+## BULK_ROWS=20000 makes the bulk run quick; the default is the full 1,000,000.
+BULK_ROWS ?= 1000000
+bench: env node services
+	$(PY) -m bench.ledger
+	$(PY) -m bench.pipeline
+	$(PY) -m bench.bulk --rows $(BULK_ROWS)
+	$(PY) -m bench.gateway
+	$(PY) bench/subgraph_client.py
+
+## The long fault drills (private broker and database, 10,000 events, repeated crashes, fuzzing)
+drills: env node services
+	$(PY) -m pytest -q -s -m drill tests/reliability
 
 clean:
 	rm -rf .venv .tools $(FED)/node_modules $(ASYNCAPI)/node_modules

@@ -51,6 +51,27 @@ async def run_periodically(job: PeriodicJob, db: Database) -> None:
         await asyncio.sleep(job.interval_seconds)
 
 
+async def connect_broker(
+    url: str, *, timeout: float, first_delay: float = 0.5, max_delay: float = 5.0
+) -> aio_pika.abc.AbstractRobustConnection:
+    """A robust connection to the broker, retried with back-off for up to ``timeout`` seconds.
+
+    A robust connection reconnects by itself once it has connected, but its first connect
+    fails at once; a service starting while the broker is still down waits for it instead.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    delay = first_delay
+    while True:
+        try:
+            return await aio_pika.connect_robust(url)
+        except ConnectionError as exc:  # refused, reset, or the broker not up yet
+            if asyncio.get_running_loop().time() + delay > deadline:
+                raise
+            log.warning("broker unreachable at start-up (%s); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
+
+
 def create_service_app(
     *,
     settings: ServiceSettings,
@@ -83,7 +104,9 @@ def create_service_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        connection = await aio_pika.connect_robust(settings.amqp_url)
+        connection = await connect_broker(
+            settings.amqp_url, timeout=settings.broker_startup_timeout_seconds
+        )
         state["amqp"] = connection
         channel = await connection.channel(publisher_confirms=True)
         exchange = await declare_exchange(channel, settings.exchange)

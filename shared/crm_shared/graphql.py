@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final, TypeVar
 
+import asyncpg
 import strawberry
 from graphql import GraphQLError
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -27,11 +28,13 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.dataloader import DataLoader
 from strawberry.extensions import ParserCache, QueryDepthLimiter, SchemaExtension, ValidationCache
+from strawberry.federation.schema import FederationAny
 from strawberry.types import ExecutionContext, Info
+from strawberry.types.base import StrawberryObjectDefinition
 
 from crm_shared.auth import Permission, Principal, TokenVerifier, bearer_token
 from crm_shared.db import Database
-from crm_shared.errors import CrmError, Unauthenticated
+from crm_shared.errors import BadUserInput, CrmError, Unauthenticated
 from crm_shared.events.envelope import Envelope
 from crm_shared.events.live import LiveEvents
 
@@ -151,8 +154,29 @@ class ErrorCodes(SchemaExtension):
         yield
 
 
+# PostgreSQL refuses NUL in text ("invalid byte sequence ... 0x00") and in jsonb ("unsupported
+# Unicode escape sequence"): the caller's text, not our failure.
+_UNSTORABLE_TEXT = (
+    asyncpg.exceptions.CharacterNotInRepertoireError,
+    asyncpg.exceptions.UntranslatableCharacterError,
+)
+
+
+def _unstorable_text(error: BaseException | None) -> bool:
+    """Whether ``error`` comes from text PostgreSQL cannot store (through any wrapping)."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, _UNSTORABLE_TEXT):
+            return True
+        error = error.__cause__ or getattr(error, "orig", None)
+        seen += 1
+    return False
+
+
 def _with_code(error: GraphQLError) -> GraphQLError:
     original = error.original_error
+    if _unstorable_text(original):
+        original = BadUserInput("a text value contains a NUL character (\\u0000), not allowed")
     if isinstance(original, CrmError):
         return GraphQLError(
             original.message,
@@ -215,6 +239,26 @@ class SubgraphSchema(strawberry.federation.Schema):
     ) -> None:
         # Expected errors are the caller's business; unexpected ones are logged by ErrorCodes.
         return None
+
+    def entities_resolver(
+        self, info: Info, representations: list[FederationAny]
+    ) -> list[FederationAny]:
+        """``_entities``; a representation that is not an object naming one of our types is
+        the caller's error (strawberry would fail on it with an internal error)."""
+        for index, representation in enumerate(representations):
+            if not self._is_entity_representation(representation):
+                raise BadUserInput(
+                    f"representations.{index}: not a representation of an entity of this subgraph",
+                    field=f"representations.{index}",
+                )
+        return super().entities_resolver(info, representations)
+
+    def _is_entity_representation(self, representation: object) -> bool:
+        if not isinstance(representation, dict):
+            return False
+        name = representation.get("__typename")
+        found = self.schema_converter.type_map.get(name) if isinstance(name, str) else None
+        return found is not None and isinstance(found.definition, StrawberryObjectDefinition)
 
 
 class SubgraphApp(GraphQL[Context, None]):

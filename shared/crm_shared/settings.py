@@ -27,6 +27,8 @@ class ServiceSettings(BaseSettings):
     db_pool_size: int = 10
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/crm"
     exchange: str = "crm.events"
+    # How long a starting service waits for an unreachable broker before it gives up.
+    broker_startup_timeout_seconds: float = 60.0
     # The outbox relay wakes on NOTIFY; this is the polling fallback when a notification is lost.
     outbox_poll_seconds: float = 1.0
     outbox_batch_size: int = 500

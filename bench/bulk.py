@@ -1,0 +1,150 @@
+"""Bulk ingestion benchmark: interactions from an NDJSON file through engagement's
+``/ingest/ndjson`` endpoint (streamed, stored in batches, each item analysed and announced),
+against PostgreSQL ``COPY`` of the same rows into a plain table (the floor).
+
+    .venv/bin/python -m bench.bulk [--rows 1000000] [--runs 1]
+
+``--rows`` makes a quick run smaller. Writes ``bench/results/bulk.json``: seconds and rows/s
+of each, and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+
+from bench.harness import BenchStack, bench_stack, ratio, record, summary
+
+TEXTS = [
+    "I love this brand, the support team was great",
+    "terrible delivery, still waiting after two weeks",
+    "does anyone know when the new collection drops?",
+    "meh, it's fine I guess",
+]
+
+
+def write_ndjson(path: Path, rows: int) -> None:
+    """``rows`` normalized interactions, one JSON object a line."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    run = uuid.uuid4().hex[:8]
+    with path.open("wb") as f:
+        for i in range(rows):
+            f.write(
+                orjson.dumps(
+                    {
+                        "channel": "x",
+                        "platform_id": f"bulk-{run}-{i}",
+                        "kind": "comment" if i % 3 else "post",
+                        "author": {"platform_user_id": f"bulk-author-{i % 5000}"},
+                        "text": TEXTS[i % len(TEXTS)],
+                        "created_at": (start + timedelta(seconds=i)).isoformat(),
+                    }
+                )
+                + b"\n"
+            )
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            yield chunk
+
+
+def through_endpoint(stack: BenchStack, path: Path) -> tuple[float, dict[str, Any]]:
+    """Seconds to post the file to ``/ingest/ndjson``, and the endpoint's report."""
+    started = time.monotonic()
+    response = httpx.post(
+        stack.stack.url("engagement", "/ingest/ndjson"),
+        content=_chunks(path),
+        headers={
+            "authorization": f"Bearer {stack.token}",
+            "content-type": "application/x-ndjson",
+        },
+        timeout=None,
+    )
+    elapsed = time.monotonic() - started
+    response.raise_for_status()
+    report = response.json()
+    return elapsed, {k: report[k] for k in ("accepted", "duplicates", "updated", "ignored")}
+
+
+async def through_copy(dsn: str, path: Path) -> float:
+    """Seconds to parse the file and COPY its rows into a plain table."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "DROP TABLE IF EXISTS bench_bulk_floor; CREATE TABLE bench_bulk_floor ("
+            "channel text, platform_id text PRIMARY KEY, kind text, author text, text text, "
+            "created_at timestamptz)"
+        )
+        started = time.monotonic()
+        batch: list[tuple[Any, ...]] = []
+        with path.open("rb") as f:
+            for line in f:
+                item = orjson.loads(line)
+                batch.append(
+                    (
+                        item["channel"],
+                        item["platform_id"],
+                        item["kind"],
+                        item["author"]["platform_user_id"],
+                        item["text"],
+                        datetime.fromisoformat(item["created_at"]),
+                    )
+                )
+                if len(batch) == 10_000:
+                    await conn.copy_records_to_table("bench_bulk_floor", records=batch)
+                    batch.clear()
+        if batch:
+            await conn.copy_records_to_table("bench_bulk_floor", records=batch)
+        elapsed = time.monotonic() - started
+        await conn.execute("DROP TABLE bench_bulk_floor")
+        return elapsed
+    finally:
+        await conn.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args()
+    with bench_stack() as stack, tempfile.TemporaryDirectory() as tmp:
+        ours: list[float] = []
+        floors: list[float] = []
+        report: dict[str, Any] = {}
+        for _ in range(args.runs):
+            path = Path(tmp) / "interactions.ndjson"
+            write_ndjson(path, args.rows)
+            seconds, report = through_endpoint(stack, path)
+            ours.append(seconds)
+            floors.append(asyncio.run(through_copy(stack.stack.database_url("engagement"), path)))
+            print(f"endpoint {seconds:.1f}s, COPY {floors[-1]:.1f}s", flush=True)
+        endpoint = summary([args.rows / s for s in ours])
+        copy = summary([args.rows / s for s in floors])
+        figures = {
+            "rows": args.rows,
+            "endpoint_seconds": summary(ours),
+            "endpoint_rows_per_second": endpoint,
+            "copy_seconds": summary(floors),
+            "copy_rows_per_second": copy,
+            "ratio_to_copy": ratio(endpoint["median"], copy["median"]),
+            "last_report": report,
+            "memory_mib_after": stack.rss(),
+        }
+    record("bulk", figures)
+
+
+if __name__ == "__main__":
+    main()
