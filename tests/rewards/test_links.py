@@ -11,9 +11,9 @@ from sqlalchemy import text
 
 from crm_shared.db import Database
 from crm_shared.events import Envelope
-from crm_shared.privacy import ErasureRequested, ProfileRef
+from crm_shared.privacy import ConsentChanged, ErasureRequested, ProfileRef
 from rewards.rules import service
-from rewards.rules.conditions import Cap, Period
+from rewards.rules.conditions import Cap, Conditions, Period
 from rewards.rules.handlers import InteractionRecorded, SocialProfileLinked
 from tests.rewards.test_rules import HANDLERS, balance, make_rule, payouts_of, review_rule, send
 from tests.support.delivery import deliver, envelope_of, now
@@ -85,6 +85,32 @@ async def test_a_link_pays_within_the_rules_caps(ledger_db: Database) -> None:
 
     assert await payouts_of(ledger_db, rule) == [(1, 50)]
     assert await pending_count(ledger_db, tenant) == 0
+
+
+async def test_a_link_reads_the_customers_consent_as_rules_do(ledger_db: Database) -> None:
+    tenant, consenting, silent = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    first, second = f"u{uuid.uuid4().hex}", f"u{uuid.uuid4().hex}"
+    rule = await make_rule(
+        ledger_db,
+        tenant,
+        review_rule(
+            conditions=Conditions(interaction_kinds=["review"], consent_purposes=["marketing"])
+        ),
+    )
+    await send(
+        ledger_db,
+        tenant,
+        ConsentChanged(customer_id=consenting, purpose="marketing", granted=True, changed_at=now()),
+    )
+    await send(ledger_db, tenant, authored(first))
+    await send(ledger_db, tenant, authored(second))
+
+    await send(ledger_db, tenant, linked(consenting, first))
+    await send(ledger_db, tenant, linked(silent, second))
+
+    assert await balance(ledger_db, tenant, consenting) == 50
+    assert await balance(ledger_db, tenant, silent) == 0
+    assert await payouts_of(ledger_db, rule) == [(1, 50)]
 
 
 async def test_a_pending_review_past_the_age_limit_is_not_paid(ledger_db: Database) -> None:
