@@ -10,7 +10,7 @@ from rewards.offers.handlers import OFFER_HANDLERS
 from rewards.privacy.handlers import PRIVACY_HANDLERS
 from rewards.purchases.handlers import purchase_handlers
 from rewards.referrals.handlers import REFERRAL_HANDLERS
-from rewards.rules.handlers import rule_handlers
+from rewards.rules.handlers import link_handlers, rule_handlers
 from rewards.settings import RewardsSettings
 
 
@@ -31,6 +31,11 @@ def build_handlers(settings: RewardsSettings) -> Registry:
         # Before privacy's: its erasure handler confirms, so it runs after the others' effects.
         *purchase_handlers(settings.points_ttl_days),
         *REFERRAL_HANDLERS,
+        *link_handlers(
+            welcome_points=settings.welcome_points,
+            ttl_days=settings.points_ttl_days,
+            pending_days=settings.pending_trigger_days,
+        ),
         *PRIVACY_HANDLERS,
         *rule_handlers(welcome_points=settings.welcome_points, ttl_days=settings.points_ttl_days),
     )

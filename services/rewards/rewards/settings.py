@@ -24,5 +24,9 @@ class RewardsSettings(ServiceSettings):
     ledger_check_interval_seconds: float = Field(default=300.0, ge=0)
     # How often tiers are recomputed as windows roll past old activity; 0 turns it off.
     tier_interval_seconds: float = Field(default=3600.0, ge=0)
+    # How long an unlinked profile's trigger events wait for a link before they no longer pay.
+    pending_trigger_days: int = Field(default=90, ge=1)
+    # How often pending triggers past that age are deleted; 0 turns the loop off.
+    pending_prune_interval_seconds: float = Field(default=3600.0, ge=0)
     # Where referral links point unless a tenant's program says otherwise (the code is appended).
     referral_link_base: str = "https://refer.social-crm.local/r/"

@@ -20,6 +20,7 @@ from crm_shared.privacy import ErasureRequested, confirm_erasure, scrub_outbox
 from rewards.offers import service as offers
 from rewards.purchases import service as purchases
 from rewards.referrals import service as referrals
+from rewards.rules import service as rules
 
 SERVICE = "rewards"
 
@@ -157,5 +158,7 @@ async def erase(session: AsyncSession, request: ErasureRequested, *, tenant_id: 
             text(f"DELETE FROM rewards.{table} WHERE tenant_id = :t AND customer_id = ANY(:ids)"),
             params,
         )
+    # Events of the person's profiles still waiting for a link.
+    await rules.forget_pending(session, tenant_id=tenant_id, profiles=request.profiles)
     await scrub_outbox(session, "rewards", [str(i) for i in ids])
     await confirm_erasure(session, request, tenant_id=tenant_id, service=SERVICE)

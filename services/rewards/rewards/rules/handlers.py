@@ -2,19 +2,23 @@
 
 Every trigger event is stored with its facts (for dry runs and tiers), then paid: the
 customer's account is opened and locked first, so one customer's payouts run one at a time.
+An event of a social profile no customer is linked to yet is kept pending; the profile's link
+pays it as the customer then, as if it had arrived with them (same event id, so once).
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from crm_shared.db import utcnow
 from crm_shared.events import Envelope, Event
 from crm_shared.events.consumer import Handler
+from crm_shared.privacy import ProfileRef
 from rewards.accounts import service as ledger
 from rewards.purchases.events import PurchaseRecorded, PurchaseRefunded
 from rewards.rules import service
@@ -35,6 +39,8 @@ class InteractionRecorded(Event):
     customer_id: uuid.UUID | None
     channel: str
     kind: str
+    # The author's account: set when no customer is linked to it (the event is kept pending).
+    platform_user_id: str | None = None
     sentiment: float | None = None
     sentiment_label: str | None = None
     occurred_at: datetime
@@ -71,6 +77,14 @@ class ContentShared(Event):
     channel: str | None = None
 
 
+class SocialProfileLinked(Event):
+    type = "identity.social_profile.linked.v1"
+
+    customer_id: uuid.UUID
+    channel: str
+    platform_user_id: str
+
+
 class SegmentChanged(Event):
     type = "engagement.segment.changed.v1"
 
@@ -87,28 +101,98 @@ async def pay_trigger(
     occurred_at: datetime,
     welcome_points: int,
     ttl_days: int,
+    profile: ProfileRef | None = None,
     **data: Any,
 ) -> None:
-    """Store a trigger event and pay the rules it matches (events without a customer: none)."""
+    """Store a trigger event and pay the rules it matches; without a customer, keep it pending
+    for the profile's link (no profile either: nothing)."""
     await service.ensure_tenant(session, tenant_id=envelope.tenantid, welcome_points=welcome_points)
     if customer_id is None:
+        if profile is not None:
+            await service.keep_pending(
+                session,
+                tenant_id=envelope.tenantid,
+                event_id=envelope.id,
+                trigger=trigger,
+                profile=profile,
+                occurred_at=occurred_at,
+                **data,
+            )
         return
     await ledger.open_account(session=session, tenant_id=envelope.tenantid, customer_id=customer_id)
-    facts = await service.record_trigger(
+    await _pay_customer(
         session,
         tenant_id=envelope.tenantid,
         event_id=envelope.id,
         trigger=trigger,
         customer_id=customer_id,
         occurred_at=occurred_at,
+        ttl_days=ttl_days,
+        **data,
+    )
+
+
+async def _pay_customer(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    event_id: uuid.UUID,
+    trigger: Trigger,
+    customer_id: uuid.UUID,
+    occurred_at: datetime,
+    ttl_days: int,
+    **data: Any,
+) -> None:
+    # The caller has opened (and so locked) the customer's account.
+    facts = await service.record_trigger(
+        session,
+        tenant_id=tenant_id,
+        event_id=event_id,
+        trigger=trigger,
+        customer_id=customer_id,
+        occurred_at=occurred_at,
         **data,
     )
     await service.pay(
-        session, tenant_id=envelope.tenantid, event_id=envelope.id, facts=facts, ttl_days=ttl_days
+        session, tenant_id=tenant_id, event_id=event_id, facts=facts, ttl_days=ttl_days
     )
     if trigger is Trigger.INTERACTION_RECORDED:
         # Engagement tiers count interactions.
-        await tiers.recompute(session, tenant_id=envelope.tenantid, customer_id=customer_id)
+        await tiers.recompute(session, tenant_id=tenant_id, customer_id=customer_id)
+
+
+async def pay_pending(
+    event: SocialProfileLinked,
+    *,
+    envelope: Envelope,
+    session: AsyncSession,
+    welcome_points: int,
+    ttl_days: int,
+    pending_days: int,
+) -> None:
+    """Pay the linked profile's pending triggers as the customer, oldest first; those older
+    than ``pending_days`` are dropped unpaid. Unlinking takes nothing back (the points were
+    earned while the profile was the customer's)."""
+    tenant_id = envelope.tenantid
+    await service.ensure_tenant(session, tenant_id=tenant_id, welcome_points=welcome_points)
+    await ledger.open_account(session=session, tenant_id=tenant_id, customer_id=event.customer_id)
+    pending = await service.take_pending(
+        session,
+        tenant_id=tenant_id,
+        profile=ProfileRef(channel=event.channel, platform_user_id=event.platform_user_id),
+        since=utcnow() - timedelta(days=pending_days),
+    )
+    for trigger in pending:
+        await _pay_customer(
+            session,
+            tenant_id=tenant_id,
+            event_id=trigger.event_id,
+            trigger=Trigger(trigger.type),
+            customer_id=event.customer_id,
+            occurred_at=trigger.occurred_at,
+            ttl_days=ttl_days,
+            **trigger.data,
+        )
 
 
 async def set_up_tenant(
@@ -139,6 +223,11 @@ async def pay_interaction(
         sentiment_label=event.sentiment_label,
         welcome_points=welcome_points,
         ttl_days=ttl_days,
+        profile=(
+            ProfileRef(channel=event.channel, platform_user_id=event.platform_user_id)
+            if event.platform_user_id
+            else None
+        ),
     )
 
 
@@ -273,6 +362,21 @@ async def project_segment(
         segment=event.segment,
         changed_at=envelope.time,
     )
+
+
+def link_handlers(*, welcome_points: int, ttl_days: int, pending_days: int) -> list[Handler[Any]]:
+    """The handler of profile links, with its settings bound (before privacy's erasure)."""
+    return [
+        Handler(
+            SocialProfileLinked,
+            partial(
+                pay_pending,
+                welcome_points=welcome_points,
+                ttl_days=ttl_days,
+                pending_days=pending_days,
+            ),
+        ),
+    ]
 
 
 def rule_handlers(*, welcome_points: int, ttl_days: int) -> list[Handler[Any]]:

@@ -113,6 +113,23 @@ class TriggerEvent(SQLModel, table=True):
     created_at: datetime = created_at_field()
 
 
+class PendingTrigger(SQLModel, table=True):
+    """A trigger event of a social profile no customer is linked to yet (paid on the link)."""
+
+    __tablename__ = "pending_triggers"
+    __table_args__ = {"schema": "rewards"}
+
+    tenant_id: uuid.UUID = Field(primary_key=True)
+    event_id: uuid.UUID = Field(primary_key=True)
+    type: str
+    channel: str
+    platform_user_id: str
+    occurred_at: datetime = Field(sa_type=DateTime(timezone=True), nullable=False)
+    # The event's own facts (``pay_trigger``'s keyword data); the customer's come at the link.
+    data: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = created_at_field()
+
+
 class CustomerSegment(SQLModel, table=True):
     """Engagement's latest segment of a customer (for conditions on segments)."""
 

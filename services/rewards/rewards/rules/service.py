@@ -17,14 +17,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, text, tuple_, update
+from pydantic_core import to_jsonable_python
+from sqlalchemy import delete, func, or_, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from crm_shared.db import utcnow
+from crm_shared.db import Database, utcnow
 from crm_shared.errors import BadUserInput, Conflict, NotFound
 from crm_shared.events import record_event
+from crm_shared.privacy import ProfileRef
 from rewards.accounts import service as ledger
 from rewards.offers.events import CouponGranted
 from rewards.rules.conditions import (
@@ -44,6 +46,7 @@ from rewards.rules.conditions import (
 from rewards.rules.models import (
     CustomerSegment,
     PayoutRefund,
+    PendingTrigger,
     Rule,
     RulePayout,
     RuleTenant,
@@ -372,6 +375,89 @@ async def record_trigger(
         .on_conflict_do_nothing()
     )
     return facts
+
+
+# Pending triggers -------------------------------------------------------------------------
+
+
+async def keep_pending(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    event_id: uuid.UUID,
+    trigger: Trigger,
+    profile: ProfileRef,
+    occurred_at: datetime,
+    **data: Any,
+) -> None:
+    """Keep a trigger event of a profile no customer is linked to, until a link pays it."""
+    await session.execute(
+        insert(PendingTrigger)
+        .values(
+            tenant_id=tenant_id,
+            event_id=event_id,
+            type=trigger.value,
+            channel=profile.channel,
+            platform_user_id=profile.platform_user_id,
+            occurred_at=occurred_at,
+            data=to_jsonable_python(data),
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+async def take_pending(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    profile: ProfileRef,
+    since: datetime,
+) -> list[PendingTrigger]:
+    """Remove the profile's pending triggers; those that happened at or after ``since``,
+    oldest first. Deleting them is the claim: a concurrent link of the profile waits, then
+    finds none."""
+    rows = await session.exec(
+        delete(PendingTrigger)
+        .where(
+            col(PendingTrigger.tenant_id) == tenant_id,
+            col(PendingTrigger.channel) == profile.channel,
+            col(PendingTrigger.platform_user_id) == profile.platform_user_id,
+        )
+        .returning(PendingTrigger)
+    )
+    taken: list[PendingTrigger] = [row for row in rows.scalars() if row.occurred_at >= since]
+    return sorted(taken, key=lambda p: (p.occurred_at, str(p.event_id)))
+
+
+async def forget_pending(
+    session: AsyncSession, *, tenant_id: uuid.UUID, profiles: Sequence[ProfileRef]
+) -> None:
+    """Delete the pending triggers of the profiles (erasure)."""
+    if not profiles:
+        return
+    await session.execute(
+        delete(PendingTrigger).where(
+            col(PendingTrigger.tenant_id) == tenant_id,
+            or_(
+                *(
+                    (col(PendingTrigger.channel) == p.channel)
+                    & (col(PendingTrigger.platform_user_id) == p.platform_user_id)
+                    for p in profiles
+                )
+            ),
+        )
+    )
+
+
+async def prune_pending(db: Database, *, max_age_days: int, now: datetime | None = None) -> int:
+    """Delete pending triggers that happened more than ``max_age_days`` ago; how many."""
+    before = (now or utcnow()) - timedelta(days=max_age_days)
+    async with db.session() as session, session.begin():
+        result = await session.execute(
+            delete(PendingTrigger).where(col(PendingTrigger.occurred_at) < before)
+        )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 # Payouts ----------------------------------------------------------------------------------
