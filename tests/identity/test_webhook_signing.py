@@ -46,7 +46,7 @@ def test_retries_back_off_exponentially_with_jitter_and_a_cap() -> None:
     assert len({round(d, 6) for d in delays[6:]}) > 1  # capped, but not all equal
 
 
-def test_a_partner_user_may_bind_only_its_chosen_types_of_its_tenant_and_publish_nowhere() -> None:
+def test_a_partner_user_may_bind_only_its_chosen_types_and_publish_only_its_own_facts() -> None:
     tenant, other = uuid.uuid4(), uuid.uuid4()
     access = BrokerAccess(user="partner-x", queue="partner.x")
     chosen = ["identity.customer.registered.v1", "rewards.points.credited.v1"]
@@ -63,7 +63,17 @@ def test_a_partner_user_may_bind_only_its_chosen_types_of_its_tenant_and_publish
         "identity.customer.registered.v1.*",
     ):
         assert not re.search(topic, refused), refused
-    assert not re.search(granted["vhost"]["write"], "crm.events")
+    # It may write to crm.events, where the topic permission admits only its tenant's facts.
+    assert re.search(granted["vhost"]["write"], "crm.events")
     assert not re.search(granted["vhost"]["write"], "amq.default")
+    facts = granted["topic"]["write"]
+    assert re.search(facts, f"partner.purchase.reported.v1.{tenant}")
+    for refused in (
+        f"partner.purchase.reported.v1.{other}",
+        f"rewards.points.credited.v1.{tenant}",
+        "partner.purchase.reported.v1.#",
+        f"partner.purchase.reported.v1.{tenant}.x",
+    ):
+        assert not re.search(facts, refused), refused
     assert not re.search(granted["vhost"]["read"], "identity.events")
     assert granted["vhost"]["configure"] == "^$"
