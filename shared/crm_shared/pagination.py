@@ -65,10 +65,20 @@ def check_first(first: int) -> int:
     return first
 
 
+def by_creation(row: Any) -> str:
+    """The cursor of a row listed by ``(created_at, id)``: the common ordering."""
+    return encode_cursor(row.created_at, row.id)
+
+
 def connection(
-    rows: Sequence[R], limit: int, *, cursor: Callable[[R], str], node: Callable[[R], T]
+    rows: Sequence[R],
+    limit: int,
+    *,
+    node: Callable[[R], T],
+    cursor: Callable[[R], str] = by_creation,
 ) -> Connection[T]:
-    """The page of ``rows`` fetched with ``limit + 1`` (the extra row only says there is more)."""
+    """The page of ``rows`` fetched with ``limit + 1`` (the extra row only says there is more);
+    cursors by ``(created_at, id)`` unless ``cursor`` says otherwise."""
     edges = [Edge(cursor=cursor(row), node=node(row)) for row in rows[:limit]]
     return Connection(
         edges=edges,

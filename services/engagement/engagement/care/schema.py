@@ -149,7 +149,6 @@ class CaseType:
         return connection(
             rows,
             limit,
-            cursor=lambda r: encode_cursor(r.created_at, r.id),
             node=InteractionType.from_model,
         )
 

@@ -409,7 +409,6 @@ class ContestType:
         return connection(
             rows,
             limit,
-            cursor=lambda r: encode_cursor(r.created_at, r.id),
             node=ContestEntryType.from_model,
         )
 
@@ -554,7 +553,6 @@ class Query:
         return connection(
             rows,
             limit,
-            cursor=lambda r: encode_cursor(r.created_at, r.id),
             node=PollType.from_model,
         )
 
@@ -610,7 +608,6 @@ class Query:
         return connection(
             rows,
             limit,
-            cursor=lambda r: encode_cursor(r.created_at, r.id),
             node=ContestType.from_model,
         )
 
@@ -653,7 +650,6 @@ class Query:
         return connection(
             rows,
             limit,
-            cursor=lambda r: encode_cursor(r.created_at, r.id),
             node=ContentReuseRequestType.from_model,
         )
 

@@ -20,7 +20,6 @@ from crm_shared.pagination import (
     check_first,
     connection,
     decode_cursor,
-    encode_cursor,
 )
 from crm_shared.validation import parse_id, validated
 from engagement.ingestion.normalized import NormalizedItem
@@ -138,7 +137,6 @@ def _page(rows: list[Interaction], limit: int) -> Connection[InteractionType]:
     return connection(
         rows,
         limit,
-        cursor=lambda r: encode_cursor(r.created_at, r.id),
         node=InteractionType.from_model,
     )
 

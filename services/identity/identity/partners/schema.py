@@ -9,7 +9,7 @@ import strawberry
 
 from crm_shared.auth import Permission
 from crm_shared.graphql import CrmInfo, authorize
-from crm_shared.pagination import Connection, check_first, connection, decode_cursor, encode_cursor
+from crm_shared.pagination import Connection, check_first, connection, decode_cursor
 from crm_shared.validation import parse_id, validated
 from identity.access.audit import record_staff_action
 from identity.partners import service
@@ -215,7 +215,6 @@ class Query:
         return connection(
             rows,
             limit,
-            cursor=lambda r: encode_cursor(r.created_at, r.id),
             node=lambda r: _delivery(r, attempts.get(r.id, [])),
         )
 

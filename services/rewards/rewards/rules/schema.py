@@ -16,7 +16,7 @@ from crm_shared import audit
 from crm_shared.auth import Permission
 from crm_shared.errors import BadUserInput, NotFound
 from crm_shared.graphql import CrmInfo, authorize, keyed_loader
-from crm_shared.pagination import Connection, check_first, connection, decode_cursor, encode_cursor
+from crm_shared.pagination import Connection, check_first, connection, decode_cursor
 from crm_shared.validation import parse_id
 from rewards.rules import service
 from rewards.rules.conditions import Period, RewardKind, RuleDefinition, Trigger
@@ -333,7 +333,6 @@ class Query:
         return connection(
             rows,
             limit,
-            cursor=lambda r: encode_cursor(r.created_at, r.id),
             node=RuleType.from_model,
         )
 
@@ -364,7 +363,6 @@ class Query:
         return connection(
             rows,
             limit,
-            cursor=lambda r: encode_cursor(r.created_at, r.id),
             node=RulePayoutType.from_model,
         )
 
