@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import and_, delete, or_, text
+from sqlalchemy import and_, delete, or_, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -182,6 +182,57 @@ async def brand_account_keys(
 # --- what ingestion tells care -------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """A new interaction as care needs it: the author's followers, whether it names the brand."""
+
+    interaction: Interaction
+    followers: int | None
+    brand_mentioned: bool
+
+
+CaseKey = tuple[str, str, str]
+
+
+async def on_interactions_recorded(
+    *, session: AsyncSession, recorded: Sequence[Recorded], policy: CarePolicy
+) -> None:
+    """:func:`on_interaction_recorded` for a batch, in order.
+
+    One query first finds which of the batch's authors have an active case in their thread;
+    only their items look the case up (and lock it) one by one. A case opened by an earlier
+    item of the batch is seen by the later ones.
+    """
+    keys = {
+        key
+        for r in recorded
+        if not r.interaction.by_brand and (key := _case_key(r.interaction)) is not None
+    }
+    active: set[CaseKey] = set()
+    if keys:
+        rows = await session.execute(
+            select(
+                col(Case.channel), col(Case.thread_key), col(Case.author_platform_user_id)
+            ).where(
+                col(Case.tenant_id) == recorded[0].interaction.tenant_id,
+                col(Case.status).in_(ACTIVE_STATUSES),
+                tuple_(
+                    col(Case.channel), col(Case.thread_key), col(Case.author_platform_user_id)
+                ).in_(list(keys)),
+            )
+        )
+        active = {(r.channel, r.thread_key, r.author_platform_user_id) for r in rows}
+    for r in recorded:
+        await on_interaction_recorded(
+            session=session,
+            interaction=r.interaction,
+            followers=r.followers,
+            brand_mentioned=r.brand_mentioned,
+            policy=policy,
+            active=active,
+        )
+
+
 async def on_interaction_recorded(
     *,
     session: AsyncSession,
@@ -189,8 +240,13 @@ async def on_interaction_recorded(
     followers: int | None,
     brand_mentioned: bool,
     policy: CarePolicy,
+    active: set[CaseKey] | None = None,
 ) -> None:
-    """Open, follow or answer cases for a new interaction (in ingestion's transaction)."""
+    """Open, follow or answer cases for a new interaction (in ingestion's transaction).
+
+    ``active``, when given, holds the keys of every active case that may concern the
+    interaction (see :func:`on_interactions_recorded`); it grows by the case opened here.
+    """
     if interaction.by_brand:
         await _brand_spoke(session, interaction)
         return
@@ -204,12 +260,23 @@ async def on_interaction_recorded(
         from_negative_mentions=policy.from_negative_mentions,
         mention_max_sentiment=policy.mention_max_sentiment,
     )
-    active = await _active_case_of_author(session, interaction)
-    if active is not None:
-        await _follow_up(session, active, interaction)
-        return
+    key = _case_key(interaction)
+    if active is None or key in active:
+        case = await _active_case_of_author(session, interaction)
+        if case is not None:
+            await _follow_up(session, case, interaction)
+            return
     if kind is not None:
         await _open_case(session, interaction, kind, followers, policy)
+        if active is not None and key is not None:
+            active.add(key)
+
+
+def _case_key(interaction: Interaction) -> CaseKey | None:
+    """What makes a case the author's active case: channel, thread and author."""
+    if interaction.author_platform_user_id is None:
+        return None
+    return (interaction.channel, _thread_key(interaction), interaction.author_platform_user_id)
 
 
 def _thread_key(interaction: Interaction) -> str:

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import delete, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
@@ -15,7 +15,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_shared.db import utcnow
-from crm_shared.events import record_event
+from crm_shared.events import Event, record_events
 from engagement.care import service as care
 from engagement.care.service import CarePolicy
 from engagement.ingestion.normalized import AuthorRef, NormalizedItem, Report
@@ -49,8 +49,12 @@ async def ingest(
 ) -> tuple[Report, list[Stored]]:
     """Store ``items`` in the caller's transaction; the counts and each item's row.
 
-    Care follows every new interaction in the same transaction (cases, the brand's replies)
-    by ``policy``, this process's settings by default.
+    The batch costs a fixed number of statements, not a few per item: new items are inserted
+    in one statement, their tracker matches in another, their authors upserted in one, and
+    their events written to the outbox in one round trip. Items already stored (or repeated
+    within the batch) are then taken one by one, in order, as edits or duplicates. Care
+    follows every new interaction in the same transaction (cases, the brand's replies) by
+    ``policy``, this process's settings by default.
     """
     if not items:
         return Report(), []
@@ -62,32 +66,67 @@ async def ingest(
     links = await _links(session, tenant_id, items)
     brand = await care.brand_account_keys(session=session, tenant_id=tenant_id)
     policy = policy or care.default_policy()
+    now = utcnow()
+
+    # The first occurrence of each platform item is a candidate for a new row.
+    first: dict[tuple[str, str], int] = {}
+    for index, item in enumerate(items):
+        first.setdefault((item.channel, item.platform_id), index)
+    rows = {
+        index: _row(tenant_id, items[index], understood[index], links, brand, now)
+        for index in first.values()
+    }
+    inserted = await _insert_new(session, list(rows.values()))
+
+    results: dict[int, Stored] = {}
+    for index, values in rows.items():
+        item = items[index]
+        if (item.channel, item.platform_id) in inserted:
+            interaction = Interaction(**values)
+            matched = listening.matching(item.text, trackers)
+            results[index] = Stored("accepted", interaction, tuple(matched))
+    new = [(items[i], results[i]) for i in sorted(results)]
+    await _set_all_matches(session, tenant_id, [s for _, s in new])
+    await record_events(
+        session, await _announcements(session, tenant_id, new, now=now), tenant_id=tenant_id
+    )
+    await care.on_interactions_recorded(
+        session=session,
+        recorded=[
+            care.Recorded(
+                s.interaction, i.author.followers if i.author else None, bool(s.tracker_ids)
+            )
+            for i, s in new
+        ],
+        policy=policy,
+    )
+    # What was stored before, or comes twice in this batch: an edit or a duplicate, in order.
+    for index, item in enumerate(items):
+        if index not in results:
+            results[index] = await _known(session, tenant_id, item, understood[index], trackers)
+
     report = Report()
-    stored: list[Stored] = []
-    for item, understanding in zip(items, understood, strict=True):
-        result = await _store(
-            session, tenant_id, item, understanding, trackers, links, brand, policy
-        )
+    stored = [results[index] for index in range(len(items))]
+    for result in stored:
         if result.outcome == "accepted":
             report.accepted += 1
         elif result.outcome == "updated":
             report.updated += 1
         else:
             report.duplicates += 1
-        stored.append(result)
     # Only new items count and reclassify: a duplicate or an edit is not more activity.
-    new = [s for s in stored if s.outcome == "accepted"]
     await trends.count_new(
         session=session,
         tenant_id=tenant_id,
         interactions=[
-            trends.Counted(s.interaction.created_at, s.tracker_ids, s.interaction.text) for s in new
+            trends.Counted(s.interaction.created_at, s.tracker_ids, s.interaction.text)
+            for _, s in new
         ],
     )
     await segments.refresh(
         session=session,
         tenant_id=tenant_id,
-        customer_ids=sorted({c for s in new if (c := s.interaction.customer_id) is not None}),
+        customer_ids=sorted({c for _, s in new if (c := s.interaction.customer_id) is not None}),
     )
     return report, stored
 
@@ -108,20 +147,17 @@ async def _links(
     return {(r.channel, r.platform_user_id): r.customer_id for r in rows}
 
 
-async def _store(
-    session: AsyncSession,
+def _row(
     tenant_id: uuid.UUID,
     item: NormalizedItem,
     understanding: Understanding,
-    trackers: Sequence[Tracker],
     links: dict[tuple[str, str], uuid.UUID],
     brand: frozenset[tuple[str, str]],
-    policy: care.CarePolicy,
-) -> Stored:
+    now: datetime,
+) -> dict[str, Any]:
+    """The interaction row of a new item."""
     author = item.author
-    customer_id = links.get((item.channel, author.platform_user_id)) if author else None
-    now = utcnow()
-    values = {
+    return {
         "id": uuid.uuid4(),
         "tenant_id": tenant_id,
         "channel": item.channel,
@@ -132,7 +168,7 @@ async def _store(
         "author_platform_user_id": author.platform_user_id if author else None,
         "author_handle": author.handle if author else None,
         "author_display_name": author.display_name if author else None,
-        "customer_id": customer_id,
+        "customer_id": links.get((item.channel, author.platform_user_id)) if author else None,
         "text": item.text,
         "language": understanding.language,
         "sentiment_score": understanding.sentiment_score,
@@ -144,62 +180,92 @@ async def _store(
         "edited_at": item.edited_at,
         "raw": item.raw or {},
     }
-    inserted = await session.execute(
-        insert(Interaction)
-        .values(**values)
+
+
+async def _insert_new(session: AsyncSession, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """Insert the rows whose platform item is not stored yet; the ``(channel, platform id)``
+    of those inserted. One statement (SQLAlchemy's insertmanyvalues pages it)."""
+    if not rows:
+        return set()
+    table = Interaction.__table__  # type: ignore[attr-defined]
+    result = await session.execute(
+        insert(table)
         .on_conflict_do_nothing(constraint="interactions_platform_item")
-        .returning(col(Interaction.id))
+        .returning(table.c.channel, table.c.platform_id),
+        rows,
     )
-    if inserted.scalar_one_or_none() is None:
-        return await _known(session, tenant_id, item, understanding, trackers)
-    interaction = Interaction.model_validate(values)
-    matched = listening.matching(item.text, trackers)
-    await _set_matches(session, tenant_id, interaction.id, matched)
-    if author is not None and await _first_sighting(session, tenant_id, item.channel, author, now):
-        await record_event(
-            session,
-            AuthorSeen(
-                channel=item.channel,
-                platform_user_id=author.platform_user_id,
-                handle=author.handle,
-                display_name=author.display_name,
-                followers=author.followers,
-                verified=author.verified,
-                seen_at=now,
-            ),
-            tenant_id=tenant_id,
-            subject=f"{item.channel}:{author.platform_user_id}",
-        )
-    await record_event(
+    return {(r.channel, r.platform_id) for r in result}
+
+
+async def _set_all_matches(
+    session: AsyncSession, tenant_id: uuid.UUID, stored: Sequence[Stored]
+) -> None:
+    await _insert_matches(
         session,
-        InteractionRecorded(
-            interaction_id=interaction.id,
-            customer_id=customer_id,
-            channel=item.channel,
-            kind=item.kind,
-            platform_id=item.platform_id,
-            thread_id=item.thread_id,
-            platform_user_id=author.platform_user_id if author else None,
-            handle=author.handle if author else None,
-            sentiment=understanding.sentiment_score,
-            sentiment_label=understanding.sentiment_label,
-            language=understanding.language,
-            occurred_at=item.created_at,
-            tracker_ids=matched,
-            brand_mentioned=bool(matched),
-            rating=item.rating,
-        ),
-        tenant_id=tenant_id,
-        subject=str(customer_id) if customer_id else str(interaction.id),
+        [
+            {"interaction_id": s.interaction.id, "tracker_id": t, "tenant_id": tenant_id}
+            for s in stored
+            for t in s.tracker_ids
+        ],
     )
-    await care.on_interaction_recorded(
-        session=session,
-        interaction=interaction,
-        followers=author.followers if author else None,
-        brand_mentioned=bool(matched),
-        policy=policy,
+
+
+async def _announcements(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    new: Sequence[tuple[NormalizedItem, Stored]],
+    *,
+    now: datetime,
+) -> list[tuple[Event, str | None]]:
+    """The events of the new items, in order: an author's first sighting, then each item."""
+    sighted = await _first_sightings(
+        session, tenant_id, [(i.channel, i.author) for i, _ in new if i.author is not None], now
     )
-    return Stored("accepted", interaction, tuple(matched))
+    events: list[tuple[Event, str | None]] = []
+    for item, stored in new:
+        author = item.author
+        interaction = stored.interaction
+        key = (item.channel, author.platform_user_id) if author else None
+        if author is not None and key in sighted:
+            sighted.discard(key)  # announced with the first of the author's items
+            events.append(
+                (
+                    AuthorSeen(
+                        channel=item.channel,
+                        platform_user_id=author.platform_user_id,
+                        handle=author.handle,
+                        display_name=author.display_name,
+                        followers=author.followers,
+                        verified=author.verified,
+                        seen_at=now,
+                    ),
+                    f"{item.channel}:{author.platform_user_id}",
+                )
+            )
+        customer_id = interaction.customer_id
+        events.append(
+            (
+                InteractionRecorded(
+                    interaction_id=interaction.id,
+                    customer_id=customer_id,
+                    channel=item.channel,
+                    kind=item.kind,
+                    platform_id=item.platform_id,
+                    thread_id=item.thread_id,
+                    platform_user_id=author.platform_user_id if author else None,
+                    handle=author.handle if author else None,
+                    sentiment=interaction.sentiment_score,
+                    sentiment_label=interaction.sentiment_label,
+                    language=interaction.language,
+                    occurred_at=item.created_at,
+                    tracker_ids=list(stored.tracker_ids),
+                    brand_mentioned=bool(stored.tracker_ids),
+                    rating=item.rating,
+                ),
+                str(customer_id) if customer_id else str(interaction.id),
+            )
+        )
+    return events
 
 
 async def _known(
@@ -240,46 +306,66 @@ async def _known(
 async def _set_matches(
     session: AsyncSession, tenant_id: uuid.UUID, interaction_id: uuid.UUID, ids: list[uuid.UUID]
 ) -> None:
-    if ids:
-        await session.execute(
-            insert(InteractionTracker).values(
-                [
-                    {"interaction_id": interaction_id, "tracker_id": t, "tenant_id": tenant_id}
-                    for t in ids
-                ]
-            )
-        )
+    await _insert_matches(
+        session,
+        [{"interaction_id": interaction_id, "tracker_id": t, "tenant_id": tenant_id} for t in ids],
+    )
 
 
-async def _first_sighting(
+async def _insert_matches(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(InteractionTracker.__table__), rows)  # type: ignore[attr-defined]
+
+
+async def _first_sightings(
     session: AsyncSession,
     tenant_id: uuid.UUID,
-    channel: str,
-    author: AuthorRef,
+    authors: Sequence[tuple[str, AuthorRef]],
     now: datetime,
-) -> bool:
-    """Record the author as seen; True the first time in the tenant."""
+) -> set[tuple[str, str]]:
+    """Record the authors as seen (one statement); the ``(channel, platform user id)`` of
+    those seen for the first time in the tenant.
+
+    An author who comes several times in the batch is upserted once, with the last known
+    value of each field (as one upsert per item, in order, would have left it).
+    """
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for channel, author in authors:
+        known = merged.setdefault(
+            (channel, author.platform_user_id),
+            {"handle": None, "display_name": None, "followers": None},
+        )
+        for field in known:
+            if (value := getattr(author, field)) is not None:
+                known[field] = value
+    if not merged:
+        return set()
+    keys = list(merged)
     schema = session.info["schema"]
     result = await session.execute(
         text(
             f"INSERT INTO {schema}.authors AS a (tenant_id, channel, platform_user_id, handle, "
             "display_name, followers, first_seen_at, last_seen_at) "
-            "VALUES (:tenant, :channel, :user, :handle, :name, :followers, :now, :now) "
+            "SELECT CAST(:tenant AS uuid), channel, platform_user_id, handle, display_name, "
+            "followers, CAST(:now AS timestamptz), CAST(:now AS timestamptz) "
+            "FROM unnest(CAST(:channels AS text[]), CAST(:users AS text[]), "
+            "CAST(:handles AS text[]), CAST(:names AS text[]), CAST(:followers AS bigint[])) "
+            "AS t(channel, platform_user_id, handle, display_name, followers) "
             "ON CONFLICT (tenant_id, channel, platform_user_id) DO UPDATE SET "
             "handle = COALESCE(EXCLUDED.handle, a.handle), "
             "display_name = COALESCE(EXCLUDED.display_name, a.display_name), "
             "followers = COALESCE(EXCLUDED.followers, a.followers), "
             "last_seen_at = EXCLUDED.last_seen_at "
-            "RETURNING (xmax = 0) AS inserted"
+            "RETURNING a.channel, a.platform_user_id, (xmax = 0) AS inserted"
         ),
         {
             "tenant": tenant_id,
-            "channel": channel,
-            "user": author.platform_user_id,
-            "handle": author.handle,
-            "name": author.display_name,
-            "followers": author.followers,
             "now": now,
+            "channels": [c for c, _ in keys],
+            "users": [u for _, u in keys],
+            "handles": [merged[k]["handle"] for k in keys],
+            "names": [merged[k]["display_name"] for k in keys],
+            "followers": [merged[k]["followers"] for k in keys],
         },
     )
-    return bool(result.scalar_one())
+    return {(r.channel, r.platform_user_id) for r in result if r.inserted}
