@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import aio_pika
@@ -18,6 +19,7 @@ from crm_shared.db import Database
 from crm_shared.events.consumer import EventConsumer, Registry
 from crm_shared.events.live import LiveEvents
 from crm_shared.events.relay import OutboxRelay
+from crm_shared.events.retention import prune_with
 from crm_shared.events.topology import declare_exchange
 from crm_shared.graphql import SubgraphApp, SubgraphSchema
 from crm_shared.http import install_error_handlers
@@ -39,6 +41,17 @@ class PeriodicJob:
     name: str
     interval_seconds: float
     run: Callable[[Database], Awaitable[Any]]
+
+
+# The job every service runs: published outbox rows and old inbox rows are deleted.
+RETENTION_JOB = "event-retention"
+
+
+def retention_job(settings: ServiceSettings) -> PeriodicJob:
+    """The retention of the outbox and the inbox (``crm_shared.events.retention``)."""
+    return PeriodicJob(
+        RETENTION_JOB, settings.retention_interval_seconds, partial(prune_with, settings)
+    )
 
 
 async def run_periodically(job: PeriodicJob, db: Database) -> None:
@@ -88,8 +101,10 @@ def create_service_app(
     ``verifier`` checks callers' tokens; by default against the JWKS at ``settings.jwks_url``.
     ``routers`` are the service's own HTTP endpoints beside ``/graphql`` (ingestion, tokens).
     ``jobs`` run on their schedule for as long as the app runs (those with an interval of 0
-    are off). ``queues`` are further consumers, each with queues of its own named
-    ``<service>.<purpose>`` (e.g. ``identity.webhooks``, bound to every event type).
+    are off); the retention of the outbox and inbox (:func:`retention_job`) is always added,
+    and ``app.state.jobs`` lists them all. ``queues`` are further consumers, each with queues
+    of its own named ``<service>.<purpose>`` (e.g. ``identity.webhooks``, bound to every
+    event type).
     """
     configure_telemetry(settings.service_name, environment=settings.environment)
     db = Database(settings)
@@ -99,6 +114,7 @@ def create_service_app(
         issuer=settings.auth_issuer,
         audience=settings.auth_audience,
     )
+    jobs = (*jobs, retention_job(settings))
     state: dict[str, Any] = {}
     live = LiveEvents(settings.service_name)
 
@@ -162,6 +178,7 @@ def create_service_app(
     app.state.db = db
     app.state.settings = settings
     app.state.verifier = verifier
+    app.state.jobs = jobs
     install_error_handlers(app)
 
     @app.get("/healthz")

@@ -57,6 +57,10 @@ handler_duration = meter.create_histogram(
     description="Duration of one handler function for one message (its commit excluded).",
     explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
 )
+events_pruned = meter.create_counter(
+    "crm.events.pruned",
+    description="Rows deleted by the retention job: published outbox rows and old inbox rows.",
+)
 
 # Requests to these paths are not counted: probes and scrapes would drown the real traffic.
 UNMEASURED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})

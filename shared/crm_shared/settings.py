@@ -38,6 +38,20 @@ class ServiceSettings(BaseSettings):
     # Broker-side safety net: a message redelivered this often (e.g. it crashes the consumer
     # before it can be retried) is dead-lettered to the parking queue by the quorum queue.
     delivery_limit: int = 10
+    # Retention of the event tables (crm_shared.events.retention), pruned by a job every
+    # service runs. Published outbox rows are read by nothing once sent (replays come from the
+    # parking queue and identity's kept webhook events), so a week of them is kept for looking
+    # at what was sent. Inbox rows are each handler's memory of the events it has applied: a
+    # copy arriving after its rows went would be applied twice, so they must outlive the
+    # longest time a copy can still come (retry back-offs, a relay republishing after a crash,
+    # an operator replaying a parked message): 30 days, the window to replay parked messages
+    # in. Unpublished outbox rows are never deleted.
+    outbox_retention_days: float = 7.0
+    inbox_retention_days: float = 30.0
+    # How often the job runs (0: off in this process) and how many rows one DELETE removes
+    # (each batch is its own short transaction; a round repeats batches until none is full).
+    retention_interval_seconds: float = 600.0
+    retention_batch_size: int = 1_000
     # Where identity publishes its signing keys, and what its tokens must say (crm_shared.auth).
     jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
     auth_issuer: str = "https://identity.social-crm.local"
@@ -50,6 +64,15 @@ class ServiceSettings(BaseSettings):
                 raise ValueError("amqp_url uses the default guest account in production")
             if not urlsplit(self.database_url).password:
                 raise ValueError("database_url has no password in production")
+        if self.outbox_retention_days <= 0 or self.inbox_retention_days <= 0:
+            raise ValueError("outbox_retention_days and inbox_retention_days must be positive")
+        if self.inbox_retention_days * 86_400 <= sum(self.retry_delays_ms) / 1_000:
+            raise ValueError(
+                "inbox_retention_days must outlive the retries (retry_delays_ms), or a retried "
+                "message would be applied again by handlers that had already succeeded"
+            )
+        if self.retention_batch_size < 1:
+            raise ValueError("retention_batch_size must be at least 1")
         if not self.db_schema.isidentifier():
             raise ValueError(f"db_schema {self.db_schema!r} is not a plain SQL identifier")
         return self

@@ -51,3 +51,32 @@ def drop_event_tables(op: Any, schema: str) -> None:
     op.execute(f"DROP TABLE {schema}.inbox")
     op.execute(f"DROP TABLE {schema}.outbox")
     op.execute(f"DROP FUNCTION {schema}.notify_outbox()")
+
+
+# The indexes the retention job (crm_shared.events.retention) deletes along: without them each
+# of its batches would read the whole table to find the rows that are due.
+RETENTION_INDEXES = {
+    "outbox_published_at": "outbox (published_at) WHERE published_at IS NOT NULL",
+    "inbox_handled_at": "inbox (handled_at)",
+}
+
+
+def create_retention_indexes(op: Any, schema: str) -> None:
+    """Create the retention job's indexes on ``<schema>.outbox`` and ``<schema>.inbox``.
+
+    ``CONCURRENTLY``, outside the migration's transaction: both tables may be large by the
+    time this runs (they were never pruned before), and a plain ``CREATE INDEX`` would block
+    every write to them (every change of the service writes its outbox) while it builds. An
+    index a failed concurrent build left invalid is dropped and built again on the next run.
+    """
+    with op.get_context().autocommit_block():
+        for name, definition in RETENTION_INDEXES.items():
+            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema}.{name}")
+            op.execute(f"CREATE INDEX CONCURRENTLY {name} ON {schema}.{definition}")
+
+
+def drop_retention_indexes(op: Any, schema: str) -> None:
+    """Undo ``create_retention_indexes``."""
+    with op.get_context().autocommit_block():
+        for name in RETENTION_INDEXES:
+            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema}.{name}")
