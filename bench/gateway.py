@@ -10,10 +10,12 @@ to the floor and to the peer, subgraph requests per query, and each service's re
 memory at rest and under load.
 
     .venv/bin/python -m bench.gateway [--runs 3] [--seconds 5] [--concurrency 20]
-        [--customers 200] [--extra 'segment { name }' ...]
+        [--customers 200] [--extra 'referrals(first: 5) { edges { node { id } } }' ...]
 
-``--extra`` adds selections to the customer (fields other features add to ``Customer`` later:
-segment, influence, tier, coupons), so the query grows with the supergraph.
+The customer-360 selection is the profile and social profiles (identity), the last 20
+interactions, segment and influence (engagement), balance, tier and available coupons
+(rewards). ``--extra`` adds further selections to the customer, so the query can grow with
+the supergraph.
 """
 
 from __future__ import annotations
@@ -44,7 +46,11 @@ PROFILE = """
 """
 CROSS = """
   interactions(first: 20) { edges { node { id channel kind text sentimentLabel createdAt } } }
+  segment { name since }
+  influence { unavailable score influencer advocate detractor computedAt }
   rewards { balance }
+  tier { name since }
+  coupons(status: AVAILABLE, first: 10) { edges { node { code expiresAt offerId } } }
 """
 
 
