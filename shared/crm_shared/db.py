@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import Field
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -76,3 +76,22 @@ def utcnow() -> datetime:
 def created_at_field() -> Any:
     """A ``timestamptz`` column that defaults to now."""
     return Field(default_factory=utcnow, sa_type=DateTime(timezone=True), nullable=False)
+
+
+async def lock_keys(session: AsyncSession, keys: Iterable[str]) -> None:
+    """Hold a transaction-scoped advisory lock on each of ``keys`` until the transaction ends.
+
+    Locks are taken in one statement, in the order of their hashes, so two transactions that
+    lock overlapping sets never deadlock on each other. Two keys whose hashes collide only
+    serialise more than needed.
+    """
+    wanted = sorted(set(keys))
+    if not wanted:
+        return
+    await session.execute(
+        text(
+            "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(key, 0) AS k "
+            "FROM unnest(CAST(:keys AS text[])) AS key ORDER BY k) AS ordered"
+        ),
+        {"keys": wanted},
+    )

@@ -298,6 +298,94 @@ async def test_a_linked_profile_attaches_its_history_to_the_customer(
     await eventually(history, lambda c: c["interactionCount"] == 0)
 
 
+ENTITIES_INTERACTIONS = """
+query($ids: [_Any!]!, $first: Int!, $after: String) {
+  _entities(representations: $ids) {
+    ... on Customer {
+      interactions(first: $first, after: $after) {
+        edges { node { platformId customerId } }
+        pageInfo { hasNextPage endCursor }
+      }
+    }
+  }
+}
+"""
+
+
+async def test_a_page_of_customers_gets_each_ones_own_interactions_newest_first(
+    stack: devstack.Stack, tenant: str, writer: str
+) -> None:
+    """The gateway asks for a page of customers' interactions in one ``_entities`` call,
+    which engagement answers with one query: each customer still gets their own, in order."""
+    admin = await staff_token(stack, tenant)
+    ids = [
+        (
+            await devstack.graphql(
+                stack, REGISTER, {"input": {"name": name, "email": None}}, token=admin
+            )
+        )["data"]["registerCustomer"]["id"]
+        for name in ("Ann", "Bob", "Cy")
+    ]
+    run = uuid.uuid4().hex[:6]
+    # Bob writes an hour later in the day than Ann, so that no two items share a time.
+    for customer_id, author, count, hour in ((ids[0], "ann", 3, 10), (ids[1], "bob", 2, 11)):
+        await publish_from_identity(
+            stack,
+            tenant,
+            SocialProfileLinked(
+                link_id=uuid.uuid4(),
+                profile_id=uuid.uuid4(),
+                customer_id=uuid.UUID(customer_id),
+                channel="other",
+                platform_user_id=f"{author}-{run}",
+                evidence="oauth",
+                confidence=1.0,
+            ),
+        )
+        items = [
+            {
+                "channel": "other",
+                "platform_id": f"{author}-{run}-{n}",
+                "kind": "comment",
+                "author": {"platform_user_id": f"{author}-{run}"},
+                "text": f"note {n}",
+                "created_at": f"2024-05-0{n + 1}T{hour}:00:00+00:00",
+            }
+            for n in range(count)
+        ]
+        await post(stack, "/ingest/normalized", token=writer, json_body=items)
+
+    representations = [{"__typename": "Customer", "id": i} for i in ids]
+
+    async def pages(first: int, after: str | None = None) -> list[dict[str, Any]]:
+        result = await devstack.graphql(
+            stack,
+            ENTITIES_INTERACTIONS,
+            {"ids": representations, "first": first, "after": after},
+            token=admin,
+            service="engagement",
+        )
+        assert "errors" not in result, result
+        return [e["interactions"] for e in result["data"]["_entities"]]
+
+    def platform_ids(page: dict[str, Any]) -> list[str]:
+        return [e["node"]["platformId"] for e in page["edges"]]
+
+    # Linked before or after the items arrived: wait until both histories are attached.
+    first = await eventually(lambda: pages(2), lambda p: [len(x["edges"]) for x in p] == [2, 2, 0])
+    assert [platform_ids(p) for p in first] == [
+        [f"ann-{run}-2", f"ann-{run}-1"],
+        [f"bob-{run}-1", f"bob-{run}-0"],
+        [],
+    ]
+    assert [p["pageInfo"]["hasNextPage"] for p in first] == [True, False, False]
+    assert {e["node"]["customerId"] for e in first[0]["edges"]} == {ids[0]}
+    # The same cursor for all three (the argument is the selection's): each customer's
+    # interactions older than Ann's second newest.
+    after = await pages(2, first[0]["pageInfo"]["endCursor"])
+    assert [platform_ids(p) for p in after] == [[f"ann-{run}-0"], [f"bob-{run}-0"], []]
+
+
 async def test_a_customer_token_sees_only_its_own_interactions(
     stack: devstack.Stack, tenant: str
 ) -> None:

@@ -14,13 +14,14 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from crm_shared.db import utcnow
+from crm_shared.db import lock_keys, utcnow
 from crm_shared.events import Event, record_events
 from engagement.care import service as care
 from engagement.care.service import CarePolicy
 from engagement.ingestion.normalized import AuthorRef, NormalizedItem, Report
 from engagement.interactions.events import AuthorSeen, InteractionRecorded
 from engagement.interactions.models import Interaction, InteractionTracker, ProfileLink
+from engagement.interactions.service import author_lock_key
 from engagement.listening import service as listening
 from engagement.listening.models import Tracker
 from engagement.segments import service as segments
@@ -134,10 +135,15 @@ async def ingest(
 async def _links(
     session: AsyncSession, tenant_id: uuid.UUID, items: Sequence[NormalizedItem]
 ) -> dict[tuple[str, str], uuid.UUID]:
-    """The customers linked to the items' authors, by (channel, platform user id)."""
+    """The customers linked to the items' authors, by (channel, platform user id).
+
+    The authors stay locked until the transaction ends, so that no link or unlink of theirs
+    commits in between (``interactions.service.author_lock_key``).
+    """
     keys = {(i.channel, i.author.platform_user_id) for i in items if i.author is not None}
     if not keys:
         return {}
+    await lock_keys(session, [author_lock_key(tenant_id, c, u) for c, u in keys])
     rows = await session.exec(
         select(ProfileLink).where(
             ProfileLink.tenant_id == tenant_id,

@@ -53,6 +53,21 @@ def interaction_count_loader(info: CrmInfo) -> DataLoader[uuid.UUID, int]:
     return keyed_loader(info, "interaction_counts", _counts, 0)
 
 
+def customer_interactions_loader(
+    info: CrmInfo, limit: int, before: service.Position | None
+) -> DataLoader[uuid.UUID, list[Interaction]]:
+    """The request's batch loader of customers' interactions, ``limit`` newest after ``before``."""
+
+    async def fetch(
+        session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
+    ) -> Mapping[uuid.UUID, list[Interaction]]:
+        return await service.customers_interactions(
+            session=session, tenant_id=tenant_id, customer_ids=ids, limit=limit, before=before
+        )
+
+    return keyed_loader(info, f"customer_interactions:{limit}:{before}", fetch, [])
+
+
 def tracker_ids_loader(info: CrmInfo) -> DataLoader[uuid.UUID, list[uuid.UUID]]:
     """The request's batch loader of the trackers each interaction matched."""
     return keyed_loader(info, "interaction_trackers", _tracker_ids, [])
@@ -156,17 +171,11 @@ class CustomerType:
         self, info: CrmInfo, first: int = 20, after: str | None = None
     ) -> Connection[InteractionType]:
         customer_id = parse_id(self.id, field="id")
-        principal = authorize(info, Permission.INTERACTIONS_READ, customer_id=customer_id)
+        authorize(info, Permission.INTERACTIONS_READ, customer_id=customer_id)
         limit = check_first(first)
         position = decode_cursor(after) if after is not None else None
-        async with info.context.session() as session:
-            rows = await service.customer_interactions(
-                session=session,
-                tenant_id=principal.tenant_id,
-                customer_id=customer_id,
-                limit=limit + 1,
-                before=position,
-            )
+        # One query for every customer of the request asking for the same page.
+        rows = await customer_interactions_loader(info, limit + 1, position).load(customer_id)
         return _page(rows, limit)
 
     @classmethod

@@ -9,6 +9,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from crm_shared.db import lock_keys
+from crm_shared.pagination import keyset_pages
 from engagement.interactions.models import Interaction, InteractionTracker, ProfileLink
 
 Position = tuple[datetime, uuid.UUID]
@@ -40,28 +42,29 @@ async def get_interaction(
     return found
 
 
-async def customer_interactions(
+async def customers_interactions(
     *,
     session: AsyncSession,
     tenant_id: uuid.UUID,
-    customer_id: uuid.UUID,
+    customer_ids: Sequence[uuid.UUID],
     limit: int,
     before: Position | None,
-) -> list[Interaction]:
-    """The customer's interactions, newest first (by the platform's time, then id)."""
-    query = select(Interaction).where(
-        Interaction.tenant_id == tenant_id, Interaction.customer_id == customer_id
+) -> dict[uuid.UUID, list[Interaction]]:
+    """Each customer's first ``limit`` interactions, newest first (by the platform's time,
+    then id), after ``before``; one query for all of them (a lateral join that walks each
+    customer's part of the ``interactions_customer_newest`` index)."""
+    return await keyset_pages(
+        session,
+        Interaction,
+        select(Interaction).where(Interaction.tenant_id == tenant_id),
+        owner=col(Interaction.customer_id),
+        owners=customer_ids,
+        at=col(Interaction.created_at),
+        id_=col(Interaction.id),
+        position=before,
+        limit=limit,
+        newest_first=True,
     )
-    if before is not None:
-        at, id_ = before
-        query = query.where(
-            or_(
-                col(Interaction.created_at) < at,
-                and_(col(Interaction.created_at) == at, col(Interaction.id) < id_),
-            )
-        )
-    query = query.order_by(col(Interaction.created_at).desc(), col(Interaction.id).desc())
-    return list(await session.exec(query.limit(limit)))
 
 
 async def thread_interactions(
@@ -107,6 +110,17 @@ async def tracker_ids(
     return found
 
 
+def author_lock_key(tenant_id: uuid.UUID, channel: str, platform_user_id: str) -> str:
+    """The advisory lock that orders an author's ingestion and their (un)link.
+
+    Ingestion holds it for every author of a batch from before it reads their links until it
+    commits; a link or unlink takes it before it writes. Without it, a link committed while a
+    batch of the author's items was being stored would miss them: the batch read no link, and
+    the link's update did not see the batch's uncommitted rows.
+    """
+    return f"engagement.author:{tenant_id}:{channel}:{platform_user_id}"
+
+
 async def link_profile(
     *,
     session: AsyncSession,
@@ -117,6 +131,7 @@ async def link_profile(
     link_id: uuid.UUID | None,
 ) -> int:
     """Remember the link and attach the author's history to the customer; rows attached."""
+    await lock_keys(session, [author_lock_key(tenant_id, channel, platform_user_id)])
     await session.execute(
         insert(ProfileLink)
         .values(
@@ -152,6 +167,7 @@ async def unlink_profile(
     customer_id: uuid.UUID,
 ) -> int:
     """Forget the link and detach the author's history from that customer; rows detached."""
+    await lock_keys(session, [author_lock_key(tenant_id, channel, platform_user_id)])
     await session.execute(
         delete(ProfileLink).where(
             col(ProfileLink.tenant_id) == tenant_id,

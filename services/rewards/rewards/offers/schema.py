@@ -122,6 +122,31 @@ def offer_loader(info: CrmInfo) -> DataLoader[uuid.UUID, OfferType | None]:
     return keyed_loader(info, "offers", _offers, None)
 
 
+def coupons_loader(
+    info: CrmInfo,
+    status: CouponStatus | None,
+    limit: int,
+    position: tuple[datetime, uuid.UUID] | None,
+    now: datetime,
+) -> DataLoader[uuid.UUID, list[Coupon]]:
+    """The request's batch loader of customers' coupons: one page, the same for each."""
+
+    async def fetch(
+        session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
+    ) -> Mapping[uuid.UUID, list[Coupon]]:
+        return await service.customers_coupons(
+            session=session,
+            tenant_id=tenant_id,
+            customer_ids=ids,
+            status=status,
+            limit=limit,
+            position=position,
+            now=now,
+        )
+
+    return keyed_loader(info, f"coupons:{status}:{limit}:{position}", fetch, [])
+
+
 def eligible_loader(info: CrmInfo, limit: int) -> DataLoader[uuid.UUID, list[OfferType]]:
     """The request's batch loader of the offers each customer may claim (up to ``limit``)."""
 
@@ -217,19 +242,12 @@ class CustomerOffers:
         after: str | None = None,
     ) -> Connection[CouponType]:
         customer_id = parse_id(self.id, field="id")
-        principal = authorize(info, Permission.REWARDS_READ, customer_id=customer_id)
+        authorize(info, Permission.REWARDS_READ, customer_id=customer_id)
         limit = check_first(first)
         now = utcnow()
-        async with info.context.session() as session:
-            rows = await service.coupons_of(
-                session=session,
-                tenant_id=principal.tenant_id,
-                customer_id=customer_id,
-                status=status,
-                limit=limit + 1,
-                position=decode_cursor(after) if after else None,
-                now=now,
-            )
+        position = decode_cursor(after) if after else None
+        # One query for every customer of the request asking for the same page.
+        rows = await coupons_loader(info, status, limit + 1, position, now).load(customer_id)
         return connection(
             rows,
             limit,

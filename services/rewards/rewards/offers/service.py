@@ -29,7 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from crm_shared.db import utcnow
 from crm_shared.errors import BadUserInput, Conflict, CrmError, NotFound
 from crm_shared.events import record_event
-from crm_shared.pagination import keyset_page
+from crm_shared.pagination import keyset_page, keyset_pages
 from crm_shared.privacy import consent_allows
 from rewards.offers import codes
 from rewards.offers.events import (
@@ -726,13 +726,44 @@ async def coupons_of(
     now: datetime | None = None,
 ) -> list[Coupon]:
     """The customer's coupons, newest first (of one status, or all)."""
-    query = select(Coupon).where(Coupon.tenant_id == tenant_id, Coupon.customer_id == customer_id)
+    found = await customers_coupons(
+        session=session,
+        tenant_id=tenant_id,
+        customer_ids=[customer_id],
+        status=status,
+        limit=limit,
+        position=position,
+        now=now,
+    )
+    return found.get(customer_id, [])
+
+
+async def customers_coupons(
+    *,
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    customer_ids: Sequence[uuid.UUID],
+    status: CouponStatus | None,
+    limit: int,
+    position: tuple[datetime, uuid.UUID] | None = None,
+    now: datetime | None = None,
+) -> dict[uuid.UUID, list[Coupon]]:
+    """Each customer's coupons, newest first (of one status, or all); one query for all."""
+    query = select(Coupon).where(Coupon.tenant_id == tenant_id)
     if status is not None:
         query = query.where(_status_filter(status, now or utcnow()))
-    page = keyset_page(
-        query, col(Coupon.issued_at), col(Coupon.id), position, limit=limit, newest_first=True
+    return await keyset_pages(
+        session,
+        Coupon,
+        query,
+        owner=col(Coupon.customer_id),
+        owners=customer_ids,
+        at=col(Coupon.issued_at),
+        id_=col(Coupon.id),
+        position=position,
+        limit=limit,
+        newest_first=True,
     )
-    return list((await session.exec(page)).all())
 
 
 # The audience projection ------------------------------------------------------------------
