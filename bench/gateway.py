@@ -21,7 +21,6 @@ the supergraph.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import re
@@ -36,7 +35,17 @@ from typing import Any
 
 import httpx
 
-from bench.harness import BenchStack, bench_stack, pinned, ratio, record, rss_mib, summary
+from bench.harness import (
+    BenchStack,
+    bench_stack,
+    graphql,
+    linked_customers,
+    pinned,
+    ratio,
+    record,
+    rss_mib,
+    summary,
+)
 from crm_shared import devstack
 from tests.gateway.harness import ApolloGateway, free_port
 
@@ -70,44 +79,10 @@ def page_query(fields: str) -> str:
     )
 
 
-def _gql(stack: BenchStack, query: str, variables: dict[str, Any], service: str) -> Any:
-    response = httpx.post(
-        stack.stack.url(service, "/graphql"),
-        json={"query": query, "variables": variables},
-        headers={"authorization": f"Bearer {stack.token}"},
-        timeout=60,
-    )
-    body = response.json()
-    if body.get("errors"):
-        raise RuntimeError(f"{query[:60]}: {body['errors'][:2]}")
-    return body["data"]
-
-
 def seed(stack: BenchStack, customers: int) -> list[str]:
     """Customers, each with a linked X profile and 20 interactions; their ids."""
-    ids: list[str] = []
-    for i in range(customers):
-        email = f"bench{i}-{uuid.uuid4().hex[:6]}@example.com"
-        register = "mutation($i: RegisterCustomerInput!) { registerCustomer(input: $i) { id } }"
-        cid = _gql(stack, register, {"i": {"name": f"Bench {i}", "email": email}}, "identity")
-        customer_id = cid["registerCustomer"]["id"]
-        record_profile = (
-            "mutation($i: RecordSocialProfileInput!) { recordSocialProfile(input: $i) { id } }"
-        )
-        profile = _gql(
-            stack,
-            record_profile,
-            {"i": {"channel": "X", "platformUserId": f"u{i}", "handle": f"bench{i}"}},
-            "identity",
-        )["recordSocialProfile"]["id"]
-        link = "mutation($i: LinkSocialProfileInput!) { linkSocialProfile(input: $i) { id } }"
-        _gql(
-            stack,
-            link,
-            {"i": {"profileId": profile, "customerId": customer_id, "evidence": "STAFF_DECISION"}},
-            "identity",
-        )
-        ids.append(customer_id)
+    linked = linked_customers(stack, customers)
+    ids = [customer_id for customer_id, _ in linked]
     # Interactions once engagement has projected the links (it learns them by event).
     now = datetime.now(UTC)
     items = [
@@ -115,14 +90,13 @@ def seed(stack: BenchStack, customers: int) -> list[str]:
             "channel": "x",
             "platform_id": f"bench-{i}-{n}-{uuid.uuid4().hex[:6]}",
             "kind": "post",
-            "author": {"platform_user_id": f"u{i}", "handle": f"bench{i}"},
+            "author": {"platform_user_id": author, "handle": author},
             "text": f"I love this brand, message {n}",
             "created_at": (now - timedelta(minutes=n)).isoformat(),
         }
-        for i in range(customers)
+        for i, (_, author) in enumerate(linked)
         for n in range(20)
     ]
-    asyncio.run(asyncio.sleep(5))
     for start in range(0, len(items), 500):
         response = httpx.post(
             stack.stack.url("engagement", "/ingest/normalized"),
@@ -262,7 +236,7 @@ def main() -> None:
     }
     with bench_stack(extra_env=env) as stack:
         ids = seed(stack, args.customers)
-        edges = _gql(
+        edges = graphql(
             stack, "query { customers(first: 100) { edges { cursor } } }", {}, "identity"
         )["customers"]["edges"]
         cursors = [e["cursor"] for e in edges[: max(1, args.customers - 50)]]

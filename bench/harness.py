@@ -27,6 +27,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+import httpx
+
 from crm_shared import devstack
 from crm_shared.provision import drop_database, provision_database, provision_vhost
 from tests.support.auth import staff_token
@@ -199,3 +202,67 @@ def wait_until(probe: Any, *, timeout: float, interval: float = 0.5) -> bool:
             return True
         time.sleep(interval)
     return False
+
+
+def graphql(stack: BenchStack, query: str, variables: dict[str, Any], service: str) -> Any:
+    """``query`` sent straight to ``service`` with the benchmark's admin token; its data."""
+    response = httpx.post(
+        stack.stack.url(service, "/graphql"),
+        json={"query": query, "variables": variables},
+        headers={"authorization": f"Bearer {stack.token}"},
+        timeout=60,
+    )
+    body = response.json()
+    if body.get("errors"):
+        raise RuntimeError(f"{query[:60]}: {body['errors'][:2]}")
+    return body["data"]
+
+
+REGISTER = "mutation($i: RegisterCustomerInput!) { registerCustomer(input: $i) { id } }"
+RECORD_PROFILE = "mutation($i: RecordSocialProfileInput!) { recordSocialProfile(input: $i) { id } }"
+LINK = "mutation($i: LinkSocialProfileInput!) { linkSocialProfile(input: $i) { id } }"
+
+
+def linked_customers(stack: BenchStack, count: int) -> list[tuple[str, str]]:
+    """``count`` customers registered through identity, each with an X profile linked by staff
+    decision, once engagement has projected every link (it learns them by event):
+    ``(customer id, the profile's platform user id)`` of each."""
+    run = uuid.uuid4().hex[:6]
+    linked: list[tuple[str, str]] = []
+    for i in range(count):
+        email = f"bench{i}-{run}@example.com"
+        registered = graphql(
+            stack, REGISTER, {"i": {"name": f"Bench {i}", "email": email}}, "identity"
+        )
+        customer_id = registered["registerCustomer"]["id"]
+        author = f"u{i}-{run}"
+        profile = graphql(
+            stack,
+            RECORD_PROFILE,
+            {"i": {"channel": "X", "platformUserId": author, "handle": author}},
+            "identity",
+        )["recordSocialProfile"]["id"]
+        graphql(
+            stack,
+            LINK,
+            {"i": {"profileId": profile, "customerId": customer_id, "evidence": "STAFF_DECISION"}},
+            "identity",
+        )
+        linked.append((customer_id, author))
+
+    async def projected() -> int:
+        conn = await asyncpg.connect(stack.stack.database_url("engagement"))
+        try:
+            found: int = await conn.fetchval(
+                "SELECT count(*) FROM engagement.profile_links WHERE tenant_id = $1 "
+                "AND platform_user_id = ANY($2::text[])",
+                stack.tenant_id,
+                [author for _, author in linked],
+            )
+            return found
+        finally:
+            await conn.close()
+
+    if not wait_until(lambda: asyncio.run(projected()) == count, timeout=120):
+        raise TimeoutError("engagement did not learn every link within 120 s")
+    return linked

@@ -1,20 +1,22 @@
 """Event pipeline benchmark: interactions through engagement's HTTP ingestion, its outbox, the
-broker and a consumer, end to end; against RabbitMQ's own publish and consume rates.
+broker and rewards' consumer, to points credited by a rule; against RabbitMQ's own publish and
+consume rates.
 
-Rewards does not credit interactions yet, so the pipeline ends at a consumer of rewards'
-(in this process, on rewards' database and inbox, with the real ``EventConsumer``) whose
-handler records when each ``engagement.interaction.recorded.v1`` arrived. Measured:
+The tenant gets one rule (every ``engagement.interaction.recorded.v1`` pays 1 point) and
+``--customers`` customers with linked X profiles (registered and linked through identity, as
+staff would); the interactions are theirs, so each one is a rule payout and a ledger entry in
+rewards. Measured:
 
 - throughput: ``--burst`` interactions posted as fast as 4 clients can (batches of 100) until
-  the consumer handled them all: interactions/s end to end;
+  rewards has paid them all: interactions credited/s end to end;
 - lag at a steady rate (``--rate`` interactions/s for ``--seconds``): from the HTTP request
-  being sent (its time rides in the author's id) to the consumer's handler, p50 and p99;
+  being sent (the interaction's time is the time of sending) to rewards' payout, p50 and p99;
 - the floor: persistent 465-byte messages through a quorum queue with pipelined confirms,
   then consumed with manual acks (prefetch 500), on the same broker.
 
 Writes ``bench/results/pipeline.json``.
 
-    .venv/bin/python -m bench.pipeline [--runs 3] [--burst 2000] [--rate 100] [--seconds 10]
+    .venv/bin/python -m bench.pipeline [--runs 3] [--burst 2000] [--rate 50] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -27,48 +29,67 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
+import asyncpg
 import httpx
 
-from bench.harness import AMQP_BASE, BenchStack, bench_stack, ratio, record, summary
-from crm_shared.db import Database
-from crm_shared.events import Envelope, Event
-from crm_shared.events.consumer import EventConsumer, Handler, registry
-from rewards.settings import RewardsSettings
+from bench.harness import (
+    AMQP_BASE,
+    BenchStack,
+    bench_stack,
+    graphql,
+    linked_customers,
+    ratio,
+    record,
+    summary,
+)
+
+RULE = """
+mutation($input: RuleInput!) { createRule(input: $input) { id } }
+"""
 
 
-class InteractionRecorded(Event):
-    """The bench's reading of engagement's event: only who wrote it."""
+class Credits:
+    """Rewards' payouts of the benchmark's rule, read from its database."""
 
-    type = "engagement.interaction.recorded.v1"
-    platform_user_id: str | None = None
+    def __init__(self, stack: BenchStack, rule_id: str) -> None:
+        self.dsn = stack.stack.database_url("rewards")
+        self.rule_id = uuid.UUID(rule_id)
+        self.conn: asyncpg.Connection | None = None
+
+    async def count(self) -> int:
+        if self.conn is None:
+            self.conn = await asyncpg.connect(self.dsn)
+        found: int = await self.conn.fetchval(
+            "SELECT count(*) FROM rewards.rule_payouts WHERE rule_id = $1", self.rule_id
+        )
+        return found
+
+    async def lags_since(self, since: datetime) -> list[float]:
+        """Seconds from each interaction's time (when it was sent) to its payout."""
+        assert self.conn is not None
+        rows = await self.conn.fetch(
+            "SELECT extract(epoch FROM created_at - occurred_at) AS lag "
+            "FROM rewards.rule_payouts WHERE rule_id = $1 AND occurred_at >= $2",
+            self.rule_id,
+            since,
+        )
+        return sorted(float(r["lag"]) for r in rows)
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            await self.conn.close()
 
 
-class Arrivals:
-    """When each interaction's event reached the handler, and its end-to-end lag."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.lags: list[float] = []
-
-    async def handle(self, event: InteractionRecorded, *, envelope: Envelope, **_: Any) -> None:
-        self.count += 1
-        author = event.platform_user_id or ""
-        if author.startswith("sent-"):
-            sent_us = int(author.split("-")[1])
-            self.lags.append(time.time() - sent_us / 1e6)
-
-
-def _items(n: int, *, sent: float | None = None) -> list[dict[str, Any]]:
-    stamp = int((sent or time.time()) * 1e6)
-    now = datetime.now(UTC).isoformat()
+def _items(authors: list[str], n: int) -> list[dict[str, Any]]:
+    sent = datetime.now(UTC).isoformat()
     return [
         {
             "channel": "x",
             "platform_id": f"bench-{uuid.uuid4().hex}",
             "kind": "post",
-            "author": {"platform_user_id": f"sent-{stamp}-{i % 5}"},
+            "author": {"platform_user_id": authors[i % len(authors)]},
             "text": "great service, thanks",
-            "created_at": now,
+            "created_at": sent,
         }
         for i in range(n)
     ]
@@ -83,18 +104,18 @@ async def _post(http: httpx.AsyncClient, stack: BenchStack, items: list[dict[str
     response.raise_for_status()
 
 
-async def _wait_for(arrivals: Arrivals, count: int, timeout: float) -> None:
+async def _wait_for(credits: Credits, count: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while arrivals.count < count and time.monotonic() < deadline:
+    while (found := await credits.count()) < count and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    if arrivals.count < count:
-        raise TimeoutError(f"only {arrivals.count} of {count} events arrived")
+    if found < count:
+        raise TimeoutError(f"only {found} of {count} interactions were credited")
 
 
-async def _burst(stack: BenchStack, arrivals: Arrivals, n: int) -> float:
-    """End-to-end interactions/s for ``n`` interactions posted at once."""
-    target = arrivals.count + n
-    batches = [_items(100) for _ in range(n // 100)]
+async def _burst(stack: BenchStack, credits: Credits, authors: list[str], n: int) -> float:
+    """End-to-end interactions credited/s for ``n`` interactions posted at once."""
+    target = await credits.count() + n
+    batches = [_items(authors, 100) for _ in range(n // 100)]
     started = time.monotonic()
     async with httpx.AsyncClient(timeout=120) as http:
         queue = list(batches)
@@ -104,26 +125,28 @@ async def _burst(stack: BenchStack, arrivals: Arrivals, n: int) -> float:
                 await _post(http, stack, queue.pop())
 
         await asyncio.gather(*(poster() for _ in range(4)))
-        await _wait_for(arrivals, target, timeout=120 + n / 20)
+        await _wait_for(credits, target, timeout=120 + n / 20)
     return n / (time.monotonic() - started)
 
 
-async def _steady(stack: BenchStack, arrivals: Arrivals, rate: int, seconds: float) -> list[float]:
+async def _steady(
+    stack: BenchStack, credits: Credits, authors: list[str], rate: int, seconds: float
+) -> list[float]:
     """Lags (s) of interactions sent at ``rate``/s in batches of 10 for ``seconds``."""
-    arrivals.lags.clear()
-    target = arrivals.count
+    target = await credits.count()
+    since = datetime.now(UTC)
     started = time.monotonic()
     sent = 0
     async with httpx.AsyncClient(timeout=60) as http:
         while time.monotonic() - started < seconds:
-            await _post(http, stack, _items(10, sent=time.time()))
+            await _post(http, stack, _items(authors, 10))
             sent += 10
             target += 10
             ahead = started + sent / rate - time.monotonic()
             if ahead > 0:
                 await asyncio.sleep(ahead)
-        await _wait_for(arrivals, target, timeout=120)
-    return sorted(arrivals.lags)
+        await _wait_for(credits, target, timeout=120)
+    return await credits.lags_since(since)
 
 
 async def _broker_floor(url: str, n: int) -> tuple[float, float]:
@@ -172,33 +195,26 @@ def _percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(len(values) * q))] if values else 0.0
 
 
-async def run(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
-    arrivals = Arrivals()
+async def run(stack: BenchStack, args: argparse.Namespace, authors: list[str]) -> dict[str, Any]:
     amqp_url = f"{AMQP_BASE}/{stack.stack.vhost}"
-    connection = await aio_pika.connect_robust(amqp_url)
-    db = Database(RewardsSettings(database_url=stack.stack.database_url("rewards")))
-    consumer = EventConsumer(
-        service="benchrewards",
-        database=db,
-        handlers=registry(Handler(InteractionRecorded, arrivals.handle)),
-        retry_delays_ms=[1000],
-        delivery_limit=10,
-        prefetch=200,
-    )
-    await consumer.start(connection, "crm.events")
+    rule = {
+        "name": "Bench: every interaction",
+        "trigger": "engagement.interaction.recorded.v1",
+        "reward": {"kind": "POINTS", "points": 1},
+    }
+    rule_id = graphql(stack, RULE, {"input": rule}, "rewards")["createRule"]["id"]
+    credits = Credits(stack, rule_id)
     try:
-        await _burst(stack, arrivals, 200)  # warm-up
-        bursts = [await _burst(stack, arrivals, args.burst) for _ in range(args.runs)]
+        await _burst(stack, credits, authors, 200)  # warm-up
+        bursts = [await _burst(stack, credits, authors, args.burst) for _ in range(args.runs)]
         p50s, p99s = [], []
         for _ in range(args.runs):
-            lags = await _steady(stack, arrivals, args.rate, args.seconds)
+            lags = await _steady(stack, credits, authors, args.rate, args.seconds)
             p50s.append(1000 * _percentile(lags, 0.5))
             p99s.append(1000 * _percentile(lags, 0.99))
-        floors = [await _broker_floor(amqp_url, args.floor_messages) for _ in range(args.runs)]
     finally:
-        await consumer.stop()
-        await connection.close()
-        await db.dispose()
+        await credits.close()
+    floors = [await _broker_floor(amqp_url, args.floor_messages) for _ in range(args.runs)]
     publish = summary([f[0] for f in floors])
     consume = summary([f[1] for f in floors])
     end_to_end = summary(bursts)
@@ -210,7 +226,7 @@ async def run(stack: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
         "floor_broker_publish_per_second": publish,
         "floor_broker_consume_per_second": consume,
         "ratio_to_broker_publish": ratio(end_to_end["median"], publish["median"]),
-        "ends_at": "a consumer on rewards' database and inbox (rewards credits no interactions)",
+        "ends_at": "rewards' rule payout and ledger entry (1 point per interaction)",
         "settings": vars(args),
     }
 
@@ -219,12 +235,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--burst", type=int, default=2000)
-    parser.add_argument("--rate", type=int, default=100)
+    parser.add_argument("--rate", type=int, default=50)
+    parser.add_argument("--customers", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--floor-messages", type=int, default=20_000)
     args = parser.parse_args()
     with bench_stack() as stack:
-        figures = asyncio.run(run(stack, args))
+        authors = [author for _, author in linked_customers(stack, args.customers)]
+        figures = asyncio.run(run(stack, args, authors))
         figures["memory_mib_after"] = stack.rss()
     record("pipeline", figures)
 
