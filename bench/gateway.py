@@ -256,9 +256,9 @@ def main() -> None:
     }
     with bench_stack(extra_env=env) as stack:
         ids = seed(stack, args.customers)
-        edges = _gql(
-            stack, "query { customers(first: 100) { edges { cursor } } }", {}, "identity"
-        )["customers"]["edges"]
+        edges = _gql(stack, "query { customers(first: 100) { edges { cursor } } }", {}, "identity")[
+            "customers"
+        ]["edges"]
         cursors = [e["cursor"] for e in edges[: max(1, args.customers - 50)]]
         rest = {name: rss_mib(p.pid) for name, p in stack.processes.items()}
         apollo = ApolloGateway(_apollo_supergraph(stack.stack), free_port())

@@ -5,8 +5,7 @@ refuses leaves no subscription behind."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -15,12 +14,12 @@ from crm_shared.db import Database
 from crm_shared.events import Envelope
 from identity.access import service as access
 from identity.access.models import ApiClientCreate
-from identity.customers.events import CustomerRegistered
 from identity.partners import service
 from identity.partners.broker import BrokerAdmin, BrokerUnavailable
 from identity.partners.delivery import deliver_due
 from identity.partners.models import PartnerSubscriptionCreate, WebhookEndpointCreate
 from identity.settings import IdentitySettings
+from identity.tenants.events import TenantCreated
 from tests.support.factories import make_tenant
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -35,10 +34,9 @@ async def test_concurrent_rounds_send_each_delivery_once(identity_db: Database) 
                 tenant_id=tenant_id,
                 data=WebhookEndpointCreate(url=receiver.url),
             )
-            for _ in range(12):
-                event = CustomerRegistered(
-                    customer_id=uuid.uuid4(), registered_at=datetime.now(UTC)
-                )
+            for n in range(12):
+                # A tenant-level fact: no customer, so partner_sharing does not hold it back.
+                event = TenantCreated(tenant_id=tenant_id, slug=f"t{n}", name="T")
                 envelope = Envelope.wrap(
                     event, source="identity", tenant_id=tenant_id, subject=None, trace_headers={}
                 )
@@ -79,6 +77,7 @@ async def test_a_broker_refusal_keeps_no_subscription_and_removes_what_was_made(
         password="p",
         vhost="crm",
         exchange="crm.events",
+        partner_exchange="crm.partners",
         queue_max_length_bytes=1024,
         transport=httpx.MockTransport(broker),
     )

@@ -25,6 +25,8 @@ from identity.access.models import (
     StaffUser,
     StaffUserCreate,
 )
+from identity.partners import service as partners
+from identity.partners.broker import broker_admin
 from identity.settings import IdentitySettings
 
 
@@ -71,6 +73,9 @@ class ApiClientType:
     scopes: list[str]
     active: bool
     created_at: datetime
+    revoked_at: datetime | None = strawberry.field(
+        description="When revokeApiClient took it out (null: never revoked)."
+    )
 
     @classmethod
     def from_model(cls, client: ApiClient) -> ApiClientType:
@@ -81,6 +86,7 @@ class ApiClientType:
             scopes=list(client.scopes),
             active=client.active,
             created_at=client.created_at,
+            revoked_at=client.revoked_at,
         )
 
 
@@ -272,20 +278,55 @@ class Mutation:
             )
         return CreatedApiClient(client=ApiClientType.from_model(client), client_secret=secret)
 
-    @strawberry.mutation(description="Revoke an API client: it gets no new tokens (access:manage).")
+    @strawberry.mutation(
+        description="Revoke an API client: it gets no new tokens; a partner client's broker"
+        " subscription is revoked (broker user and queue deleted) and its webhook endpoints"
+        " disabled with it (access:manage)."
+    )
     async def revoke_api_client(self, info: CrmInfo, id: strawberry.ID) -> ApiClientType:
         principal = authorize(info, Permission.ACCESS_MANAGE)
         client_id = parse_id(id, field="id")
+        settings: IdentitySettings = info.context.request.app.state.settings
         async with info.context.session() as session, session.begin():
             client = await service.revoke_api_client(
                 session=session, tenant_id=principal.tenant_id, client_id=client_id
             )
+            subscriptions, endpoints = await partners.revoke_partner_client(
+                session=session,
+                client=client,
+                broker=broker_admin(settings),
+                reason=f"API client {client.id} revoked",
+            )
+            cause = {"cause": "api_client.revoked", "client_id": str(client.id)}
+            for subscription in subscriptions:
+                await audit.record_staff_action(
+                    session=session,
+                    principal=principal,
+                    action="partner_subscription.revoked",
+                    record_type="partner_subscription",
+                    record_id=subscription.id,
+                    details=cause,
+                )
+            for endpoint in endpoints:
+                await audit.record_staff_action(
+                    session=session,
+                    principal=principal,
+                    action="webhook_endpoint.disabled",
+                    record_type="webhook_endpoint",
+                    record_id=endpoint.id,
+                    details=cause,
+                )
             await audit.record_staff_action(
                 session=session,
                 principal=principal,
                 action="api_client.revoked",
                 record_type="api_client",
                 record_id=client.id,
+                details={
+                    "kind": client.kind,
+                    "partner_subscriptions_revoked": [str(s.id) for s in subscriptions],
+                    "webhook_endpoints_disabled": [str(e.id) for e in endpoints],
+                },
             )
         return ApiClientType.from_model(client)
 
