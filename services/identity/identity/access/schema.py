@@ -25,7 +25,7 @@ from identity.access.models import (
     StaffUser,
     StaffUserCreate,
 )
-from identity.partners import service as partners
+from identity.partners import revocation
 from identity.partners.broker import broker_admin
 from identity.settings import IdentitySettings
 
@@ -288,45 +288,11 @@ class Mutation:
         client_id = parse_id(id, field="id")
         settings: IdentitySettings = info.context.request.app.state.settings
         async with info.context.session() as session, session.begin():
-            client = await service.revoke_api_client(
-                session=session, tenant_id=principal.tenant_id, client_id=client_id
-            )
-            subscriptions, endpoints = await partners.revoke_partner_client(
-                session=session,
-                client=client,
-                broker=broker_admin(settings),
-                reason=f"API client {client.id} revoked",
-            )
-            cause = {"cause": "api_client.revoked", "client_id": str(client.id)}
-            for subscription in subscriptions:
-                await audit.record_staff_action(
-                    session=session,
-                    principal=principal,
-                    action="partner_subscription.revoked",
-                    record_type="partner_subscription",
-                    record_id=subscription.id,
-                    details=cause,
-                )
-            for endpoint in endpoints:
-                await audit.record_staff_action(
-                    session=session,
-                    principal=principal,
-                    action="webhook_endpoint.disabled",
-                    record_type="webhook_endpoint",
-                    record_id=endpoint.id,
-                    details=cause,
-                )
-            await audit.record_staff_action(
+            client = await revocation.revoke_client(
                 session=session,
                 principal=principal,
-                action="api_client.revoked",
-                record_type="api_client",
-                record_id=client.id,
-                details={
-                    "kind": client.kind,
-                    "partner_subscriptions_revoked": [str(s.id) for s in subscriptions],
-                    "webhook_endpoints_disabled": [str(e.id) for e in endpoints],
-                },
+                client_id=client_id,
+                broker=broker_admin(settings),
             )
         return ApiClientType.from_model(client)
 
