@@ -144,12 +144,13 @@ def build_definitions() -> dict[str, Any]:
         },
         {
             # Declares, binds (to the partner exchange) and deletes partner queues
-            # (partner.<subscription id>) only.
+            # (partner.<subscription id>) only; read on crm.events lets the reconciliation
+            # remove bindings made there before the partner exchange existed.
             "user": PARTNERS_ADMIN,
             "vhost": VHOST,
             "configure": rf"^({partner_re}|partner\.[0-9a-f-]+)$",
             "write": r"^partner\.[0-9a-f-]+$",
-            "read": rf"^{partner_re}$",
+            "read": rf"^({partner_re}|{exchange_re})$",
         },
     ]
     topic_permissions = [

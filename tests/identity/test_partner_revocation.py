@@ -229,3 +229,31 @@ async def test_an_endpoint_names_only_a_partner_client_of_its_own_tenant(
             stack, CREATE_ENDPOINT, {"input": {"url": url, "clientId": client}}, token=admin
         )
         assert _error(result) == expected, client
+
+
+async def test_an_endpoint_of_the_tenant_can_be_given_to_a_partner_once(
+    stack: devstack.Stack,
+) -> None:
+    tenant_id = make_tenant(stack)
+    admin = await staff_token(stack, tenant_id)
+    first, _ = await create_client(stack, tenant_id, kind="partner", scopes=["customers:read"])
+    second, _ = await create_client(stack, tenant_id, kind="partner", scopes=["customers:read"])
+    created = await ok(
+        stack, CREATE_ENDPOINT, {"input": {"url": "https://partner.example/hooks"}}, admin
+    )
+    endpoint = created["createWebhookEndpoint"]["endpoint"]["id"]
+    give = """
+    mutation($input: UpdateWebhookEndpointInput!) {
+      updateWebhookEndpoint(input: $input) { clientId }
+    }
+    """
+    given = await ok(stack, give, {"input": {"id": endpoint, "clientId": first}}, admin)
+    assert given["updateWebhookEndpoint"]["clientId"] == first
+    taken = await devstack.graphql(
+        stack, give, {"input": {"id": endpoint, "clientId": second}}, token=admin
+    )
+    assert _error(taken) == ("CONFLICT", "input.clientId")
+    await ok(stack, REVOKE_CLIENT, {"id": first}, admin)
+    views = await ok(stack, VIEWS, None, admin)
+    [mine] = [e for e in views["webhookEndpoints"] if e["id"] == endpoint]
+    assert mine["enabled"] is False and mine["clientId"] == first

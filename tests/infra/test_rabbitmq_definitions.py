@@ -92,15 +92,15 @@ def test_each_service_user_reaches_only_its_own_queues_and_events(
         assert re.fullmatch(own["write"], "amq.default")  # retry and park via the default
         assert re.match(topics[service]["write"], f"{service}.customer.registered.v1.t")
         assert not re.match(topics[service]["write"], "other.customer.registered.v1.t")
-    # Only identity may publish to the partner exchange; the partner admin binds there, and
-    # reads (binds to) nothing of the services' exchange.
+    # Only identity may publish to the partner exchange; the partner admin binds there.
     for service in devstack.SUBGRAPHS:
         assert bool(re.fullmatch(permissions[service]["write"], "crm.partners")) == (
             service == "identity"
         )
     admin = permissions["identity-partners"]
     assert re.fullmatch(admin["read"], "crm.partners")
-    assert not re.fullmatch(admin["read"], "crm.events")
+    assert re.fullmatch(admin["configure"], "partner.0b5c")
+    assert not re.fullmatch(admin["configure"], "rewards.events")
     ops = permissions["crm-ops"]
     assert re.fullmatch(ops["read"], "rewards.parked")
     assert not re.fullmatch(ops["read"], "rewards.events")

@@ -17,6 +17,7 @@ from identity.handlers import build_handlers
 from identity.partners.delivery import webhook_jobs
 from identity.partners.feed import partner_feed, partner_handlers
 from identity.partners.handlers import webhook_handlers
+from identity.partners.reconcile import partner_jobs
 from identity.partners.routes import router as partners_router
 from identity.schema import schema
 from identity.settings import IdentitySettings
@@ -46,7 +47,7 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
         # their own, bound to every type (identity.webhooks.events); events partners may
         # see are republished to the partner exchange from another (identity.partners.events).
         queues={"webhooks": webhook_handlers(settings), "partners": partner_handlers(feed)},
-        jobs=webhook_jobs(settings),
+        jobs=[*webhook_jobs(settings), *partner_jobs(settings)],
     )
     databases.append(app.state.db)
     service_lifespan = app.router.lifespan_context

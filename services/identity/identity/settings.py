@@ -52,6 +52,9 @@ class IdentitySettings(ServiceSettings):
     # republishes there (same routing key ``<type>.<tenant id>``) only the events that pass
     # the partner_sharing check (identity.partners.sharing).
     partner_exchange: str = "crm.partners"
+    # How often the broker is brought in line with the partner tables (identity.partners.
+    # reconcile; also once at start-up): 0 turns it off.
+    partner_reconcile_seconds: float = 3_600.0
     # Webhooks: how often due attempts are sent, how many per round, each request's timeout.
     webhook_poll_seconds: float = 1.0
     webhook_batch_size: int = 50

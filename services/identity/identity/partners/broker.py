@@ -125,17 +125,19 @@ class BrokerAdmin:
         path: str,
         body: Any = None,
         ok404: bool = False,
-    ) -> None:
+    ) -> httpx.Response | None:
+        """The answer; None for a 404 when ``ok404``; BrokerUnavailable for any other refusal."""
         try:
             response = await client.request(method, path, json=body)
         except httpx.HTTPError as exc:
             raise BrokerUnavailable(f"broker management API unreachable: {exc}") from None
         if response.status_code == 404 and ok404:
-            return
+            return None
         if response.status_code >= 300:
             raise BrokerUnavailable(
                 f"broker management API refused {method} {path}: {response.status_code}"
             )
+        return response
 
     async def provision(
         self,
@@ -202,6 +204,86 @@ class BrokerAdmin:
                     self._path("topic-permissions", self.vhost, access.user),
                     topic,
                 )
+
+    async def reconcile(
+        self, access: BrokerAccess, *, tenant_id: uuid.UUID, event_types: list[str]
+    ) -> bool:
+        """Bring an existing subscription's queue and user to what :meth:`provision` makes
+        now, without creating either or touching the password: bindings of the queue to
+        ``crm.events`` (subscriptions made before the partner exchange existed) are removed,
+        the partner exchange bindings and the permissions are set again. False when the
+        queue or the user is gone (a revocation under way): nothing is recreated."""
+        granted = permissions(
+            access,
+            exchange=self.exchange,
+            partner_exchange=self.partner_exchange,
+            tenant_id=tenant_id,
+            event_types=event_types,
+        )
+        async with httpx.AsyncClient(**self._client_args) as client:
+            user = await self._call(client, "GET", self._path("users", access.user), ok404=True)
+            bound = await self._call(
+                client,
+                "GET",
+                self._path("queues", self.vhost, access.queue, "bindings"),
+                ok404=True,
+            )
+            if user is None or bound is None:
+                return False
+            # Permissions first: the user loses read on crm.events before anything else.
+            await self._call(
+                client,
+                "PUT",
+                self._path("permissions", self.vhost, access.user),
+                granted["vhost"],
+            )
+            for topic in granted["topics"]:
+                await self._call(
+                    client,
+                    "PUT",
+                    self._path("topic-permissions", self.vhost, access.user),
+                    topic,
+                )
+            await self._call(
+                client,
+                "PUT",
+                self._path("exchanges", self.vhost, self.partner_exchange),
+                {"type": "topic", "durable": True, "auto_delete": False, "arguments": {}},
+            )
+            wanted = {routing_key_for(t, tenant_id) for t in event_types}
+            have = set()
+            for binding in bound.json():
+                source, key = binding.get("source"), binding.get("routing_key")
+                if source == self.partner_exchange and key in wanted:
+                    have.add(key)
+                elif source:  # any other exchange (crm.events), or a key no longer chosen
+                    await self._call(
+                        client,
+                        "DELETE",
+                        self._path(
+                            "bindings",
+                            self.vhost,
+                            "e",
+                            source,
+                            "q",
+                            access.queue,
+                            binding["properties_key"],
+                        ),
+                        ok404=True,
+                    )
+            for key in sorted(wanted - have):
+                done = await self._call(
+                    client,
+                    "POST",
+                    self._path(
+                        "bindings", self.vhost, "e", self.partner_exchange, "q", access.queue
+                    ),
+                    {"routing_key": key, "arguments": {}},
+                    ok404=True,
+                )
+                if done is None:
+                    return False
+        return True
 
     async def remove(self, access: BrokerAccess) -> None:
         """Delete the user (its permissions go with it; its connections are closed) and its

@@ -94,6 +94,8 @@ class WebhookEndpointUpdate(SQLModel):
     description: str | None = Field(default=None, max_length=500)
     # True re-enables a disabled endpoint.
     enabled: bool | None = None
+    # Gives the endpoint to a partner client (it cannot be taken back: revoke the client).
+    client_id: uuid.UUID | None = None
 
     @field_validator("url")
     @classmethod

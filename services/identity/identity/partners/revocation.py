@@ -29,7 +29,10 @@ async def revoke_client(
         session=session, tenant_id=principal.tenant_id, client_id=client_id
     )
     subscriptions, endpoints = await service.revoke_partner_client(
-        session=session, client=client, broker=broker, reason=f"API client {client.id} revoked"
+        session=session,
+        client_id=client.id,
+        broker=broker,
+        reason=f"API client {client.id} revoked",
     )
     cause = {"cause": "api_client.revoked", "client_id": str(client.id)}
     for subscription in subscriptions:

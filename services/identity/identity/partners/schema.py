@@ -187,6 +187,10 @@ class UpdateWebhookEndpointInput:
     event_types: list[str] | None = None
     description: str | None = None
     enabled: bool | None = None
+    client_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="Give the endpoint to a partner API client (it cannot be taken back).",
+    )
 
 
 def _delivery(row: WebhookDelivery, attempts: list[WebhookAttempt]) -> WebhookDeliveryType:
@@ -305,6 +309,9 @@ class Mutation:
                 "event_types": input.event_types,
                 "description": input.description,
                 "enabled": input.enabled,
+                "client_id": parse_id(input.client_id, field="input.clientId")
+                if input.client_id is not None
+                else None,
             },
         )
         async with info.context.session() as session, session.begin():

@@ -113,7 +113,7 @@ async def revoke_partner_subscription(
 
 
 async def revoke_partner_client(
-    *, session: AsyncSession, client: ApiClient, broker: BrokerAdmin, reason: str
+    *, session: AsyncSession, client_id: uuid.UUID, broker: BrokerAdmin, reason: str
 ) -> tuple[list[PartnerSubscription], list[WebhookEndpoint]]:
     """What a revoked partner client loses with it: its live broker subscriptions (user,
     permissions, queue and bindings removed on the broker) and its enabled webhook endpoints
@@ -124,7 +124,7 @@ async def revoke_partner_client(
         await session.exec(
             select(PartnerSubscription)
             .where(
-                PartnerSubscription.client_id == client.id,
+                PartnerSubscription.client_id == client_id,
                 col(PartnerSubscription.revoked_at).is_(None),
             )
             .with_for_update()
@@ -134,7 +134,7 @@ async def revoke_partner_client(
         await session.exec(
             select(WebhookEndpoint)
             .where(
-                WebhookEndpoint.client_id == client.id,
+                WebhookEndpoint.client_id == client_id,
                 col(WebhookEndpoint.disabled_at).is_(None),
             )
             .order_by(col(WebhookEndpoint.created_at), col(WebhookEndpoint.id))
@@ -202,6 +202,14 @@ async def update_webhook_endpoint(
     endpoint and the names of the fields that changed."""
     endpoint = await endpoint_for_update(session, tenant_id, endpoint_id, "input.id")
     changed = []
+    if data.client_id is not None and data.client_id != endpoint.client_id:
+        if endpoint.client_id is not None:
+            raise Conflict(
+                "input.clientId: the endpoint belongs to another client", field="input.clientId"
+            )
+        await partner_client(session, tenant_id, data.client_id, "input.clientId")
+        endpoint.client_id = data.client_id
+        changed.append("client_id")
     for name in ("url", "event_types", "description"):
         value = getattr(data, name)
         if value is not None and getattr(endpoint, name) != value:
