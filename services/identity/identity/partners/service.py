@@ -200,6 +200,16 @@ async def update_webhook_endpoint(
 ) -> tuple[WebhookEndpoint, list[str]]:
     """Change what is given; ``enabled=True`` re-enables, ``False`` disables. Returns the
     endpoint and the names of the fields that changed."""
+    # Clients before the endpoint, in the order a revocation locks them (no deadlock).
+    owner = (
+        await session.exec(
+            select(WebhookEndpoint.client_id).where(
+                WebhookEndpoint.id == endpoint_id, WebhookEndpoint.tenant_id == tenant_id
+            )
+        )
+    ).first()
+    for client_id in sorted({c for c in (owner, data.client_id) if c is not None}):
+        await session.get(ApiClient, client_id, with_for_update=True)
     endpoint = await endpoint_for_update(session, tenant_id, endpoint_id, "input.id")
     changed = []
     if data.client_id is not None and data.client_id != endpoint.client_id:
@@ -217,7 +227,7 @@ async def update_webhook_endpoint(
             changed.append(name)
     if data.enabled is True and endpoint.disabled_at is not None:
         if endpoint.client_id is not None:
-            client = await session.get(ApiClient, endpoint.client_id, with_for_update=True)
+            client = await session.get(ApiClient, endpoint.client_id)
             if client is None or not client.active:
                 raise Conflict(
                     "input.enabled: the endpoint's partner client is revoked",
