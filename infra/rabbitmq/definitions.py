@@ -31,6 +31,7 @@ def handled_event_types() -> dict[str, list[str]]:
     deliveries, bound to every type: ``#``)."""
     from engagement.handlers import HANDLERS as engagement
     from identity.handlers import build_handlers as identity_handlers
+    from identity.partners.feed import partner_feed, partner_handlers
     from identity.partners.handlers import webhook_handlers
     from identity.settings import IdentitySettings
     from rewards.handlers import build_handlers
@@ -43,6 +44,7 @@ def handled_event_types() -> dict[str, list[str]]:
     }
     consumers = {service: sorted(registries[service]) for service in SERVICES}
     consumers["identity.webhooks"] = sorted(webhook_handlers(IdentitySettings()))
+    consumers["identity.partners"] = sorted(partner_handlers(partner_feed(IdentitySettings())))
     return consumers
 
 
@@ -66,6 +68,8 @@ def build_definitions() -> dict[str, Any]:
     defaults = ServiceSettings()
     exchange = defaults.exchange
     exchange_re = exchange.replace(".", r"\.")
+    partner_exchange = _partner_exchange()
+    partner_re = partner_exchange.replace(".", r"\.")
     queues: list[dict[str, Any]] = []
     bindings: list[dict[str, Any]] = []
     for service, event_types in handled_event_types().items():
@@ -115,14 +119,17 @@ def build_definitions() -> dict[str, Any]:
         # (IDENTITY_RABBITMQ_MANAGEMENT_USER): creating users needs the administrator tag.
         _user(PARTNERS_ADMIN, tags=["administrator"]),
     ]
+    # Identity also declares the partner exchange and republishes there what partners may
+    # see (identity.partners.feed).
+    extra = {s: (rf"|{partner_re}" if s == "identity" else "") for s in SERVICES}
     permissions = [
         {
             # Declare the exchange and its own queues; publish events and forward to its own
             # retry/parked queues through the default exchange; consume its own queues.
             "user": service,
             "vhost": VHOST,
-            "configure": rf"^({exchange_re}|{_own(service)})$",
-            "write": rf"^({exchange_re}|amq\.default|{_own(service)})$",
+            "configure": rf"^({exchange_re}{extra[service]}|{_own(service)})$",
+            "write": rf"^({exchange_re}{extra[service]}|amq\.default|{_own(service)})$",
             "read": rf"^({exchange_re}|{_own(service)})$",
         }
         for service in SERVICES
@@ -136,12 +143,14 @@ def build_definitions() -> dict[str, Any]:
             "read": r"^[a-z_]+(\.[a-z_]+)?\.parked$",
         },
         {
-            # Declares, binds and deletes partner queues (partner.<subscription id>) only.
+            # Declares, binds (to the partner exchange) and deletes partner queues
+            # (partner.<subscription id>) only; read on crm.events lets the reconciliation
+            # remove bindings made there before the partner exchange existed.
             "user": PARTNERS_ADMIN,
             "vhost": VHOST,
-            "configure": rf"^({exchange_re}|partner\.[0-9a-f-]+)$",
+            "configure": rf"^({partner_re}|partner\.[0-9a-f-]+)$",
             "write": r"^partner\.[0-9a-f-]+$",
-            "read": rf"^{exchange_re}$",
+            "read": rf"^({partner_re}|{exchange_re})$",
         },
     ]
     topic_permissions = [
@@ -154,6 +163,15 @@ def build_definitions() -> dict[str, Any]:
             "read": ".*",
         }
         for service in SERVICES
+    ] + [
+        {
+            # Identity republishes every service's events that pass partner_sharing.
+            "user": "identity",
+            "vhost": VHOST,
+            "exchange": partner_exchange,
+            "write": ".*",
+            "read": "^$",
+        }
     ]
     policies = [
         {
@@ -188,7 +206,7 @@ def build_definitions() -> dict[str, Any]:
         "topic_permissions": topic_permissions,
         "exchanges": [
             {
-                "name": exchange,
+                "name": name,
                 "vhost": VHOST,
                 "type": "topic",
                 "durable": True,
@@ -196,11 +214,18 @@ def build_definitions() -> dict[str, Any]:
                 "internal": False,
                 "arguments": {},
             }
+            for name in (exchange, partner_exchange)
         ],
         "queues": queues,
         "bindings": bindings,
         "policies": policies,
     }
+
+
+def _partner_exchange() -> str:
+    from identity.settings import IdentitySettings
+
+    return IdentitySettings().partner_exchange
 
 
 def _queue(name: str, arguments: dict[str, Any]) -> dict[str, Any]:

@@ -19,8 +19,9 @@ from cloudevents.core.formats.json import JSONFormat
 
 from crm_shared import devstack
 from crm_shared.events import Envelope, Event
-from crm_shared.events.catalogue import producer_models, render, schema_uri
+from crm_shared.events.catalogue import PARTNER_EXCHANGE, producer_models, render, schema_uri
 from crm_shared.settings import ServiceSettings
+from identity.settings import IdentitySettings
 
 CATALOGUE = devstack.REPO / "docs" / "events"
 PACKAGES = ("identity", "engagement", "rewards")
@@ -46,6 +47,16 @@ def check_envelope(body: bytes) -> None:
     jsonschema.Draft202012Validator(
         schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     ).validate(wire)
+
+
+def test_partners_receive_on_the_partner_exchange_and_send_on_the_services_one() -> None:
+    document = yaml.safe_load((CATALOGUE / "asyncapi.yaml").read_text())
+    assert PARTNER_EXCHANGE == IdentitySettings().partner_exchange
+    for name, operation in document["operations"].items():
+        event_type = name.split(".", 1)[1]
+        exchange = document["channels"][event_type]["bindings"]["amqp"]["exchange"]["name"]
+        expected = ServiceSettings().exchange if operation["action"] == "send" else PARTNER_EXCHANGE
+        assert exchange == expected, name
 
 
 def test_the_committed_catalogue_is_a_fresh_generation() -> None:

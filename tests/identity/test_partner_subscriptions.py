@@ -1,14 +1,13 @@
 """Partner broker subscriptions: a partner client gets its own queue of its tenant's events of
 the chosen types, read with a plain AMQP client (pika, not our library), and nothing more:
-no other queue, no other tenant's routing keys, no publishing but its own tenant's partner
+no other queue, no other tenant's routing keys, no binding to the services' own exchange
+(which would bypass the partner_sharing check), no publishing but its own tenant's partner
 facts. Revoking removes it."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pika
@@ -18,43 +17,26 @@ import pytest
 from crm_shared import devstack
 from tests.e2e.conftest import make_tenant
 from tests.support.auth import create_client, staff_token
+from tests.support.partners import CREATE_SUBSCRIPTION as CREATE
+from tests.support.partners import connect as _connect
+from tests.support.partners import drain as _drain
+from tests.support.partners import sharing_customer as _sharing_customer
+from tests.support.partners import subscribe as _subscribe
 from tests.support.waiting import eventually
 
-CREATE = """
-mutation($client: ID!, $types: [String!]!) {
-  createPartnerSubscription(clientId: $client, eventTypes: $types) {
-    subscription { id clientId brokerUser queue eventTypes revokedAt }
-    brokerPassword vhost exchange
-  }
-}
+REVOKE = """
+mutation($id: ID!) { revokePartnerSubscription(id: $id) { id revokedAt revokedReason } }
 """
-REVOKE = "mutation($id: ID!) { revokePartnerSubscription(id: $id) { id revokedAt } }"
 LIST = "{ partnerSubscriptions { id queue eventTypes revokedAt } }"
+UPDATE = "mutation($input: UpdateCustomerInput!) { updateCustomer(input: $input) { id } }"
+REGISTERED = "identity.customer.registered.v1"
+UPDATED = "identity.customer.updated.v1"
 
 
 def _error(result: dict[str, Any]) -> tuple[str, str | None]:
     """The code and field of the first error of a GraphQL answer."""
     extensions = result["errors"][0]["extensions"]
     return extensions["code"], extensions.get("field")
-
-
-REGISTER = "mutation($input: RegisterCustomerInput!) { registerCustomer(input: $input) { id } }"
-UPDATE = "mutation($input: UpdateCustomerInput!) { updateCustomer(input: $input) { id } }"
-REGISTERED = "identity.customer.registered.v1"
-
-
-def _connect(stack: devstack.Stack, user: str, password: str) -> pika.BlockingConnection:
-    host, port = stack.amqp_host.split("@")[-1].split(":")
-    return pika.BlockingConnection(
-        pika.ConnectionParameters(
-            host=host,
-            port=int(port),
-            virtual_host=stack.vhost,
-            credentials=pika.PlainCredentials(user, password),
-            connection_attempts=1,
-            blocked_connection_timeout=5,
-        )
-    )
 
 
 def _refused(action: Any) -> int:
@@ -64,50 +46,30 @@ def _refused(action: Any) -> int:
     return int(refused.value.reply_code)
 
 
-async def _subscribe(
-    stack: devstack.Stack, tenant_id: str, admin: str, types: list[str]
-) -> dict[str, Any]:
-    client_id, _ = await create_client(stack, tenant_id, kind="partner", scopes=["customers:read"])
-    result = await devstack.graphql(
-        stack, CREATE, {"client": client_id, "types": types}, token=admin
-    )
-    assert "errors" not in result, result
-    created: dict[str, Any] = result["data"]["createPartnerSubscription"]
-    return created
-
-
-def _drain(channel: Any, queue: str) -> Iterator[dict[str, Any]]:
-    while True:
-        method, _, body = channel.basic_get(queue, auto_ack=True)
-        if method is None:
-            return
-        yield json.loads(body)
-
-
 async def test_a_partner_reads_its_tenants_chosen_events_and_nothing_else(
     stack: devstack.Stack,
 ) -> None:
     tenant_id, other_tenant = make_tenant(stack), make_tenant(stack)
     admin, other_admin = await staff_token(stack, tenant_id), await staff_token(stack, other_tenant)
-    created = await _subscribe(stack, tenant_id, admin, [REGISTERED])
+    created = await _subscribe(stack, tenant_id, admin, [UPDATED])
     subscription = created["subscription"]
-    assert subscription["eventTypes"] == [REGISTERED]
-    assert (created["vhost"], created["exchange"]) == (stack.vhost, "crm.events")
+    assert subscription["eventTypes"] == [UPDATED]
+    assert (created["vhost"], created["exchange"], created["publishExchange"]) == (
+        stack.vhost,
+        "crm.partners",
+        "crm.events",
+    )
     user, queue = subscription["brokerUser"], subscription["queue"]
 
-    ours = await devstack.graphql(
-        stack,
-        REGISTER,
-        {"input": {"name": "Ann", "email": f"{uuid.uuid4().hex}@x.com"}},
-        token=admin,
-    )
-    customer_id = ours["data"]["registerCustomer"]["id"]
+    # Customers who granted partner_sharing (see test_partner_consent for those who did not).
+    customer_id = await _sharing_customer(stack, admin, "Ann")  # registered: not a chosen type
     await devstack.graphql(
         stack, UPDATE, {"input": {"id": customer_id, "givenName": "A"}}, token=admin
-    )  # an updated event of our tenant: not a chosen type
+    )
+    bob = await _sharing_customer(stack, other_admin, "Bob")
     await devstack.graphql(
-        stack, REGISTER, {"input": {"name": "Bob"}}, token=other_admin
-    )  # the other tenant's registration: not ours
+        stack, UPDATE, {"input": {"id": bob, "givenName": "B"}}, token=other_admin
+    )  # the other tenant's update: not ours
 
     connection = await asyncio.to_thread(_connect, stack, user, created["brokerPassword"])
     try:
@@ -126,27 +88,36 @@ async def test_a_partner_reads_its_tenants_chosen_events_and_nothing_else(
         await asyncio.sleep(1.5)  # anything else that would arrive, arrives
         await collect()
         assert [(e["type"], e["tenantid"], e["subject"]) for e in got] == [
-            (REGISTERED, tenant_id, customer_id)
+            (UPDATED, tenant_id, customer_id)
         ]
 
         # Its chosen types of its own tenant it may bind (topic permissions allow them) ...
-        channel.queue_bind(queue, "crm.events", f"{REGISTERED}.{tenant_id}")
-        # ... another tenant's it may not, nor other types, nor a wildcard.
+        channel.queue_bind(queue, "crm.partners", f"{UPDATED}.{tenant_id}")
+        # ... another tenant's it may not, nor other types, nor a wildcard ...
         for key in (
-            f"{REGISTERED}.{other_tenant}",
-            f"identity.customer.updated.v1.{tenant_id}",
+            f"{UPDATED}.{other_tenant}",
+            f"{REGISTERED}.{tenant_id}",
             f"#.{tenant_id}",
             "#",
-            f"{REGISTERED}.*",
+            f"{UPDATED}.*",
         ):
             assert (
-                _refused(lambda k=key: connection.channel().queue_bind(queue, "crm.events", k))
+                _refused(lambda k=key: connection.channel().queue_bind(queue, "crm.partners", k))
                 == 403
             )
+        # ... and nothing of the services' exchange, where events are not checked yet.
+        assert (
+            _refused(
+                lambda: connection.channel().queue_bind(
+                    queue, "crm.events", f"{UPDATED}.{tenant_id}"
+                )
+            )
+            == 403
+        )
         # It reads no other queue; it publishes only its own tenant's partner facts.
         assert _refused(lambda: connection.channel().basic_get("identity.events")) == 403
         for key in (
-            f"{REGISTERED}.{tenant_id}",
+            f"{UPDATED}.{tenant_id}",
             f"partner.purchase.reported.v1.{other_tenant}",
             "partner.purchase.reported.v1.#",
         ):
@@ -158,6 +129,13 @@ async def test_a_partner_reads_its_tenants_chosen_events_and_nothing_else(
         facts = connection.channel()
         facts.confirm_delivery()
         facts.basic_publish("crm.events", f"partner.purchase.reported.v1.{tenant_id}", b"{}")
+        # It cannot feed the partner exchange (other partners' queues) either.
+        feed = connection.channel()
+        feed.confirm_delivery()
+        assert (
+            _refused(lambda: feed.basic_publish("crm.partners", f"{UPDATED}.{tenant_id}", b"{}"))
+            == 403
+        )
         default = connection.channel()
         default.confirm_delivery()
         assert _refused(lambda: default.basic_publish("", "rewards.events", b"{}")) == 403
@@ -177,6 +155,7 @@ async def test_a_partner_reads_its_tenants_chosen_events_and_nothing_else(
 
     revoked = await devstack.graphql(stack, REVOKE, {"id": subscription["id"]}, token=admin)
     assert revoked["data"]["revokePartnerSubscription"]["revokedAt"] is not None
+    assert revoked["data"]["revokePartnerSubscription"]["revokedReason"] == "revoked by staff"
     with pytest.raises(pika.exceptions.AMQPConnectionError):  # login refused
         await asyncio.to_thread(_connect, stack, user, created["brokerPassword"])
 

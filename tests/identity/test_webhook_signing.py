@@ -50,8 +50,16 @@ def test_a_partner_user_may_bind_only_its_chosen_types_and_publish_only_its_own_
     tenant, other = uuid.uuid4(), uuid.uuid4()
     access = BrokerAccess(user="partner-x", queue="partner.x")
     chosen = ["identity.customer.registered.v1", "rewards.points.credited.v1"]
-    granted = permissions(access, exchange="crm.events", tenant_id=tenant, event_types=chosen)
-    topic = granted["topic"]["read"]
+    granted = permissions(
+        access,
+        exchange="crm.events",
+        partner_exchange="crm.partners",
+        tenant_id=tenant,
+        event_types=chosen,
+    )
+    topics = {t["exchange"]: t for t in granted["topics"]}
+    assert set(topics) == {"crm.events", "crm.partners"}
+    topic = topics["crm.partners"]["read"]
     for allowed in chosen:
         assert re.search(topic, f"{allowed}.{tenant}")
     for refused in (
@@ -63,10 +71,17 @@ def test_a_partner_user_may_bind_only_its_chosen_types_and_publish_only_its_own_
         "identity.customer.registered.v1.*",
     ):
         assert not re.search(topic, refused), refused
-    # It may write to crm.events, where the topic permission admits only its tenant's facts.
+    # It binds to the partner exchange (what passed the consent check), never to crm.events.
+    assert re.search(granted["vhost"]["read"], "crm.partners")
+    assert not re.search(granted["vhost"]["read"], "crm.events")
+    assert not re.search(topics["crm.events"]["read"], f"identity.customer.registered.v1.{tenant}")
+    # It may write to crm.events, where the topic permission admits only its tenant's facts,
+    # and not to the partner exchange (it cannot feed other partners).
     assert re.search(granted["vhost"]["write"], "crm.events")
+    assert not re.search(granted["vhost"]["write"], "crm.partners")
     assert not re.search(granted["vhost"]["write"], "amq.default")
-    facts = granted["topic"]["write"]
+    assert topics["crm.partners"]["write"] == "^$"
+    facts = topics["crm.events"]["write"]
     assert re.search(facts, f"partner.purchase.reported.v1.{tenant}")
     for refused in (
         f"partner.purchase.reported.v1.{other}",

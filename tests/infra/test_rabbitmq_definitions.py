@@ -14,6 +14,7 @@ import pytest
 from crm_shared import devstack
 from crm_shared.events.topology import QueueNames
 from crm_shared.settings import ServiceSettings
+from identity.settings import IdentitySettings
 
 RABBITMQ = devstack.REPO / "infra" / "rabbitmq"
 
@@ -46,15 +47,14 @@ def test_queue_names_and_arguments_equal_the_topology(
     generator: ModuleType, definitions: dict[str, Any]
 ) -> None:
     defaults = ServiceSettings()
-    (exchange,) = definitions["exchanges"]
-    assert (exchange["name"], exchange["type"], exchange["durable"]) == (
-        defaults.exchange,
-        "topic",
-        True,
-    )
+    exchanges = {e["name"]: e for e in definitions["exchanges"]}
+    # The services' exchange, and the partner exchange identity republishes to (partner
+    # queues are bound there by identity, through the management API, when it makes them).
+    assert set(exchanges) == {defaults.exchange, IdentitySettings().partner_exchange}
+    assert all((e["type"], e["durable"]) == ("topic", True) for e in exchanges.values())
     queues = {q["name"]: q["arguments"] for q in definitions["queues"]}
     consumers = {s for s, types in generator.handled_event_types().items() if types}
-    assert consumers >= {"identity", "rewards"}
+    assert consumers >= {"identity", "rewards", "identity.webhooks", "identity.partners"}
     expected = set()
     for service in consumers:
         names = QueueNames(service)
@@ -75,7 +75,11 @@ def test_each_service_user_reaches_only_its_own_queues_and_events(
     definitions: dict[str, Any],
 ) -> None:
     permissions = {p["user"]: p for p in definitions["permissions"]}
-    topics = {p["user"]: p for p in definitions["topic_permissions"]}
+    topics = {
+        p["user"]: p
+        for p in definitions["topic_permissions"]
+        if p["exchange"] == ServiceSettings().exchange
+    }
     for service in devstack.SUBGRAPHS:
         own = permissions[service]
         for action in ("configure", "write", "read"):
@@ -88,6 +92,15 @@ def test_each_service_user_reaches_only_its_own_queues_and_events(
         assert re.fullmatch(own["write"], "amq.default")  # retry and park via the default
         assert re.match(topics[service]["write"], f"{service}.customer.registered.v1.t")
         assert not re.match(topics[service]["write"], "other.customer.registered.v1.t")
+    # Only identity may publish to the partner exchange; the partner admin binds there.
+    for service in devstack.SUBGRAPHS:
+        assert bool(re.fullmatch(permissions[service]["write"], "crm.partners")) == (
+            service == "identity"
+        )
+    admin = permissions["identity-partners"]
+    assert re.fullmatch(admin["read"], "crm.partners")
+    assert re.fullmatch(admin["configure"], "partner.0b5c")
+    assert not re.fullmatch(admin["configure"], "rewards.events")
     ops = permissions["crm-ops"]
     assert re.fullmatch(ops["read"], "rewards.parked")
     assert not re.fullmatch(ops["read"], "rewards.events")

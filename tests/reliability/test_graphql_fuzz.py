@@ -30,11 +30,13 @@ TARGETS = ("gateway", "identity", "engagement", "rewards")
 # Values for the schema's own scalars: sometimes well-formed, sometimes not.
 _UUIDS = st.uuids().map(str) | st.text(max_size=40)
 _SCALARS = {
-    "DateTime": st.one_of(st.datetimes().map(lambda d: d.isoformat() + "Z"), st.text(max_size=30))
-    .map(nodes.String),
+    "DateTime": st.one_of(
+        st.datetimes().map(lambda d: d.isoformat() + "Z"), st.text(max_size=30)
+    ).map(nodes.String),
     "Date": st.one_of(st.dates().map(str), st.text(max_size=12)).map(nodes.String),
-    "JSON": st.one_of(st.text(max_size=30), st.from_regex(r'\{"[a-z]{1,5}": [0-9]{1,3}\}'))
-    .map(nodes.String),
+    "JSON": st.one_of(st.text(max_size=30), st.from_regex(r'\{"[a-z]{1,5}": [0-9]{1,3}\}')).map(
+        nodes.String
+    ),
     "UUID": _UUIDS.map(nodes.String),
     "_Any": st.just(nodes.String("x")),
 }

@@ -1,6 +1,7 @@
 """The identity service: who the customer is, who the caller is, what each has agreed to."""
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +15,9 @@ from identity.access.routes import router as access_router
 from identity.access.service import TokenSettings
 from identity.handlers import build_handlers
 from identity.partners.delivery import webhook_jobs
+from identity.partners.feed import partner_feed, partner_handlers
 from identity.partners.handlers import webhook_handlers
+from identity.partners.reconcile import partner_jobs
 from identity.partners.routes import router as partners_router
 from identity.schema import schema
 from identity.settings import IdentitySettings
@@ -24,6 +27,7 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
     """The identity app (``uvicorn --factory identity.main:create_app``)."""
     settings = settings or IdentitySettings()
     databases: list[Database] = []
+    feed = partner_feed(settings)
 
     async def own_jwks() -> Mapping[str, Any]:
         # Identity reads its own keys: no HTTP round trip to itself.
@@ -40,11 +44,23 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
         ),
         routers=[access_router, partners_router],
         # Events of tenants with webhook endpoints are kept and delivered from a queue of
-        # their own, bound to every type (identity.webhooks.events).
-        queues={"webhooks": webhook_handlers(settings)},
-        jobs=webhook_jobs(settings),
+        # their own, bound to every type (identity.webhooks.events); events partners may
+        # see are republished to the partner exchange from another (identity.partners.events).
+        queues={"webhooks": webhook_handlers(settings), "partners": partner_handlers(feed)},
+        jobs=[*webhook_jobs(settings), *partner_jobs(settings)],
     )
     databases.append(app.state.db)
+    service_lifespan = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            async with service_lifespan(app):
+                yield
+        finally:
+            await feed.close()  # after the consumers stopped: nothing publishes any more
+
+    app.router.lifespan_context = lifespan
     app.state.token_settings = token_settings(settings)
     return app
 

@@ -48,6 +48,13 @@ class IdentitySettings(ServiceSettings):
     # A partner queue keeps at most this much; beyond it the oldest messages go (never
     # reject-publish: a partner that stops reading must not stall the services' relays).
     partner_queue_max_length_bytes: int = 256 * 1024**2
+    # Partner queues are bound to this topic exchange, not to ``exchange``: identity
+    # republishes there (same routing key ``<type>.<tenant id>``) only the events that pass
+    # the partner_sharing check (identity.partners.sharing).
+    partner_exchange: str = "crm.partners"
+    # How often the broker is brought in line with the partner tables (identity.partners.
+    # reconcile; also once at start-up): 0 turns it off.
+    partner_reconcile_seconds: float = 3_600.0
     # Webhooks: how often due attempts are sent, how many per round, each request's timeout.
     webhook_poll_seconds: float = 1.0
     webhook_batch_size: int = 50

@@ -80,6 +80,8 @@ class ApiClient(SQLModel, table=True):
     scopes: list[str] = Field(sa_column=Column(ARRAY(String), nullable=False))
     active: bool = True
     created_at: datetime = created_at_field()
+    # When ``revokeApiClient`` took it out (a partner's subscription and webhooks with it).
+    revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
 class SigningKey(SQLModel, table=True):

@@ -25,6 +25,8 @@ from identity.access.models import (
     StaffUser,
     StaffUserCreate,
 )
+from identity.partners import revocation
+from identity.partners.broker import broker_admin
 from identity.settings import IdentitySettings
 
 
@@ -71,6 +73,9 @@ class ApiClientType:
     scopes: list[str]
     active: bool
     created_at: datetime
+    revoked_at: datetime | None = strawberry.field(
+        description="When revokeApiClient took it out (null: never revoked)."
+    )
 
     @classmethod
     def from_model(cls, client: ApiClient) -> ApiClientType:
@@ -81,6 +86,7 @@ class ApiClientType:
             scopes=list(client.scopes),
             active=client.active,
             created_at=client.created_at,
+            revoked_at=client.revoked_at,
         )
 
 
@@ -272,20 +278,21 @@ class Mutation:
             )
         return CreatedApiClient(client=ApiClientType.from_model(client), client_secret=secret)
 
-    @strawberry.mutation(description="Revoke an API client: it gets no new tokens (access:manage).")
+    @strawberry.mutation(
+        description="Revoke an API client: it gets no new tokens; a partner client's broker"
+        " subscription is revoked (broker user and queue deleted) and its webhook endpoints"
+        " disabled with it (access:manage)."
+    )
     async def revoke_api_client(self, info: CrmInfo, id: strawberry.ID) -> ApiClientType:
         principal = authorize(info, Permission.ACCESS_MANAGE)
         client_id = parse_id(id, field="id")
+        settings: IdentitySettings = info.context.request.app.state.settings
         async with info.context.session() as session, session.begin():
-            client = await service.revoke_api_client(
-                session=session, tenant_id=principal.tenant_id, client_id=client_id
-            )
-            await audit.record_staff_action(
+            client = await revocation.revoke_client(
                 session=session,
                 principal=principal,
-                action="api_client.revoked",
-                record_type="api_client",
-                record_id=client.id,
+                client_id=client_id,
+                broker=broker_admin(settings),
             )
         return ApiClientType.from_model(client)
 

@@ -317,11 +317,15 @@ async def update_staff_user(
 async def revoke_api_client(
     *, session: AsyncSession, tenant_id: uuid.UUID, client_id: uuid.UUID
 ) -> ApiClient:
-    """Deactivate an API client (its tokens expire on their own; it gets no new ones)."""
-    client = await session.get(ApiClient, client_id)
+    """Deactivate an API client (its tokens expire on their own; it gets no new ones). The
+    row is locked, so what is being given to the client meanwhile waits or is refused; a
+    partner client's subscriptions and webhooks go with it (identity.partners.service)."""
+    client = await session.get(ApiClient, client_id, with_for_update=True)
     if client is None or client.tenant_id != tenant_id:
         raise NotFound("id: no such API client", field="id")
     client.active = False
+    if client.revoked_at is None:
+        client.revoked_at = utcnow()
     session.add(client)
     await session.flush()
     return client

@@ -1,19 +1,24 @@
 """Partner access to the broker, through RabbitMQ's management HTTP API.
 
 A subscription is a broker user with a generated password, a durable quorum queue of its
-own, bindings from ``crm.events`` for ``<type>.<its tenant id>`` of the chosen types, and
-permissions that let the user read that queue and nothing else:
+own, bound to identity's partner exchange (``crm.partners``, not the services' ``crm.events``)
+for ``<type>.<its tenant id>`` of the chosen types, and permissions that let the user read
+that queue and nothing else. Identity republishes to the partner exchange only the events
+that pass the ``partner_sharing`` check (:mod:`identity.partners.sharing`), so a partner
+never sees the raw stream:
 
 - ``configure`` none: it declares and deletes nothing;
+- ``read`` its queue and the partner exchange (binding needs read on the exchange), and not
+  ``crm.events``: binding its queue there would bypass the consent check;
 - ``write`` its queue (``queue.bind`` needs write on the queue) and ``crm.events``, where the
   topic permissions below let it publish only its own tenant's partner facts; no other
-  exchange (``amq.default`` included);
-- ``read`` its queue and ``crm.events`` (binding needs read on the exchange);
-- topic permissions on ``crm.events``: ``read`` only the binding keys
+  exchange (``amq.default`` and the partner exchange included);
+- topic permissions on the partner exchange: ``read`` only the binding keys
   ``<chosen type>.<its tenant id>`` (RabbitMQ checks a binding's key against them, so no
-  wildcard and no other tenant), ``write`` only ``partner.<fact>.reported.v<n>.<its tenant
-  id>`` (purchases, refunds: see docs/events.md). Consumers refuse an envelope whose tenant
-  is not its routing key's, so a partner cannot speak for another tenant.
+  wildcard and no other tenant); on ``crm.events``: ``write`` only ``partner.<fact>.reported.
+  v<n>.<its tenant id>`` (purchases, refunds: see docs/events.md). Consumers refuse an
+  envelope whose tenant is not its routing key's, so a partner cannot speak for another
+  tenant.
 """
 
 from __future__ import annotations
@@ -52,22 +57,35 @@ def access_for(subscription_id: uuid.UUID) -> BrokerAccess:
 
 
 def permissions(
-    access: BrokerAccess, *, exchange: str, tenant_id: uuid.UUID, event_types: list[str]
+    access: BrokerAccess,
+    *,
+    exchange: str,
+    partner_exchange: str,
+    tenant_id: uuid.UUID,
+    event_types: list[str],
 ) -> dict[str, Any]:
     """The vhost and topic permissions of a partner user (see the module's docstring)."""
-    queue, exchange_re = re.escape(access.queue), re.escape(exchange)
+    queue = re.escape(access.queue)
     types = "|".join(re.escape(t) for t in event_types)
+    tenant = re.escape(str(tenant_id))
     return {
         "vhost": {
             "configure": "^$",
-            "write": f"^({exchange_re}|{queue})$",
-            "read": f"^({exchange_re}|{queue})$",
+            "write": f"^({re.escape(exchange)}|{queue})$",
+            "read": f"^({re.escape(partner_exchange)}|{queue})$",
         },
-        "topic": {
-            "exchange": exchange,
-            "write": rf"^partner\.[a-z_]+\.reported\.v[0-9]+\.{re.escape(str(tenant_id))}$",
-            "read": rf"^({types})\.{re.escape(str(tenant_id))}$",
-        },
+        "topics": [
+            {
+                "exchange": partner_exchange,
+                "write": "^$",
+                "read": rf"^({types})\.{tenant}$",
+            },
+            {
+                "exchange": exchange,
+                "write": rf"^partner\.[a-z_]+\.reported\.v[0-9]+\.{tenant}$",
+                "read": "^$",
+            },
+        ],
     }
 
 
@@ -82,6 +100,7 @@ class BrokerAdmin:
         password: str,
         vhost: str,
         exchange: str,
+        partner_exchange: str,
         queue_max_length_bytes: int,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -93,6 +112,7 @@ class BrokerAdmin:
         }
         self.vhost = vhost
         self.exchange = exchange
+        self.partner_exchange = partner_exchange
         self._max_bytes = queue_max_length_bytes
 
     def _path(self, *parts: str) -> str:
@@ -105,17 +125,19 @@ class BrokerAdmin:
         path: str,
         body: Any = None,
         ok404: bool = False,
-    ) -> None:
+    ) -> httpx.Response | None:
+        """The answer; None for a 404 when ``ok404``; BrokerUnavailable for any other refusal."""
         try:
             response = await client.request(method, path, json=body)
         except httpx.HTTPError as exc:
             raise BrokerUnavailable(f"broker management API unreachable: {exc}") from None
         if response.status_code == 404 and ok404:
-            return
+            return None
         if response.status_code >= 300:
             raise BrokerUnavailable(
                 f"broker management API refused {method} {path}: {response.status_code}"
             )
+        return response
 
     async def provision(
         self,
@@ -127,13 +149,17 @@ class BrokerAdmin:
     ) -> None:
         """Create (idempotently) the user, its queue, bindings and permissions."""
         granted = permissions(
-            access, exchange=self.exchange, tenant_id=tenant_id, event_types=event_types
+            access,
+            exchange=self.exchange,
+            partner_exchange=self.partner_exchange,
+            tenant_id=tenant_id,
+            event_types=event_types,
         )
         async with httpx.AsyncClient(**self._client_args) as client:
             await self._call(
                 client,
                 "PUT",
-                self._path("exchanges", self.vhost, self.exchange),
+                self._path("exchanges", self.vhost, self.partner_exchange),
                 {"type": "topic", "durable": True, "auto_delete": False, "arguments": {}},
             )
             await self._call(
@@ -154,7 +180,9 @@ class BrokerAdmin:
                 await self._call(
                     client,
                     "POST",
-                    self._path("bindings", self.vhost, "e", self.exchange, "q", access.queue),
+                    self._path(
+                        "bindings", self.vhost, "e", self.partner_exchange, "q", access.queue
+                    ),
                     {"routing_key": routing_key_for(event_type, tenant_id), "arguments": {}},
                 )
             await self._call(
@@ -169,15 +197,97 @@ class BrokerAdmin:
                 self._path("permissions", self.vhost, access.user),
                 granted["vhost"],
             )
+            for topic in granted["topics"]:
+                await self._call(
+                    client,
+                    "PUT",
+                    self._path("topic-permissions", self.vhost, access.user),
+                    topic,
+                )
+
+    async def reconcile(
+        self, access: BrokerAccess, *, tenant_id: uuid.UUID, event_types: list[str]
+    ) -> bool:
+        """Bring an existing subscription's queue and user to what :meth:`provision` makes
+        now, without creating either or touching the password: bindings of the queue to
+        ``crm.events`` (subscriptions made before the partner exchange existed) are removed,
+        the partner exchange bindings and the permissions are set again. False when the
+        queue or the user is gone (a revocation under way): nothing is recreated."""
+        granted = permissions(
+            access,
+            exchange=self.exchange,
+            partner_exchange=self.partner_exchange,
+            tenant_id=tenant_id,
+            event_types=event_types,
+        )
+        async with httpx.AsyncClient(**self._client_args) as client:
+            user = await self._call(client, "GET", self._path("users", access.user), ok404=True)
+            bound = await self._call(
+                client,
+                "GET",
+                self._path("queues", self.vhost, access.queue, "bindings"),
+                ok404=True,
+            )
+            if user is None or bound is None:
+                return False
+            # Permissions first: the user loses read on crm.events before anything else.
             await self._call(
                 client,
                 "PUT",
-                self._path("topic-permissions", self.vhost, access.user),
-                granted["topic"],
+                self._path("permissions", self.vhost, access.user),
+                granted["vhost"],
             )
+            for topic in granted["topics"]:
+                await self._call(
+                    client,
+                    "PUT",
+                    self._path("topic-permissions", self.vhost, access.user),
+                    topic,
+                )
+            await self._call(
+                client,
+                "PUT",
+                self._path("exchanges", self.vhost, self.partner_exchange),
+                {"type": "topic", "durable": True, "auto_delete": False, "arguments": {}},
+            )
+            wanted = {routing_key_for(t, tenant_id) for t in event_types}
+            have = set()
+            for binding in bound.json():
+                source, key = binding.get("source"), binding.get("routing_key")
+                if source == self.partner_exchange and key in wanted:
+                    have.add(key)
+                elif source:  # any other exchange (crm.events), or a key no longer chosen
+                    await self._call(
+                        client,
+                        "DELETE",
+                        self._path(
+                            "bindings",
+                            self.vhost,
+                            "e",
+                            source,
+                            "q",
+                            access.queue,
+                            binding["properties_key"],
+                        ),
+                        ok404=True,
+                    )
+            for key in sorted(wanted - have):
+                done = await self._call(
+                    client,
+                    "POST",
+                    self._path(
+                        "bindings", self.vhost, "e", self.partner_exchange, "q", access.queue
+                    ),
+                    {"routing_key": key, "arguments": {}},
+                    ok404=True,
+                )
+                if done is None:
+                    return False
+        return True
 
     async def remove(self, access: BrokerAccess) -> None:
-        """Delete the user (closing its connections) and its queue; what is gone stays gone."""
+        """Delete the user (its permissions go with it; its connections are closed) and its
+        queue (with the queue go its bindings and unread messages); what is gone stays gone."""
         async with httpx.AsyncClient(**self._client_args) as client:
             await self._call(client, "DELETE", self._path("users", access.user), ok404=True)
             await self._call(
@@ -199,5 +309,6 @@ def broker_admin(settings: IdentitySettings) -> BrokerAdmin:
         password=settings.rabbitmq_management_password,
         vhost=settings.vhost,
         exchange=settings.exchange,
+        partner_exchange=settings.partner_exchange,
         queue_max_length_bytes=settings.partner_queue_max_length_bytes,
     )

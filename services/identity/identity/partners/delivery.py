@@ -5,6 +5,11 @@ leases them (moves ``next_attempt_at`` past the request timeout) in a short tran
 them concurrently outside any transaction, then records each outcome in its own. A replica
 that dies mid-round leaves leased rows that come due again after the lease: at worst a
 duplicate, which receivers drop by ``webhook-id``.
+
+Before anything is sent the round checks ``partner_sharing`` (:mod:`identity.partners.sharing`)
+for every claimed delivery, on every attempt (retries and replays included): a delivery whose
+event is about a customer who has not granted it (or withdrew it meanwhile) is not sent and
+ends ``withheld``, with the reason as its last error.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from sqlalchemy import text
 
 from crm_shared.app import PeriodicJob
 from crm_shared.db import Database, utcnow
-from identity.partners import service, signing
+from crm_shared.events import Envelope
+from identity.partners import service, sharing, signing
 from identity.partners.models import DeliveryStatus, WebhookAttempt
 from identity.settings import IdentitySettings
 
@@ -33,6 +39,8 @@ _CLAIM = text(
         SELECT d.id FROM identity.webhook_deliveries d
         JOIN identity.webhook_endpoints e ON e.id = d.endpoint_id
         WHERE d.status = 'pending' AND d.next_attempt_at <= :now AND e.disabled_at IS NULL
+          AND (e.client_id IS NULL OR EXISTS (
+              SELECT 1 FROM identity.api_clients c WHERE c.id = e.client_id AND c.active))
         ORDER BY d.next_attempt_at
         LIMIT :limit
         FOR UPDATE OF d SKIP LOCKED
@@ -59,6 +67,7 @@ class Claimed:
     url: str
     secrets: tuple[str, ...]
     body: bytes
+    envelope: Envelope
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,7 @@ def _claimed(row: Any, now: datetime) -> Claimed:
         url=row.url,
         secrets=tuple(valid),
         body=orjson.dumps(row.envelope),
+        envelope=Envelope.model_validate(row.envelope),
     )
 
 
@@ -169,6 +179,24 @@ async def _record(
         )
 
 
+async def _withhold(db: Database, claimed: Claimed, reason: str) -> None:
+    """End a delivery unsent: the event may not reach partners (no attempt is made)."""
+    async with db.session() as session, session.begin():
+        await session.execute(
+            text(
+                "UPDATE identity.webhook_deliveries SET status = :status, next_attempt_at = NULL,"
+                " completed_at = :now, last_error = :reason WHERE id = :id"
+            ),
+            {
+                "status": DeliveryStatus.WITHHELD.value,
+                "now": utcnow(),
+                "reason": reason,
+                "id": claimed.id,
+            },
+        )
+    sharing.withheld_events.add(1, {"event_type": claimed.envelope.type, "channel": "webhook"})
+
+
 def webhook_client(settings: IdentitySettings) -> httpx.AsyncClient:
     """The HTTP client deliveries are sent with (redirects are not followed)."""
     return httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
@@ -177,7 +205,8 @@ def webhook_client(settings: IdentitySettings) -> httpx.AsyncClient:
 async def deliver_due(
     db: Database, *, settings: IdentitySettings, client: Callable[[], httpx.AsyncClient]
 ) -> int:
-    """Send every due attempt (batch by batch until none is due); returns how many were sent.
+    """Send every due attempt (batch by batch until none is due); returns how many were sent
+    (withheld ones are not).
     ``client`` gives the HTTP client, asked for only when there is something to send."""
     sent = 0
     while True:
@@ -192,11 +221,23 @@ async def deliver_due(
         claimed = [_claimed(row, now) for row in rows]
         if not claimed:
             return sent
-        http = client()
-        outcomes = await asyncio.gather(*(_send(http, c) for c in claimed))
-        for delivery, outcome in zip(claimed, outcomes, strict=True):
-            await _record(db, delivery, outcome, settings)
-        sent += len(claimed)
+        async with db.session() as session:
+            reasons = await sharing.withheld(session, [c.envelope for c in claimed])
+        sendable = []
+        for delivery, reason in zip(claimed, reasons, strict=True):
+            if reason is None:
+                sendable.append(delivery)
+            else:
+                await _withhold(db, delivery, reason)
+        if sendable:
+            http = client()
+            outcomes = await asyncio.gather(*(_send(http, c) for c in sendable))
+            for delivery, outcome in zip(sendable, outcomes, strict=True):
+                await _record(db, delivery, outcome, settings)
+                sharing.shared_events.add(
+                    1, {"event_type": delivery.envelope.type, "channel": "webhook"}
+                )
+        sent += len(sendable)
         if len(claimed) < settings.webhook_batch_size:
             return sent
 

@@ -54,6 +54,8 @@ class PartnerSubscription(SQLModel, table=True):
     event_types: list[str] = Field(sa_column=Column(ARRAY(String), nullable=False))
     created_at: datetime = created_at_field()
     revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    # Why: revoked by staff, or with its API client.
+    revoked_reason: str | None = None
 
 
 class WebhookEndpointBase(SQLModel):
@@ -81,7 +83,9 @@ class WebhookEndpointBase(SQLModel):
 
 
 class WebhookEndpointCreate(WebhookEndpointBase):
-    pass
+    # The partner API client the endpoint delivers to (revoking the client disables it);
+    # none: the tenant's own endpoint.
+    client_id: uuid.UUID | None = None
 
 
 class WebhookEndpointUpdate(SQLModel):
@@ -90,6 +94,8 @@ class WebhookEndpointUpdate(SQLModel):
     description: str | None = Field(default=None, max_length=500)
     # True re-enables a disabled endpoint.
     enabled: bool | None = None
+    # Gives the endpoint to a partner client (it cannot be taken back: revoke the client).
+    client_id: uuid.UUID | None = None
 
     @field_validator("url")
     @classmethod
@@ -108,6 +114,7 @@ class WebhookEndpoint(WebhookEndpointBase, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     tenant_id: uuid.UUID = Field(foreign_key="identity.tenants.id", index=True)
+    client_id: uuid.UUID | None = Field(default=None, foreign_key="identity.api_clients.id")
     # ``whsec_`` + base64: the signing key itself (HMAC needs it; never shown after creation).
     secret: str
     # After a rotation, the previous secret also signs until ``previous_secret_expires_at``.
@@ -144,6 +151,8 @@ class DeliveryStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # Not sent: a customer it is about has not granted partner_sharing (identity.partners.sharing).
+    WITHHELD = "withheld"
 
 
 class WebhookDelivery(SQLModel, table=True):

@@ -42,6 +42,9 @@ class PartnerSubscriptionType:
     event_types: list[str]
     created_at: datetime
     revoked_at: datetime | None
+    revoked_reason: str | None = strawberry.field(
+        description="Why: revoked by staff, or with its API client (revokeApiClient)."
+    )
 
     @classmethod
     def from_model(cls, row: PartnerSubscription) -> PartnerSubscriptionType:
@@ -53,6 +56,7 @@ class PartnerSubscriptionType:
             event_types=list(row.event_types),
             created_at=row.created_at,
             revoked_at=row.revoked_at,
+            revoked_reason=row.revoked_reason,
         )
 
 
@@ -63,7 +67,14 @@ class CreatedPartnerSubscription:
     subscription: PartnerSubscriptionType
     broker_password: str
     vhost: str
-    exchange: str
+    exchange: str = strawberry.field(
+        description="The exchange the queue is bound to: the partner exchange, where identity"
+        " republishes only events that pass the partner_sharing check."
+    )
+    publish_exchange: str = strawberry.field(
+        description="Where the partner publishes its own tenant's facts"
+        " (partner.<fact>.reported.v<n>.<tenant id>)."
+    )
 
 
 @strawberry.type(name="WebhookEndpoint")
@@ -74,6 +85,10 @@ class WebhookEndpointType:
     url: str
     event_types: list[str] = strawberry.field(description="Empty: every event type.")
     description: str
+    client_id: strawberry.ID | None = strawberry.field(
+        description="The partner API client it delivers to (revoking the client disables it);"
+        " null: the tenant's own endpoint."
+    )
     enabled: bool
     disabled_at: datetime | None
     disabled_reason: str | None
@@ -90,6 +105,7 @@ class WebhookEndpointType:
             url=row.url,
             event_types=list(row.event_types),
             description=row.description,
+            client_id=strawberry.ID(str(row.client_id)) if row.client_id else None,
             enabled=row.disabled_at is None,
             disabled_at=row.disabled_at,
             disabled_reason=row.disabled_reason,
@@ -131,7 +147,11 @@ class WebhookDeliveryType:
     id: strawberry.ID
     event_id: strawberry.ID = strawberry.field(description="Sent as webhook-id.")
     generation: int = strawberry.field(description="0 first, then one more per replay.")
-    status: str = strawberry.field(description="pending, succeeded, failed or cancelled.")
+    status: str = strawberry.field(
+        description="pending, succeeded, failed, cancelled, or withheld (not sent: a customer"
+        " it is about has not granted partner_sharing; lastError says why)."
+    )
+    last_error: str | None
     attempt_count: int
     next_attempt_at: datetime | None
     last_status_code: int | None
@@ -152,6 +172,10 @@ class CreateWebhookEndpointInput:
         default_factory=list, description="Empty: every event type."
     )
     description: str = ""
+    client_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="The partner API client it delivers to (revoking the client disables it).",
+    )
 
 
 @strawberry.input
@@ -163,6 +187,10 @@ class UpdateWebhookEndpointInput:
     event_types: list[str] | None = None
     description: str | None = None
     enabled: bool | None = None
+    client_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="Give the endpoint to a partner API client (it cannot be taken back).",
+    )
 
 
 def _delivery(row: WebhookDelivery, attempts: list[WebhookAttempt]) -> WebhookDeliveryType:
@@ -174,6 +202,7 @@ def _delivery(row: WebhookDelivery, attempts: list[WebhookAttempt]) -> WebhookDe
         attempt_count=row.attempts,
         next_attempt_at=row.next_attempt_at,
         last_status_code=row.last_status_code,
+        last_error=row.last_error,
         created_at=row.created_at,
         completed_at=row.completed_at,
         attempts=[WebhookAttemptType.from_model(a) for a in attempts],
@@ -239,7 +268,14 @@ class Mutation:
         principal = authorize(info, Permission.PARTNERS_MANAGE)
         data = validated(
             WebhookEndpointCreate,
-            {"url": input.url, "event_types": input.event_types, "description": input.description},
+            {
+                "url": input.url,
+                "event_types": input.event_types,
+                "description": input.description,
+                "client_id": parse_id(input.client_id, field="input.clientId")
+                if input.client_id is not None
+                else None,
+            },
         )
         async with info.context.session() as session, session.begin():
             endpoint, secret = await service.create_webhook_endpoint(
@@ -251,7 +287,10 @@ class Mutation:
                 action="webhook_endpoint.created",
                 record_type="webhook_endpoint",
                 record_id=endpoint.id,
-                details={"event_types": list(endpoint.event_types)},
+                details={
+                    "event_types": list(endpoint.event_types),
+                    "client_id": str(endpoint.client_id) if endpoint.client_id else None,
+                },
             )
         return WebhookEndpointWithSecret(
             endpoint=WebhookEndpointType.from_model(endpoint), secret=secret
@@ -270,6 +309,9 @@ class Mutation:
                 "event_types": input.event_types,
                 "description": input.description,
                 "enabled": input.enabled,
+                "client_id": parse_id(input.client_id, field="input.clientId")
+                if input.client_id is not None
+                else None,
             },
         )
         async with info.context.session() as session, session.begin():
@@ -413,7 +455,8 @@ class Mutation:
             subscription=PartnerSubscriptionType.from_model(subscription),
             broker_password=password,
             vhost=settings.vhost,
-            exchange=settings.exchange,
+            exchange=settings.partner_exchange,
+            publish_exchange=settings.exchange,
         )
 
     @strawberry.mutation(description="Remove a partner's broker user and queue (partners:manage).")

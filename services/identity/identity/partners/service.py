@@ -34,6 +34,21 @@ from identity.partners.signing import new_secret
 
 # -- broker subscriptions ------------------------------------------------------------------
 
+STAFF_REVOKED = "revoked by staff"
+
+
+async def partner_client(
+    session: AsyncSession, tenant_id: uuid.UUID, client_id: uuid.UUID, field: str
+) -> ApiClient:
+    """The tenant's active partner client, locked for this transaction (a revocation waits
+    for what is being given to it, or it waits for the revocation and is refused)."""
+    client = await session.get(ApiClient, client_id, with_for_update=True)
+    if client is None or client.tenant_id != tenant_id:
+        raise NotFound(f"{field}: no such API client", field=field)
+    if client.kind != "partner" or not client.active:
+        raise BadUserInput(f"{field}: not an active partner client", field=field)
+    return client
+
 
 async def create_partner_subscription(
     *,
@@ -45,11 +60,7 @@ async def create_partner_subscription(
     """Give a partner client its own queue of the tenant's events; returns the broker password
     (shown once, kept nowhere). The broker is provisioned before the row commits; if it
     refuses, what was made there is removed and nothing is kept."""
-    client = await session.get(ApiClient, data.client_id)
-    if client is None or client.tenant_id != tenant_id:
-        raise NotFound("clientId: no such API client", field="clientId")
-    if client.kind != "partner" or not client.active:
-        raise BadUserInput("clientId: not an active partner client", field="clientId")
+    client = await partner_client(session, tenant_id, data.client_id, "clientId")
     taken = await session.exec(
         select(PartnerSubscription.id).where(
             PartnerSubscription.client_id == client.id,
@@ -95,10 +106,50 @@ async def revoke_partner_subscription(
         raise NotFound("id: no such partner subscription", field="id")
     await broker.remove(access_for(subscription.id))
     if subscription.revoked_at is None:
-        subscription.revoked_at = utcnow()
+        subscription.revoked_at, subscription.revoked_reason = utcnow(), STAFF_REVOKED
         session.add(subscription)
         await session.flush()
     return subscription
+
+
+async def revoke_partner_client(
+    *, session: AsyncSession, client_id: uuid.UUID, broker: BrokerAdmin, reason: str
+) -> tuple[list[PartnerSubscription], list[WebhookEndpoint]]:
+    """What a revoked partner client loses with it: its live broker subscriptions (user,
+    permissions, queue and bindings removed on the broker) and its enabled webhook endpoints
+    (disabled, their pending deliveries cancelled). The broker is changed before the caller
+    commits; if it refuses, the caller's transaction (the revocation) fails as a whole.
+    Returns what was revoked and disabled now (nothing, the second time)."""
+    subscriptions = list(
+        await session.exec(
+            select(PartnerSubscription)
+            .where(
+                PartnerSubscription.client_id == client_id,
+                col(PartnerSubscription.revoked_at).is_(None),
+            )
+            .with_for_update()
+        )
+    )
+    endpoints = list(
+        await session.exec(
+            select(WebhookEndpoint)
+            .where(
+                WebhookEndpoint.client_id == client_id,
+                col(WebhookEndpoint.disabled_at).is_(None),
+            )
+            .order_by(col(WebhookEndpoint.created_at), col(WebhookEndpoint.id))
+            .with_for_update()
+        )
+    )
+    for endpoint in endpoints:
+        await _disable(session, endpoint, reason)
+    now = utcnow()
+    for subscription in subscriptions:
+        await broker.remove(access_for(subscription.id))
+        subscription.revoked_at, subscription.revoked_reason = now, reason
+        session.add(subscription)
+    await session.flush()
+    return subscriptions, endpoints
 
 
 async def list_partner_subscriptions(
@@ -119,7 +170,10 @@ async def list_partner_subscriptions(
 async def create_webhook_endpoint(
     *, session: AsyncSession, tenant_id: uuid.UUID, data: WebhookEndpointCreate
 ) -> tuple[WebhookEndpoint, str]:
-    """A new endpoint and its signing secret (shown this once)."""
+    """A new endpoint and its signing secret (shown this once); an endpoint of a partner
+    names its active partner client."""
+    if data.client_id is not None:
+        await partner_client(session, tenant_id, data.client_id, "input.clientId")
     secret = new_secret()
     endpoint = WebhookEndpoint(tenant_id=tenant_id, secret=secret, **data.model_dump())
     session.add(endpoint)
@@ -146,14 +200,39 @@ async def update_webhook_endpoint(
 ) -> tuple[WebhookEndpoint, list[str]]:
     """Change what is given; ``enabled=True`` re-enables, ``False`` disables. Returns the
     endpoint and the names of the fields that changed."""
+    # Clients before the endpoint, in the order a revocation locks them (no deadlock).
+    owner = (
+        await session.exec(
+            select(WebhookEndpoint.client_id).where(
+                WebhookEndpoint.id == endpoint_id, WebhookEndpoint.tenant_id == tenant_id
+            )
+        )
+    ).first()
+    for client_id in sorted({c for c in (owner, data.client_id) if c is not None}):
+        await session.get(ApiClient, client_id, with_for_update=True)
     endpoint = await endpoint_for_update(session, tenant_id, endpoint_id, "input.id")
     changed = []
+    if data.client_id is not None and data.client_id != endpoint.client_id:
+        if endpoint.client_id is not None:
+            raise Conflict(
+                "input.clientId: the endpoint belongs to another client", field="input.clientId"
+            )
+        await partner_client(session, tenant_id, data.client_id, "input.clientId")
+        endpoint.client_id = data.client_id
+        changed.append("client_id")
     for name in ("url", "event_types", "description"):
         value = getattr(data, name)
         if value is not None and getattr(endpoint, name) != value:
             setattr(endpoint, name, value)
             changed.append(name)
     if data.enabled is True and endpoint.disabled_at is not None:
+        if endpoint.client_id is not None:
+            client = await session.get(ApiClient, endpoint.client_id)
+            if client is None or not client.active:
+                raise Conflict(
+                    "input.enabled: the endpoint's partner client is revoked",
+                    field="input.enabled",
+                )
         endpoint.disabled_at, endpoint.disabled_reason = None, None
         changed.append("enabled")
     elif data.enabled is False and endpoint.disabled_at is None:
