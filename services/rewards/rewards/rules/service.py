@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
-from sqlalchemy import delete, func, or_, text, tuple_, update
+from sqlalchemy import delete, exists, func, or_, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -339,17 +339,19 @@ async def record_trigger(
             {"t": tenant_id, "c": customer_id},
         )
     ).scalars()
+    # Whether there is one, not how many: a loyal customer's thousandth interaction must not
+    # count the other 999.
     earlier = (
-        await session.exec(
-            select(func.count())
-            .select_from(TriggerEvent)
-            .where(
-                TriggerEvent.tenant_id == tenant_id,
-                TriggerEvent.customer_id == customer_id,
-                TriggerEvent.type == trigger.value,
+        await session.execute(
+            select(
+                exists().where(
+                    col(TriggerEvent.tenant_id) == tenant_id,
+                    col(TriggerEvent.customer_id) == customer_id,
+                    col(TriggerEvent.type) == trigger.value,
+                )
             )
         )
-    ).one()
+    ).scalar_one()
     facts = Facts(
         trigger=trigger,
         customer_id=customer_id,
@@ -358,7 +360,7 @@ async def record_trigger(
         tier_id=tier_id,
         tier_multiplier=multiplier,
         consents=frozenset(consents),
-        first_time=earlier == 0,
+        first_time=not earlier,
         **data,
     )
     await session.execute(
