@@ -249,3 +249,32 @@ def test_parsed_definitions_name_the_offending_field(changes: dict[str, Any], fi
     with pytest.raises(BadUserInput) as refused:
         parse_definition(data)
     assert refused.value.field == field
+
+
+async def test_first_time_is_the_customers_first_event_of_that_type(rewards_db: Any) -> None:
+    """``first_time`` is true for a customer's first event of a type only: a second event of
+    the type is not, an event of another type is, and a replayed event keeps its facts."""
+    from rewards.rules.conditions import Trigger
+    from rewards.rules.service import record_trigger
+
+    tenant, customer = uuid.uuid4(), uuid.uuid4()
+    at = datetime(2026, 5, 1, tzinfo=UTC)
+
+    async def record(event_id: uuid.UUID, trigger: Trigger) -> bool:
+        async with rewards_db.session() as session, session.begin():
+            facts = await record_trigger(
+                session,
+                tenant_id=tenant,
+                event_id=event_id,
+                trigger=trigger,
+                customer_id=customer,
+                occurred_at=at,
+            )
+        return bool(facts.first_time)
+
+    first = uuid.uuid4()
+    assert await record(first, Trigger.INTERACTION_RECORDED) is True
+    assert await record(uuid.uuid4(), Trigger.INTERACTION_RECORDED) is False
+    assert await record(uuid.uuid4(), Trigger.POLL_VOTED) is True
+    # The first event again (a redelivery) is answered from what was stored.
+    assert await record(first, Trigger.INTERACTION_RECORDED) is True
