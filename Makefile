@@ -62,6 +62,8 @@ bench: env node services
 	$(PY) -m bench.bulk --rows $(BULK_ROWS)
 	$(PY) -m bench.gateway
 	$(PY) bench/subgraph_client.py
+	$(PY) bench/influence.py
+	PYTHONPATH=. $(PY) bench/sentiment_agreement.py
 
 ## The long fault drills (private broker and database, 10,000 events, repeated crashes, fuzzing)
 drills: env node services
