@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_shared.events.envelope import Envelope, Event
 from crm_shared.telemetry import current_traceparent
+
+
+@functools.cache
+def _insert(schema: str) -> TextClause:
+    """The outbox INSERT of ``schema``, made once (a new ``text`` is parsed on every use)."""
+    return text(
+        f"INSERT INTO {schema}.outbox (id, type, routing_key, envelope) "
+        "VALUES (:id, :type, :routing_key, CAST(:envelope AS jsonb))"
+    )
 
 
 async def record_event(
@@ -24,10 +34,7 @@ async def record_event(
         trace_headers=current_traceparent(),
     )
     await session.execute(
-        text(
-            f"INSERT INTO {schema}.outbox (id, type, routing_key, envelope) "
-            "VALUES (:id, :type, :routing_key, CAST(:envelope AS jsonb))"
-        ),
+        _insert(schema),
         {
             "id": envelope.id,
             "type": envelope.type,
