@@ -32,6 +32,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from crm_shared.db import utcnow
 from crm_shared.errors import BadUserInput, Conflict, NotFound
 from crm_shared.events import record_event
+from crm_shared.events.outbox import outbox_envelope, outbox_insert, outbox_params
 from rewards.accounts.events import PointsCredited, PointsDebited, PointsExpired, PointsMoved
 from rewards.accounts.models import (
     TENANT_ACCOUNT_KINDS,
@@ -216,9 +217,9 @@ async def _lock_account_by_id(session: AsyncSession, account_id: uuid.UUID) -> A
 #
 # The movements' own statements are hand-written SQL (``text``) rather than ORM constructs:
 # the ledger's cost was Python, not PostgreSQL (bench/RESULTS.md, "Ledger"), and most of it was
-# building, caching and flushing ORM statements and objects. An earn or a spend is two
-# statements after its lock: one that writes the entry with everything that belongs to it
-# (postings, the balance, the lot or the lots taken), and the outbox row.
+# building, caching and flushing ORM statements and objects. An earn or a spend is one
+# statement after its lock, which writes the entry with everything that belongs to it:
+# postings, the balance, the lot or the lots taken, the outbox row.
 
 
 @dataclass
@@ -342,12 +343,16 @@ async def _replay(session: AsyncSession, account: _Held, key: str, print_: str) 
 
 
 @functools.cache
-def _entry_statement(postings: int, *, lot: bool, take: bool, fresh_key: bool) -> TextClause:
+def _entry_statement(
+    postings: int, *, lot: bool, take: bool, fresh_key: bool, outbox: str | None
+) -> TextClause:
     """The statement that writes one entry and everything that goes with it (see ``_insert``).
 
-    With ``fresh_key`` it first checks, in its own snapshot, that the key is unused and that no
-    lot of the account is due; with ``lot`` it adds the credit's lot; with ``take`` it takes
-    the debit's points from the open lots, oldest expiring first.
+    With ``fresh_key`` it first checks, in its own snapshot, that the key is unused and (with
+    ``take``) that no lot of the account is due; with ``lot`` it adds the credit's lot; with
+    ``take`` it takes the debit's points from the open lots, oldest expiring first; with
+    ``outbox`` (a schema) it adds the entry's event to that outbox. Every part but the check
+    writes only if the entry was written.
     """
     due = (
         " AND NOT EXISTS (SELECT FROM rewards.lots WHERE account_id = CAST(:account AS uuid)"
@@ -386,7 +391,6 @@ def _entry_statement(postings: int, *, lot: bool, take: bool, fresh_key: bool) -
              WHERE id = CAST(:account AS uuid) AND EXISTS (SELECT FROM entry)
             RETURNING balance)""",
     ]
-    taken = "0"
     if lot:
         parts.append(
             """lot AS (
@@ -397,6 +401,7 @@ def _entry_statement(postings: int, *, lot: bool, take: bool, fresh_key: bool) -
                    CAST(:expires_at AS timestamptz), CAST(:now AS timestamptz)
               FROM entry)"""
         )
+    taken = "0"
     if take:
         parts += [
             # Each open lot with the points of the lots before it in the order they are spent.
@@ -419,6 +424,8 @@ def _entry_statement(postings: int, *, lot: bool, take: bool, fresh_key: bool) -
             RETURNING picked.points)""",
         ]
         taken = "(SELECT coalesce(sum(points), 0) FROM taken)"
+    if outbox is not None:
+        parts.append(f"event AS ({outbox_insert(outbox, prefix='event_', select_from='entry')})")
     return text(
         "WITH "
         + ",\n".join(parts)
@@ -429,11 +436,11 @@ def _entry_statement(postings: int, *, lot: bool, take: bool, fresh_key: bool) -
 
 @dataclass(frozen=True)
 class _Inserted:
-    """What ``_insert`` did: the entry (None: nothing written), and why not."""
+    """What ``_insert`` did: the entry and the customer's new balance, or nothing."""
 
     entry: JournalEntry | None
     balance: int
-    # False: the key was used, or lots are due (only checked with ``fresh_key``).
+    # False: nothing written as the key was used or lots are due (checked with ``fresh_key``).
     checked: bool
 
 
@@ -452,11 +459,16 @@ async def _insert(
     lot_expires_at: datetime | None = None,
     take: int = 0,
     fresh_key: bool = False,
+    announce: bool = False,
 ) -> _Inserted:
     """One balanced entry with its postings and the customer's new cached balance, in one
     statement; with ``lot_expires_at`` the credit's lot, with ``take`` the points taken from
-    the open lots. Nothing is written when the key is already taken (another customer's entry
-    at this moment) or, with ``fresh_key``, used or lots are due."""
+    the open lots, with ``announce`` its event.
+
+    Nothing is written when the key is taken (by another customer's entry being written at
+    this moment), nor, with ``fresh_key``, when the key was used or (with ``take``) lots are
+    due. The account is locked: its balance after the entry is known beforehand, for the event.
+    """
     assert account.customer_id is not None
     assert sum(amount for _, amount in postings) == 0, "an entry's postings sum to zero"
     entry_id = uuid.uuid4()
@@ -482,14 +494,26 @@ async def _insert(
         params |= {"lot": uuid.uuid4(), "lot_points": delta, "expires_at": lot_expires_at}
     if take:
         params["take"] = take
+    if announce:
+        event = _points_event(account, entry_id, kind.value, reason, delta, account.balance + delta)
+        envelope = outbox_envelope(
+            session, event, tenant_id=account.tenant_id, subject=str(account.customer_id)
+        )
+        params |= outbox_params(envelope, prefix="event_")
     statement = _entry_statement(
-        len(postings), lot=lot_expires_at is not None, take=bool(take), fresh_key=fresh_key
+        len(postings),
+        lot=lot_expires_at is not None,
+        take=bool(take),
+        fresh_key=fresh_key,
+        outbox=session.info["schema"] if announce else None,
     )
     checked, inserted, balance, taken = (await session.execute(statement, params)).one()
     if inserted is None:
         return _Inserted(entry=None, balance=account.balance, checked=bool(checked))
-    if taken != take:
+    if int(taken) != take:
         raise RuntimeError(f"lots of account {account.id} hold less than its balance")
+    if announce and balance != account.balance + delta:
+        raise RuntimeError(f"account {account.id} changed although it was locked")
     _set_balance(session, account, int(balance))
     entry = JournalEntry(
         id=entry_id,
@@ -535,20 +559,9 @@ async def _write_entry(
     if inserted.entry is None:
         # The same key, used at this moment for another customer's account.
         raise Conflict("idempotency key reused with different content", field="idempotencyKey")
-    return await _announced(session, account, inserted.entry, postings, inserted.balance)
-
-
-async def _announced(
-    session: AsyncSession,
-    account: _Held,
-    entry: JournalEntry,
-    postings: Sequence[tuple[uuid.UUID, int]],
-    balance: int,
-) -> Movement:
-    """The movement of a written ``entry``, announced."""
     delta = sum(amount for account_id, amount in postings if account_id == account.id)
-    await _announce(session, account, entry, delta)
-    return Movement(entry=entry, points=delta, balance_after=balance)
+    await _announce(session, account, inserted.entry, delta)
+    return Movement(entry=inserted.entry, points=delta, balance_after=inserted.balance)
 
 
 async def _move(
@@ -570,10 +583,11 @@ async def _move(
 
     The outcome is that of these steps in this order: the replay check; for a debit the
     expiry of due lots and the balance check; the entry with its postings, the new balance and
-    the credit's lot or the points the debit takes from lots; its event. The fast path (the
-    lock saw the key unused, no lot due and the balance enough) is the entry's one statement,
-    which checks key and lots again in its own snapshot; otherwise, or when that check fails
-    (another transaction committed while the lock waited), the steps run one by one.
+    the credit's lot or the points the debit takes from lots, and its event. The fast path
+    (the lock saw the key unused, for a debit no lot due and the balance enough) is the
+    entry's one statement, which checks key and lots again in its own snapshot; otherwise, or
+    when that check fails (another transaction committed while the lock waited), the steps
+    run one by one.
     """
     take = max(-points, 0)
     fast = (
@@ -595,11 +609,9 @@ async def _move(
                         f"insufficient points: the balance is {account.balance}", field="points"
                     )
             if account.counterpart is None:
-                account.counterpart = (await tenant_accounts(session, account.tenant_id))[
-                    counterpart
-                ]
+                accounts = await tenant_accounts(session, account.tenant_id)
+                account.counterpart = accounts[counterpart]
         assert account.counterpart is not None
-        postings = [(account.id, points), (account.counterpart, -points)]
         inserted = await _insert(
             session,
             account=account,
@@ -608,14 +620,15 @@ async def _move(
             print_=print_,
             reason=reason,
             actor=actor,
-            postings=postings,
+            postings=[(account.id, points), (account.counterpart, -points)],
             now=now,
             lot_expires_at=lot_expires_at,
             take=take,
             fresh_key=True,
+            announce=True,
         )
         if inserted.entry is not None:
-            return await _announced(session, account, inserted.entry, postings, inserted.balance)
+            return Movement(entry=inserted.entry, points=points, balance_after=inserted.balance)
         if inserted.checked:
             # The same key, used at this moment for another customer's account.
             break
@@ -623,21 +636,33 @@ async def _move(
     raise Conflict("idempotency key reused with different content", field="idempotencyKey")
 
 
+def _points_event(
+    account: _Held,
+    entry_id: uuid.UUID,
+    kind: str,
+    reason: str,
+    delta: int,
+    balance_after: int,
+) -> PointsMoved:
+    """The points event of an entry's change of ``delta`` to the customer ``account``."""
+    event_type: type[PointsMoved] = PointsCredited if delta > 0 else PointsDebited
+    if kind == EntryKind.EXPIRE:
+        event_type = PointsExpired
+    return event_type(
+        customer_id=account.customer_id,
+        entry_id=entry_id,
+        kind=kind,
+        points=abs(delta),
+        balance_after=balance_after,
+        reason=reason,
+    )
+
+
 async def _announce(session: AsyncSession, account: _Held, entry: JournalEntry, delta: int) -> None:
     """The points event of ``entry``'s change of ``delta`` to the customer ``account``."""
-    event_type: type[PointsMoved] = PointsCredited if delta > 0 else PointsDebited
-    if entry.kind == EntryKind.EXPIRE:
-        event_type = PointsExpired
     await record_event(
         session,
-        event_type(
-            customer_id=account.customer_id,
-            entry_id=entry.id,
-            kind=entry.kind,
-            points=abs(delta),
-            balance_after=account.balance,
-            reason=entry.reason,
-        ),
+        _points_event(account, entry.id, entry.kind, entry.reason, delta, account.balance),
         tenant_id=account.tenant_id,
         subject=str(account.customer_id),
     )
