@@ -307,11 +307,11 @@ def _set_balance(session: AsyncSession, account: _Held, balance: int) -> None:
     A loaded ``Account`` gets the value as its committed state: the database has it already,
     an ORM change would only write it again at the next flush.
     """
-    if isinstance(account, Account):
-        loaded: object = account
-    else:
+    loaded: object = account
+    if isinstance(account, _Locked):
         account.balance = balance
-        loaded = session.sync_session.identity_map.get(identity_key(Account, account.id))
+        identity_map = session.sync_session.identity_map
+        loaded = identity_map.get(identity_key(Account, account.id)) if identity_map else None
     if isinstance(loaded, Account):
         set_committed_value(loaded, "balance", balance)
 
