@@ -543,7 +543,8 @@ async def _write_entry(
     reverses: uuid.UUID | None = None,
     now: datetime,
 ) -> Movement:
-    """One balanced entry with its postings; updates the customer's cached balance."""
+    """One balanced entry with its postings and its event; updates the customer's cached
+    balance (``account`` is locked, its balance current)."""
     inserted = await _insert(
         session,
         account=account,
@@ -555,12 +556,12 @@ async def _write_entry(
         postings=postings,
         reverses=reverses,
         now=now,
+        announce=True,
     )
     if inserted.entry is None:
         # The same key, used at this moment for another customer's account.
         raise Conflict("idempotency key reused with different content", field="idempotencyKey")
     delta = sum(amount for account_id, amount in postings if account_id == account.id)
-    await _announce(session, account, inserted.entry, delta)
     return Movement(entry=inserted.entry, points=delta, balance_after=inserted.balance)
 
 
