@@ -357,3 +357,20 @@ async def test_the_scheduler_expires_lots_whose_date_has_passed(ledger_db: Datab
     assert await expire_once(ledger_db) >= 1
     assert await _balance(ledger_db, tenant, customer) == 5
     await _check(ledger_db, tenant)
+
+
+async def test_an_account_loaded_in_the_session_shows_the_balance_after_each_movement(
+    ledger_db: Database,
+) -> None:
+    tenant, customer = uuid.uuid4(), uuid.uuid4()
+    async with ledger_db.session() as session, session.begin():
+        account = await service.open_account(
+            session=session, tenant_id=tenant, customer_id=customer
+        )
+        common: dict[str, Any] = {"tenant_id": tenant, "customer_id": customer, "actor": ACTOR}
+        await service.earn(session, points=40, reason="purchase", idempotency_key="e", **common)
+        assert account.balance == 40
+        await service.spend(session, points=15, reason="coffee", idempotency_key="s", **common)
+        assert account.balance == 25
+        assert not session.dirty  # nothing left to write again
+    assert await _balance(ledger_db, tenant, customer) == 25

@@ -13,6 +13,7 @@ Every operation runs in the caller's transaction and:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from collections.abc import Sequence
@@ -21,14 +22,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import func, text, tuple_, update
+from sqlalchemy import TextClause, func, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_shared.db import utcnow
 from crm_shared.errors import BadUserInput, Conflict, NotFound
 from crm_shared.events import record_event
+from crm_shared.events.outbox import outbox_envelope, outbox_insert, outbox_params
 from rewards.accounts.events import PointsCredited, PointsDebited, PointsExpired, PointsMoved
 from rewards.accounts.models import (
     TENANT_ACCOUNT_KINDS,
@@ -210,11 +214,109 @@ async def _lock_account_by_id(session: AsyncSession, account_id: uuid.UUID) -> A
 
 
 # Writing entries --------------------------------------------------------------------------
+#
+# The movements' own statements are hand-written SQL (``text``) rather than ORM constructs:
+# the ledger's cost was Python, not PostgreSQL (bench/RESULTS.md, "Ledger"), and most of it was
+# building, caching and flushing ORM statements and objects. An earn or a spend is one
+# statement after its lock, which writes the entry with everything that belongs to it:
+# postings, the balance, the lot or the lots taken, the outbox row.
 
 
-async def _replay(
-    session: AsyncSession, account: Account, key: str, print_: str
-) -> Movement | None:
+@dataclass
+class _Locked:
+    """A customer's account as ``_lock_for_movement`` read it, with what the movement needs.
+
+    ``key_used`` and ``due`` may be stale when the lock had to wait for another transaction
+    (the statement's snapshot predates it): they only choose the fast path, whose writing
+    statement checks both again in a fresh snapshot.
+    """
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    customer_id: uuid.UUID
+    balance: int
+    counterpart: uuid.UUID | None = None
+    key_used: bool = False
+    due: bool = False
+
+
+# A customer's account: an ORM object (``_lock_account``) or a ``_Locked`` one.
+_Held = Account | _Locked
+
+_LOCK_FOR_MOVEMENT = text(
+    """
+    SELECT a.id, a.balance,
+           (SELECT x.id FROM rewards.accounts x
+             WHERE x.tenant_id = a.tenant_id AND x.kind = CAST(:counterpart AS text)
+               AND x.customer_id IS NULL) AS counterpart,
+           EXISTS (SELECT FROM rewards.journal_entries e
+                    WHERE e.tenant_id = a.tenant_id
+                      AND e.idempotency_key = CAST(:key AS text)) AS key_used,
+           EXISTS (SELECT FROM rewards.lots l
+                    WHERE l.account_id = a.id AND l.remaining > 0
+                      AND l.expires_at <= CAST(:now AS timestamptz)) AS due
+      FROM rewards.accounts a
+     WHERE a.tenant_id = CAST(:tenant AS uuid) AND a.customer_id = CAST(:customer AS uuid)
+       AND a.kind = 'customer'
+       FOR UPDATE
+    """
+)
+
+
+async def _lock_for_movement(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    *,
+    key: str,
+    counterpart: AccountKind,
+    now: datetime,
+) -> _Locked:
+    """The customer's account, locked until the transaction ends, in one statement with the
+    id of the tenant's ``counterpart`` account, whether ``key`` was used and whether lots are
+    due at ``now``; NOT_FOUND without an account."""
+    row = (
+        await session.execute(
+            _LOCK_FOR_MOVEMENT,
+            {
+                "tenant": tenant_id,
+                "customer": customer_id,
+                "counterpart": counterpart.value,
+                "key": key,
+                "now": now,
+            },
+        )
+    ).first()
+    if row is None:
+        raise NotFound("customerId: this customer has no rewards account", field="customerId")
+    account_id, balance, counterpart_id, key_used, due = row
+    return _Locked(
+        id=account_id,
+        tenant_id=tenant_id,
+        customer_id=customer_id,
+        balance=int(balance),
+        counterpart=counterpart_id,
+        key_used=bool(key_used),
+        due=bool(due),
+    )
+
+
+def _set_balance(session: AsyncSession, account: _Held, balance: int) -> None:
+    """Keep ``account``'s balance current, and so the session's loaded copy of it if any.
+
+    A loaded ``Account`` gets the value as its committed state: the database has it already,
+    an ORM change would only write it again at the next flush.
+    """
+    loaded: object = account
+    if isinstance(account, _Locked):
+        account.balance = balance
+        identity_map = session.sync_session.identity_map
+        loaded = identity_map.get(identity_key(Account, account.id)) if identity_map else None
+    if isinstance(loaded, Account):
+        set_committed_value(loaded, "balance", balance)
+
+
+async def _replay(session: AsyncSession, account: _Held, key: str, print_: str) -> Movement | None:
     """The entry already made for ``key`` (same content), CONFLICT (other content), or None."""
     existing = (
         await session.exec(
@@ -240,10 +342,112 @@ async def _replay(
     )
 
 
-async def _write_entry(
+@functools.cache
+def _entry_statement(
+    postings: int, *, lot: bool, take: bool, fresh_key: bool, outbox: str | None
+) -> TextClause:
+    """The statement that writes one entry and everything that goes with it (see ``_insert``).
+
+    With ``fresh_key`` it first checks, in its own snapshot, that the key is unused and (with
+    ``take``) that no lot of the account is due; with ``lot`` it adds the credit's lot; with
+    ``take`` it takes the debit's points from the open lots, oldest expiring first; with
+    ``outbox`` (a schema) it adds the entry's event to that outbox. Every part but the check
+    writes only if the entry was written.
+    """
+    due = (
+        " AND NOT EXISTS (SELECT FROM rewards.lots WHERE account_id = CAST(:account AS uuid)"
+        " AND remaining > 0 AND expires_at <= CAST(:now AS timestamptz))"
+        if take
+        else ""
+    )
+    guard = (
+        "SELECT NOT EXISTS (SELECT FROM rewards.journal_entries"
+        " WHERE tenant_id = CAST(:tenant AS uuid) AND idempotency_key = CAST(:key AS text))"
+        f"{due} AS ok"
+        if fresh_key
+        else "SELECT true AS ok"
+    )
+    values = ", ".join(
+        f"(CAST(:account_{n} AS uuid), CAST(:amount_{n} AS bigint))" for n in range(postings)
+    )
+    parts = [
+        f"guard AS ({guard})",
+        """entry AS (
+            INSERT INTO rewards.journal_entries (id, tenant_id, kind, customer_id, idempotency_key,
+                fingerprint, reason, actor, reverses_entry_id, created_at)
+            SELECT CAST(:entry AS uuid), CAST(:tenant AS uuid), CAST(:kind AS text),
+                   CAST(:customer AS uuid), CAST(:key AS text), CAST(:fingerprint AS text),
+                   CAST(:reason AS text), CAST(:actor AS text), CAST(:reverses AS uuid),
+                   CAST(:now AS timestamptz)
+              FROM guard WHERE guard.ok
+            ON CONFLICT ON CONSTRAINT journal_entries_idempotency DO NOTHING
+            RETURNING id)""",
+        f"""postings AS (
+            INSERT INTO rewards.postings (entry_id, account_id, amount)
+            SELECT entry.id, p.account_id, p.amount
+              FROM entry, (VALUES {values}) AS p (account_id, amount))""",
+        """balance AS (
+            UPDATE rewards.accounts SET balance = balance + CAST(:delta AS bigint)
+             WHERE id = CAST(:account AS uuid) AND EXISTS (SELECT FROM entry)
+            RETURNING balance)""",
+    ]
+    if lot:
+        parts.append(
+            """lot AS (
+            INSERT INTO rewards.lots (id, tenant_id, account_id, entry_id, points, remaining,
+                expires_at, created_at)
+            SELECT CAST(:lot AS uuid), CAST(:tenant AS uuid), CAST(:account AS uuid), entry.id,
+                   CAST(:lot_points AS bigint), CAST(:lot_points AS bigint),
+                   CAST(:expires_at AS timestamptz), CAST(:now AS timestamptz)
+              FROM entry)"""
+        )
+    taken = "0"
+    if take:
+        parts += [
+            # Each open lot with the points of the lots before it in the order they are spent.
+            """open_lots AS (
+            SELECT id, remaining,
+                   CAST(sum(remaining) OVER (ORDER BY expires_at, created_at, id) AS bigint)
+                   - remaining AS before
+              FROM rewards.lots
+             WHERE account_id = CAST(:account AS uuid) AND remaining > 0
+               AND EXISTS (SELECT FROM entry))""",
+            """picked AS (
+            SELECT id, least(remaining, CAST(:take AS bigint) - before) AS points
+              FROM open_lots WHERE before < CAST(:take AS bigint))""",
+            """consumed AS (
+            INSERT INTO rewards.lot_consumptions (lot_id, entry_id, points)
+            SELECT picked.id, entry.id, picked.points FROM picked, entry)""",
+            """taken AS (
+            UPDATE rewards.lots SET remaining = lots.remaining - picked.points
+              FROM picked WHERE lots.id = picked.id
+            RETURNING picked.points)""",
+        ]
+        taken = "(SELECT coalesce(sum(points), 0) FROM taken)"
+    if outbox is not None:
+        parts.append(f"event AS ({outbox_insert(outbox, prefix='event_', select_from='entry')})")
+    return text(
+        "WITH "
+        + ",\n".join(parts)
+        + "\nSELECT (SELECT ok FROM guard), (SELECT id FROM entry), (SELECT balance FROM balance),"
+        + f" {taken}"
+    )
+
+
+@dataclass(frozen=True)
+class _Inserted:
+    """What ``_insert`` did: the entry and the customer's new balance, or nothing."""
+
+    entry: JournalEntry | None
+    balance: int
+    # False: nothing written as the key was used or lots are due (checked with ``fresh_key``).
+    checked: bool
+
+
+async def _insert(
     session: AsyncSession,
     *,
-    account: Account,
+    account: _Held,
     kind: EntryKind,
     key: str,
     print_: str,
@@ -252,11 +456,67 @@ async def _write_entry(
     postings: Sequence[tuple[uuid.UUID, int]],
     reverses: uuid.UUID | None = None,
     now: datetime,
-) -> Movement:
-    """One balanced entry with its postings; updates the customer's cached balance."""
+    lot_expires_at: datetime | None = None,
+    take: int = 0,
+    fresh_key: bool = False,
+    announce: bool = False,
+) -> _Inserted:
+    """One balanced entry with its postings and the customer's new cached balance, in one
+    statement; with ``lot_expires_at`` the credit's lot, with ``take`` the points taken from
+    the open lots, with ``announce`` its event.
+
+    Nothing is written when the key is taken (by another customer's entry being written at
+    this moment), nor, with ``fresh_key``, when the key was used or (with ``take``) lots are
+    due. The account is locked: its balance after the entry is known beforehand, for the event.
+    """
     assert account.customer_id is not None
     assert sum(amount for _, amount in postings) == 0, "an entry's postings sum to zero"
+    entry_id = uuid.uuid4()
+    delta = sum(amount for account_id, amount in postings if account_id == account.id)
+    params: dict[str, Any] = {
+        "entry": entry_id,
+        "tenant": account.tenant_id,
+        "kind": kind.value,
+        "customer": account.customer_id,
+        "key": key,
+        "fingerprint": print_,
+        "reason": reason,
+        "actor": actor,
+        "reverses": reverses,
+        "now": now,
+        "account": account.id,
+        "delta": delta,
+    }
+    for n, (account_id, amount) in enumerate(postings):
+        params[f"account_{n}"] = account_id
+        params[f"amount_{n}"] = amount
+    if lot_expires_at is not None:
+        params |= {"lot": uuid.uuid4(), "lot_points": delta, "expires_at": lot_expires_at}
+    if take:
+        params["take"] = take
+    if announce:
+        event = _points_event(account, entry_id, kind.value, reason, delta, account.balance + delta)
+        envelope = outbox_envelope(
+            session, event, tenant_id=account.tenant_id, subject=str(account.customer_id)
+        )
+        params |= outbox_params(envelope, prefix="event_")
+    statement = _entry_statement(
+        len(postings),
+        lot=lot_expires_at is not None,
+        take=bool(take),
+        fresh_key=fresh_key,
+        outbox=session.info["schema"] if announce else None,
+    )
+    checked, inserted, balance, taken = (await session.execute(statement, params)).one()
+    if inserted is None:
+        return _Inserted(entry=None, balance=account.balance, checked=bool(checked))
+    if int(taken) != take:
+        raise RuntimeError(f"lots of account {account.id} hold less than its balance")
+    if announce and balance != account.balance + delta:
+        raise RuntimeError(f"account {account.id} changed although it was locked")
+    _set_balance(session, account, int(balance))
     entry = JournalEntry(
+        id=entry_id,
         tenant_id=account.tenant_id,
         kind=kind.value,
         customer_id=account.customer_id,
@@ -267,119 +527,188 @@ async def _write_entry(
         reverses_entry_id=reverses,
         created_at=now,
     )
-    inserted = await session.execute(
-        insert(JournalEntry)
-        .values(entry.model_dump())
-        .on_conflict_do_nothing(constraint="journal_entries_idempotency")
-        .returning(col(JournalEntry.id))
+    return _Inserted(entry=entry, balance=int(balance), checked=True)
+
+
+async def _write_entry(
+    session: AsyncSession,
+    *,
+    account: _Held,
+    kind: EntryKind,
+    key: str,
+    print_: str,
+    reason: str,
+    actor: str,
+    postings: Sequence[tuple[uuid.UUID, int]],
+    reverses: uuid.UUID | None = None,
+    now: datetime,
+) -> Movement:
+    """One balanced entry with its postings and its event; updates the customer's cached
+    balance (``account`` is locked, its balance current)."""
+    inserted = await _insert(
+        session,
+        account=account,
+        kind=kind,
+        key=key,
+        print_=print_,
+        reason=reason,
+        actor=actor,
+        postings=postings,
+        reverses=reverses,
+        now=now,
+        announce=True,
     )
-    if inserted.first() is None:
+    if inserted.entry is None:
         # The same key, used at this moment for another customer's account.
         raise Conflict("idempotency key reused with different content", field="idempotencyKey")
-    await session.execute(
-        insert(Posting).values(
-            [
-                {"entry_id": entry.id, "account_id": account_id, "amount": amount}
-                for account_id, amount in postings
-            ]
-        )
-    )
     delta = sum(amount for account_id, amount in postings if account_id == account.id)
-    balance = (
-        await session.execute(
-            update(Account)
-            .where(col(Account.id) == account.id)
-            .values(balance=col(Account.balance) + delta)
-            .returning(col(Account.balance))
-            .execution_options(synchronize_session=False)
+    return Movement(entry=inserted.entry, points=delta, balance_after=inserted.balance)
+
+
+async def _move(
+    session: AsyncSession,
+    *,
+    account: _Locked,
+    kind: EntryKind,
+    key: str,
+    print_: str,
+    reason: str,
+    actor: str,
+    points: int,
+    counterpart: AccountKind,
+    now: datetime,
+    lot_expires_at: datetime | None = None,
+) -> Movement:
+    """An earn's, a spend's or an adjustment's entry of ``points`` (negative: a debit) on the
+    account locked by ``_lock_for_movement``, against the tenant's ``counterpart`` account.
+
+    The outcome is that of these steps in this order: the replay check; for a debit the
+    expiry of due lots and the balance check; the entry with its postings, the new balance and
+    the credit's lot or the points the debit takes from lots, and its event. The fast path
+    (the lock saw the key unused, for a debit no lot due and the balance enough) is the
+    entry's one statement, which checks key and lots again in its own snapshot; otherwise, or
+    when that check fails (another transaction committed while the lock waited), the steps
+    run one by one.
+    """
+    take = max(-points, 0)
+    fast = (
+        account.counterpart is not None
+        and not account.key_used
+        and not (take and account.due)
+        and account.balance >= take
+    )
+    for _ in range(3):
+        if not fast:
+            if (replay := await _replay(session, account, key, print_)) is not None:
+                return replay
+            if take:
+                # Points past their expiry are not spendable, even before the scheduler got
+                # to them.
+                await _expire_account(session, account, now)
+                if account.balance < take:
+                    raise BadUserInput(
+                        f"insufficient points: the balance is {account.balance}", field="points"
+                    )
+            if account.counterpart is None:
+                accounts = await tenant_accounts(session, account.tenant_id)
+                account.counterpart = accounts[counterpart]
+        assert account.counterpart is not None
+        inserted = await _insert(
+            session,
+            account=account,
+            kind=kind,
+            key=key,
+            print_=print_,
+            reason=reason,
+            actor=actor,
+            postings=[(account.id, points), (account.counterpart, -points)],
+            now=now,
+            lot_expires_at=lot_expires_at,
+            take=take,
+            fresh_key=True,
+            announce=True,
         )
-    ).scalar_one()
-    account.balance = balance
-    await _announce(session, account, entry, delta)
-    return Movement(entry=entry, points=delta, balance_after=balance)
+        if inserted.entry is not None:
+            return Movement(entry=inserted.entry, points=points, balance_after=inserted.balance)
+        if inserted.checked:
+            # The same key, used at this moment for another customer's account.
+            break
+        fast = False
+    raise Conflict("idempotency key reused with different content", field="idempotencyKey")
 
 
-async def _announce(
-    session: AsyncSession, account: Account, entry: JournalEntry, delta: int
-) -> None:
-    """The points event of ``entry``'s change of ``delta`` to the customer ``account``."""
+def _points_event(
+    account: _Held,
+    entry_id: uuid.UUID,
+    kind: str,
+    reason: str,
+    delta: int,
+    balance_after: int,
+) -> PointsMoved:
+    """The points event of an entry's change of ``delta`` to the customer ``account``."""
     event_type: type[PointsMoved] = PointsCredited if delta > 0 else PointsDebited
-    if entry.kind == EntryKind.EXPIRE:
+    if kind == EntryKind.EXPIRE:
         event_type = PointsExpired
+    return event_type(
+        customer_id=account.customer_id,
+        entry_id=entry_id,
+        kind=kind,
+        points=abs(delta),
+        balance_after=balance_after,
+        reason=reason,
+    )
+
+
+async def _announce(session: AsyncSession, account: _Held, entry: JournalEntry, delta: int) -> None:
+    """The points event of ``entry``'s change of ``delta`` to the customer ``account``."""
     await record_event(
         session,
-        event_type(
-            customer_id=account.customer_id,
-            entry_id=entry.id,
-            kind=entry.kind,
-            points=abs(delta),
-            balance_after=account.balance,
-            reason=entry.reason,
-        ),
+        _points_event(account, entry.id, entry.kind, entry.reason, delta, account.balance),
         tenant_id=account.tenant_id,
         subject=str(account.customer_id),
     )
 
 
+_ADD_LOT = text(
+    "INSERT INTO rewards.lots (id, tenant_id, account_id, entry_id, points, remaining,"
+    " expires_at, created_at) VALUES (:id, :tenant, :account, :entry, :points, :points,"
+    " :expires_at, :now)"
+)
+_TAKE_FROM_LOT = text(
+    "WITH consumed AS (INSERT INTO rewards.lot_consumptions (lot_id, entry_id, points)"
+    " VALUES (:lot, :entry, :points))"
+    " UPDATE rewards.lots SET remaining = remaining - CAST(:points AS bigint)"
+    " WHERE id = CAST(:lot AS uuid)"
+)
+
+
 async def _add_lot(
     session: AsyncSession,
-    account: Account,
+    account: _Held,
     entry_id: uuid.UUID,
     points: int,
     expires_at: datetime,
     now: datetime,
 ) -> None:
     await session.execute(
-        insert(Lot).values(
-            id=uuid.uuid4(),
-            tenant_id=account.tenant_id,
-            account_id=account.id,
-            entry_id=entry_id,
-            points=points,
-            remaining=points,
-            expires_at=expires_at,
-            created_at=now,
-        )
+        _ADD_LOT,
+        {
+            "id": uuid.uuid4(),
+            "tenant": account.tenant_id,
+            "account": account.id,
+            "entry": entry_id,
+            "points": points,
+            "expires_at": expires_at,
+            "now": now,
+        },
     )
 
 
 async def _take_from_lot(
     session: AsyncSession, lot_id: uuid.UUID, entry_id: uuid.UUID, points: int
 ) -> None:
-    await session.execute(
-        insert(LotConsumption).values(lot_id=lot_id, entry_id=entry_id, points=points)
-    )
-    await session.execute(
-        update(Lot)
-        .where(col(Lot.id) == lot_id)
-        .values(remaining=col(Lot.remaining) - points)
-        .execution_options(synchronize_session=False)
-    )
-
-
-async def _open_lots(session: AsyncSession, account: Account) -> list[tuple[uuid.UUID, int]]:
-    """The account's lots with points left, oldest expiring first: (id, remaining)."""
-    rows = await session.execute(
-        select(Lot.id, Lot.remaining)
-        .where(Lot.account_id == account.id, col(Lot.remaining) > 0)
-        .order_by(col(Lot.expires_at), col(Lot.created_at), col(Lot.id))
-    )
-    return [(id_, int(remaining)) for id_, remaining in rows.all()]
-
-
-async def _consume(
-    session: AsyncSession, account: Account, entry_id: uuid.UUID, points: int
-) -> None:
-    """Take ``points`` from the account's lots, oldest expiring first."""
-    left = points
-    for lot_id, remaining in await _open_lots(session, account):
-        if left == 0:
-            break
-        taken = min(left, remaining)
-        await _take_from_lot(session, lot_id, entry_id, taken)
-        left -= taken
-    if left:
-        raise RuntimeError(f"lots of account {account.id} hold less than its balance")
+    """Record that ``entry_id`` took ``points`` from the lot, and take them off it."""
+    await session.execute(_TAKE_FROM_LOT, {"lot": lot_id, "entry": entry_id, "points": points})
 
 
 # Operations -------------------------------------------------------------------------------
@@ -479,24 +808,27 @@ async def _credit(
     ttl_days: int,
     now: datetime,
 ) -> Movement:
-    account = await _lock_account(session, tenant_id, customer_id)
-    print_ = fingerprint(kind=kind, customer=customer_id, points=points, reason=reason)
-    if (replay := await _replay(session, account, idempotency_key, print_)) is not None:
-        return replay
-    accounts = await tenant_accounts(session, tenant_id)
-    movement = await _write_entry(
+    account = await _lock_for_movement(
+        session,
+        tenant_id,
+        customer_id,
+        key=idempotency_key,
+        counterpart=AccountKind.EXPENSE,
+        now=now,
+    )
+    return await _move(
         session,
         account=account,
         kind=kind,
         key=idempotency_key,
-        print_=print_,
+        print_=fingerprint(kind=kind, customer=customer_id, points=points, reason=reason),
         reason=reason,
         actor=actor,
-        postings=[(account.id, points), (accounts[AccountKind.EXPENSE], -points)],
+        points=points,
+        counterpart=AccountKind.EXPENSE,
         now=now,
+        lot_expires_at=now + timedelta(days=ttl_days),
     )
-    await _add_lot(session, account, movement.entry.id, points, now + timedelta(days=ttl_days), now)
-    return movement
 
 
 async def _debit(
@@ -511,32 +843,23 @@ async def _debit(
     actor: str,
     now: datetime,
 ) -> Movement:
-    # Sign marks a debit in the fingerprint, so a key used for +n cannot replay as -n.
-    account = await _lock_account(session, tenant_id, customer_id)
-    print_ = fingerprint(kind=kind, customer=customer_id, points=-points, reason=reason)
-    if (replay := await _replay(session, account, idempotency_key, print_)) is not None:
-        return replay
-    # Points past their expiry are not spendable, even before the scheduler got to them.
-    await _expire_account(session, account, now)
-    if account.balance < points:
-        raise BadUserInput(f"insufficient points: the balance is {account.balance}", field="points")
-    accounts = await tenant_accounts(session, tenant_id)
-    counterpart = accounts[
-        AccountKind.REDEMPTION if kind is EntryKind.SPEND else AccountKind.EXPENSE
-    ]
-    movement = await _write_entry(
+    counterpart = AccountKind.REDEMPTION if kind is EntryKind.SPEND else AccountKind.EXPENSE
+    account = await _lock_for_movement(
+        session, tenant_id, customer_id, key=idempotency_key, counterpart=counterpart, now=now
+    )
+    return await _move(
         session,
         account=account,
         kind=kind,
         key=idempotency_key,
-        print_=print_,
+        # Sign marks a debit in the fingerprint, so a key used for +n cannot replay as -n.
+        print_=fingerprint(kind=kind, customer=customer_id, points=-points, reason=reason),
         reason=reason,
         actor=actor,
-        postings=[(account.id, -points), (counterpart, points)],
+        points=-points,
+        counterpart=counterpart,
         now=now,
     )
-    await _consume(session, account, movement.entry.id, points)
-    return movement
 
 
 async def reverse(
@@ -626,7 +949,7 @@ async def reverse(
     return movement
 
 
-async def _expire_account(session: AsyncSession, account: Account, now: datetime) -> list[Movement]:
+async def _expire_account(session: AsyncSession, account: _Held, now: datetime) -> list[Movement]:
     """Expire the locked account's due lots: one entry per lot, keyed ``expire:<lot id>``."""
     due = (
         await session.exec(
