@@ -74,6 +74,12 @@ class FaultProxy:
         except OSError:
             _reset(writer)
             return
+        if self.state.mode == "reset":
+            # A reset came while the upstream connection was being opened: this connection
+            # was not among the open ones it reset, so it goes now.
+            _reset(writer)
+            up_writer.close()
+            return
         self._writers.update((writer, up_writer))
         await asyncio.gather(
             self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
