@@ -161,6 +161,27 @@ async def open_account(
     return await _lock_account(session, tenant_id, customer_id)
 
 
+_LOCK_CUSTOMER_ACCOUNT = text(
+    "SELECT id FROM rewards.accounts WHERE tenant_id = CAST(:tenant AS uuid) "
+    "AND customer_id = CAST(:customer AS uuid) AND kind = 'customer' FOR UPDATE"
+)
+
+
+async def hold_account(
+    *, session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID
+) -> None:
+    """Lock the customer's account until the transaction ends, opening it if there is none.
+
+    :func:`open_account` for callers that want the lock, not the object: one statement when
+    the account exists (every event of a known customer), no ORM object loaded.
+    """
+    held = await session.execute(
+        _LOCK_CUSTOMER_ACCOUNT, {"tenant": tenant_id, "customer": customer_id}
+    )
+    if held.first() is None:
+        await open_account(session=session, tenant_id=tenant_id, customer_id=customer_id)
+
+
 async def _ensure_account(
     session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID
 ) -> None:

@@ -415,7 +415,7 @@ async def _credit(
 ) -> ledger.Movement | None:
     if points <= 0:
         return None
-    await ledger.open_account(
+    await ledger.hold_account(
         session=session, tenant_id=referral.tenant_id, customer_id=customer_id
     )
     return await ledger.earn(

@@ -119,7 +119,7 @@ async def pay_trigger(
                 **data,
             )
         return
-    await ledger.open_account(session=session, tenant_id=envelope.tenantid, customer_id=customer_id)
+    await ledger.hold_account(session=session, tenant_id=envelope.tenantid, customer_id=customer_id)
     await _pay_customer(
         session,
         tenant_id=envelope.tenantid,
@@ -175,7 +175,7 @@ async def pay_pending(
     earned while the profile was the customer's)."""
     tenant_id = envelope.tenantid
     await service.ensure_tenant(session, tenant_id=tenant_id, welcome_points=welcome_points)
-    await ledger.open_account(session=session, tenant_id=tenant_id, customer_id=event.customer_id)
+    await ledger.hold_account(session=session, tenant_id=tenant_id, customer_id=event.customer_id)
     pending = await service.take_pending(
         session,
         tenant_id=tenant_id,

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
-from sqlalchemy import delete, exists, func, or_, text, tuple_, update
+from sqlalchemy import delete, func, or_, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -299,6 +299,29 @@ async def segment_changed(
     )
 
 
+_SNAPSHOT = text(
+    """
+    SELECT (SELECT facts FROM rewards.trigger_events
+             WHERE tenant_id = CAST(:t AS uuid) AND event_id = CAST(:e AS uuid)) AS stored,
+           (SELECT segment FROM rewards.customer_segments
+             WHERE tenant_id = CAST(:t AS uuid) AND customer_id = CAST(:c AS uuid)) AS segment,
+           tier.id AS tier_id, tier.multiplier,
+           ARRAY(SELECT purpose FROM rewards.consents
+                  WHERE tenant_id = CAST(:t AS uuid) AND customer_id = CAST(:c AS uuid)
+                    AND granted) AS consents,
+           EXISTS (SELECT FROM rewards.trigger_events
+                    WHERE tenant_id = CAST(:t AS uuid) AND customer_id = CAST(:c AS uuid)
+                      AND type = CAST(:type AS text)) AS earlier
+      FROM (SELECT 1) AS one
+      LEFT JOIN LATERAL (
+           SELECT t.id, t.multiplier FROM rewards.customer_tiers ct
+             JOIN rewards.tiers t ON t.id = ct.tier_id
+            WHERE ct.tenant_id = CAST(:t AS uuid) AND ct.customer_id = CAST(:c AS uuid)
+              AND t.removed_at IS NULL) AS tier ON true
+    """
+)
+
+
 async def record_trigger(
     session: AsyncSession,
     *,
@@ -311,47 +334,20 @@ async def record_trigger(
 ) -> Facts:
     """Store the event with the facts conditions look at, the customer's context snapshotted
     (segment, tier, consents, first time); a stored event returns its stored facts."""
-    stored = (
-        await session.exec(
-            select(TriggerEvent).where(
-                TriggerEvent.tenant_id == tenant_id, TriggerEvent.event_id == event_id
-            )
-        )
-    ).first()
-    if stored is not None:
-        return Facts.model_validate(stored.facts)
-    segment = (
-        await session.exec(
-            select(CustomerSegment.segment).where(
-                CustomerSegment.tenant_id == tenant_id, CustomerSegment.customer_id == customer_id
-            )
-        )
-    ).first()
-    tier_id, multiplier = await tiers.multiplier_of(
-        session, tenant_id=tenant_id, customer_id=customer_id
-    )
-    consents = (
+    # One round trip reads everything the snapshot needs: the stored facts of a redelivered
+    # event, the segment, the tier and its multiplier, the granted consents, and whether an
+    # earlier event of the type exists (whether there is one, not how many: a loyal
+    # customer's thousandth interaction must not count the other 999).
+    row = (
         await session.execute(
-            text(
-                "SELECT purpose FROM rewards.consents WHERE tenant_id = :t AND customer_id = :c"
-                " AND granted"
-            ),
-            {"t": tenant_id, "c": customer_id},
+            _SNAPSHOT,
+            {"t": tenant_id, "c": customer_id, "e": event_id, "type": trigger.value},
         )
-    ).scalars()
-    # Whether there is one, not how many: a loyal customer's thousandth interaction must not
-    # count the other 999.
-    earlier = (
-        await session.execute(
-            select(
-                exists().where(
-                    col(TriggerEvent.tenant_id) == tenant_id,
-                    col(TriggerEvent.customer_id) == customer_id,
-                    col(TriggerEvent.type) == trigger.value,
-                )
-            )
-        )
-    ).scalar_one()
+    ).one()
+    if row.stored is not None:
+        return Facts.model_validate(row.stored)
+    segment, tier_id, consents, earlier = row.segment, row.tier_id, row.consents, row.earlier
+    multiplier = float(row.multiplier) if tier_id is not None else 1.0
     facts = Facts(
         trigger=trigger,
         customer_id=customer_id,
@@ -653,7 +649,7 @@ async def refund_purchase(
     original = original_amount_cents or await _purchase_amount(session, tenant_id, purchase_id)
     if not original or original <= 0:
         return []
-    await ledger.open_account(session=session, tenant_id=tenant_id, customer_id=paid[0].customer_id)
+    await ledger.hold_account(session=session, tenant_id=tenant_id, customer_id=paid[0].customer_id)
     done: list[PayoutRefund] = []
     for payout in paid:
         refund = await _refund_payout(session, payout, refund_id, amount_cents, original)
