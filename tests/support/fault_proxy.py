@@ -65,8 +65,12 @@ class FaultProxy:
         self._loop.run_until_complete(serve())
         self._loop.run_forever()
 
+    def _resetting(self) -> bool:
+        """Whether connections are being reset now (read afresh: other calls change it)."""
+        return self.state.mode == "reset"
+
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.state.mode == "reset":
+        if self._resetting():
             _reset(writer)
             return
         try:
@@ -74,7 +78,7 @@ class FaultProxy:
         except OSError:
             _reset(writer)
             return
-        if self.state.mode == "reset":
+        if self._resetting():
             # A reset came while the upstream connection was being opened: this connection
             # was not among the open ones it reset, so it goes now.
             _reset(writer)
