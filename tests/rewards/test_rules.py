@@ -174,6 +174,50 @@ async def test_caps_and_budget_hold_under_fifty_concurrent_events(ledger_db: Dat
         assert await ledger.check_ledger(session, tenant) == []
 
 
+async def test_a_budget_given_later_counts_what_the_rule_paid_before_it(
+    ledger_db: Database,
+) -> None:
+    """A rule without a budget keeps no running totals (its payouts do not queue on its row);
+    its totals are its payouts, and a budget given by a later version counts them."""
+    tenant = uuid.uuid4()
+    rule = await make_rule(
+        ledger_db, tenant, review_rule(reward=Reward(kind=RewardKind.POINTS, points=10))
+    )
+    customers = [uuid.uuid4() for _ in range(20)]
+    results = await asyncio.gather(
+        *(send(ledger_db, tenant, interaction(c)) for c in customers), return_exceptions=True
+    )
+    assert not [r for r in results if isinstance(r, BaseException)]
+    async with ledger_db.session() as session:
+        assert await service.paid_totals(session, tenant_id=tenant, rule_ids=[rule.id]) == {
+            rule.id: (200, 20)
+        }
+
+    # 200 of a budget of 250 are spent already: five more payouts of 10, then no more.
+    async with ledger_db.session() as session, session.begin():
+        updated, _ = await service.update_rule(
+            session=session,
+            tenant_id=tenant,
+            rule_id=rule.id,
+            definition=review_rule(
+                reward=Reward(kind=RewardKind.POINTS, points=10), budget_points=250
+            ),
+            actor="staff:test",
+        )
+    assert (updated.paid_points, updated.paid_count) == (200, 20)
+    later = [uuid.uuid4() for _ in range(10)]
+    results = await asyncio.gather(
+        *(send(ledger_db, tenant, interaction(c)) for c in later), return_exceptions=True
+    )
+    assert not [r for r in results if isinstance(r, BaseException)]
+    assert sorted(await payouts_of(ledger_db, rule)) == [(1, 10)] * 20 + [(2, 10)] * 5
+    async with ledger_db.session() as session:
+        assert await service.paid_totals(session, tenant_id=tenant, rule_ids=[rule.id]) == {
+            rule.id: (250, 25)
+        }
+        assert await ledger.check_ledger(session, tenant) == []
+
+
 async def test_a_new_rule_version_does_not_alter_past_payouts(ledger_db: Database) -> None:
     tenant, customer = uuid.uuid4(), uuid.uuid4()
     rule = await make_rule(ledger_db, tenant, review_rule())

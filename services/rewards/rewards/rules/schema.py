@@ -131,6 +131,16 @@ def _versions_loader(info: CrmInfo) -> DataLoader[uuid.UUID, list[RuleVersion]]:
     return keyed_loader(info, "rule_versions", _versions, empty)
 
 
+async def _paid(
+    session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> Mapping[uuid.UUID, tuple[int, int]]:
+    return await service.paid_totals(session, tenant_id=tenant_id, rule_ids=list(ids))
+
+
+def _paid_loader(info: CrmInfo) -> DataLoader[uuid.UUID, tuple[int, int]]:
+    return keyed_loader(info, "rule_paid", _paid, (0, 0))
+
+
 @strawberry.type(name="Rule")
 class RuleType:
     """A rule of the tenant: what it pays is its current version."""
@@ -139,8 +149,6 @@ class RuleType:
     version: int = strawberry.field(description="The current version.")
     enabled: bool
     default: bool = strawberry.field(description="Made by rewards (the sign-up rule).")
-    paid_points: int = strawberry.field(description="Points paid, across versions.")
-    paid_count: int = strawberry.field(description="Payouts made, across versions.")
     created_at: datetime
     updated_at: datetime
     rule_id: strawberry.Private[uuid.UUID]
@@ -152,12 +160,20 @@ class RuleType:
             version=rule.version,
             enabled=rule.enabled,
             default=rule.default_key is not None,
-            paid_points=rule.paid_points,
-            paid_count=rule.paid_count,
             created_at=rule.created_at,
             updated_at=rule.updated_at,
             rule_id=rule.id,
         )
+
+    @strawberry.field(description="Points paid, across versions.")
+    async def paid_points(self, info: CrmInfo) -> int:
+        authorize(info, Permission.REWARDS_READ)
+        return (await _paid_loader(info).load(self.rule_id))[0]
+
+    @strawberry.field(description="Payouts made, across versions.")
+    async def paid_count(self, info: CrmInfo) -> int:
+        authorize(info, Permission.REWARDS_READ)
+        return (await _paid_loader(info).load(self.rule_id))[1]
 
     @strawberry.field(description="Every version, newest first.")
     async def versions(self, info: CrmInfo) -> list[RuleVersionType]:
