@@ -28,6 +28,12 @@ def instrument_aiohttp_client() -> None:
         instrumentor.instrument()
 
 
+# An idle pooled connection is dropped before the subgraph's server drops it (uvicorn closes
+# idle keep-alive connections after 5 s by default): reusing one the server has just closed
+# fails the request ("Can not write request body") though the subgraph is up.
+KEEPALIVE_SECONDS = 4.0
+
+
 class SubgraphClient:
     """Posts GraphQL requests to subgraphs over one pooled aiohttp session."""
 
@@ -40,7 +46,7 @@ class SubgraphClient:
         """Opens the shared session (call from the app lifespan)."""
         if self._session is None:
             connector = aiohttp.TCPConnector(
-                limit=self._pool_size, keepalive_timeout=30, ttl_dns_cache=300
+                limit=self._pool_size, keepalive_timeout=KEEPALIVE_SECONDS, ttl_dns_cache=300
             )
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=self._timeout, json_serialize=_dumps
