@@ -292,24 +292,6 @@ async def _lock_row(
     ).first()
 
 
-async def multiplier_of(
-    session: AsyncSession, *, tenant_id: uuid.UUID, customer_id: uuid.UUID
-) -> tuple[uuid.UUID | None, float]:
-    """The customer's tier and its earning multiplier ((None, 1.0) without a tier)."""
-    row = (
-        await session.execute(
-            select(col(Tier.id), col(Tier.multiplier))
-            .join(CustomerTier, col(CustomerTier.tier_id) == col(Tier.id))
-            .where(
-                CustomerTier.tenant_id == tenant_id,
-                CustomerTier.customer_id == customer_id,
-                col(Tier.removed_at).is_(None),
-            )
-        )
-    ).first()
-    return (row[0], float(row[1])) if row else (None, 1.0)
-
-
 async def standings(
     session: AsyncSession,
     *,
