@@ -16,10 +16,7 @@ from engagement.care.service import check_breaches
 from rewards.settings import RewardsSettings
 from tests.e2e.conftest import REGISTER, make_tenant
 from tests.engagement.conftest import new_id, outbox, post
-from tests.engagement.test_understanding_and_events import (
-    SocialProfileLinked,
-    publish_from_identity,
-)
+from tests.engagement.test_understanding_and_events import link_author
 from tests.support.auth import customer_token, staff_token
 from tests.support.waiting import eventually
 
@@ -295,19 +292,7 @@ async def test_a_customer_token_sees_only_its_own_cases(
         ),
     )
     for customer, user in ((ann, ann_user), (bob, bob_user)):
-        await publish_from_identity(
-            stack,
-            tenant,
-            SocialProfileLinked(
-                link_id=uuid.uuid4(),
-                profile_id=uuid.uuid4(),
-                customer_id=uuid.UUID(customer),
-                channel="other",
-                platform_user_id=user,
-                evidence="staff_decision",
-                confidence=0.8,
-            ),
-        )
+        await link_author(stack, tenant, customer, user, evidence="staff_decision", confidence=0.8)
 
     await eventually(
         lambda: queue(stack, writer),
@@ -404,19 +389,7 @@ async def test_customer_value_from_rewards_raises_a_cases_priority(
         )
         customer = registered["data"]["registerCustomer"]["id"]
         user = f"{name}-{new_id()}"
-        await publish_from_identity(
-            stack,
-            tenant,
-            SocialProfileLinked(
-                link_id=uuid.uuid4(),
-                profile_id=uuid.uuid4(),
-                customer_id=uuid.UUID(customer),
-                channel="other",
-                platform_user_id=user,
-                evidence="staff_decision",
-                confidence=0.8,
-            ),
-        )
+        await link_author(stack, tenant, customer, user, evidence="staff_decision", confidence=0.8)
         rewards = Database(RewardsSettings(database_url=stack.database_url("rewards")))
         try:
             async with rewards.session() as session, session.begin():

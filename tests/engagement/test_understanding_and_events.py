@@ -229,6 +229,31 @@ async def publish_from_identity(stack: devstack.Stack, tenant: str, event: Event
         await db.dispose()
 
 
+async def link_author(
+    stack: devstack.Stack,
+    tenant: str,
+    customer_id: str,
+    user: str,
+    *,
+    evidence: str = "oauth",
+    confidence: float = 1.0,
+) -> None:
+    """Identity links the ``other`` channel's author ``user`` to the customer (by event)."""
+    await publish_from_identity(
+        stack,
+        tenant,
+        SocialProfileLinked(
+            link_id=uuid.uuid4(),
+            profile_id=uuid.uuid4(),
+            customer_id=uuid.UUID(customer_id),
+            channel="other",
+            platform_user_id=user,
+            evidence=evidence,
+            confidence=confidence,
+        ),
+    )
+
+
 async def test_a_linked_profile_attaches_its_history_to_the_customer(
     stack: devstack.Stack, tenant: str, writer: str
 ) -> None:
@@ -329,19 +354,7 @@ async def test_a_page_of_customers_gets_each_ones_own_interactions_newest_first(
     run = uuid.uuid4().hex[:6]
     # Bob writes an hour later in the day than Ann, so that no two items share a time.
     for customer_id, author, count, hour in ((ids[0], "ann", 3, 10), (ids[1], "bob", 2, 11)):
-        await publish_from_identity(
-            stack,
-            tenant,
-            SocialProfileLinked(
-                link_id=uuid.uuid4(),
-                profile_id=uuid.uuid4(),
-                customer_id=uuid.UUID(customer_id),
-                channel="other",
-                platform_user_id=f"{author}-{run}",
-                evidence="oauth",
-                confidence=1.0,
-            ),
-        )
+        await link_author(stack, tenant, customer_id, f"{author}-{run}")
         items = [
             {
                 "channel": "other",

@@ -15,7 +15,7 @@ from tests.e2e.conftest import REGISTER, make_tenant
 from tests.engagement.conftest import new_id, post
 from tests.engagement.test_understanding_and_events import (
     CREATE_TRACKER,
-    SocialProfileLinked,
+    link_author,
     publish_from_identity,
 )
 from tests.support.auth import staff_token
@@ -169,30 +169,14 @@ async def register(stack: devstack.Stack, admin: str, name: str) -> str:
     return customer_id
 
 
-async def link(stack: devstack.Stack, tenant: str, customer_id: str, user: str) -> None:
-    await publish_from_identity(
-        stack,
-        tenant,
-        SocialProfileLinked(
-            link_id=uuid.uuid4(),
-            profile_id=uuid.uuid4(),
-            customer_id=uuid.UUID(customer_id),
-            channel="other",
-            platform_user_id=user,
-            evidence="oauth",
-            confidence=1.0,
-        ),
-    )
-
-
 async def test_a_customers_segment_and_influence_through_the_gateway(
     stack: devstack.Stack, tenant: str, writer: str
 ) -> None:
     admin = await staff_token(stack, tenant)
     star, fan = await register(stack, admin, "Star"), await register(stack, admin, "Fan")
     star_user, fan_user = f"star-{new_id()}", f"fan-{new_id()}"
-    await link(stack, tenant, star, star_user)
-    await link(stack, tenant, fan, fan_user)
+    await link_author(stack, tenant, star, star_user)
+    await link_author(stack, tenant, fan, fan_user)
     await publish_from_identity(
         stack,
         tenant,
