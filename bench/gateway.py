@@ -1,16 +1,20 @@
 """Gateway benchmark: a customer-360 query through our gateway, against the floor (the same
 query's own part sent straight to the one subgraph that owns it) and the peer
-(``@apollo/gateway`` over the same subgraphs), for one customer and for a page of 50.
+(``@apollo/gateway`` over the same subgraphs), for one customer and for a page of
+``--page-size`` customers (20).
 
 Load comes from ``bench/loadgen.py`` in a process of its own (pinned with taskset to the last
 CPU when there are several), with variables that change from request to request. Each
 target and shape: a warm-up, then ``--runs`` runs of ``--seconds``; printed and written to
 ``bench/results/gateway.json``: req/s, p50, p99 (median and spread over the runs), the ratio
-to the floor and to the peer, subgraph requests per query, and each service's resident
-memory at rest and under load.
+to the floor and to the peer, subgraph requests per query, CPU milliseconds per request summed
+over the processes that serve each target (ours: the gateway and the three subgraphs; the
+peer: Apollo's gateway and the same subgraphs; the floor: identity), and each service's
+resident memory at rest and under load.
 
     .venv/bin/python -m bench.gateway [--runs 3] [--seconds 5] [--concurrency 20]
-        [--customers 200] [--extra 'referrals(first: 5) { edges { node { id } } }' ...]
+        [--customers 200] [--page-size 20]
+        [--extra 'referrals(first: 5) { edges { node { id } } }' ...]
 
 The customer-360 selection is the profile and social profiles (identity), the last 20
 interactions, segment and influence (engagement), balance, tier and available coupons
@@ -37,6 +41,7 @@ import httpx
 
 from bench.harness import (
     BenchStack,
+    CpuMeter,
     bench_stack,
     graphql,
     linked_customers,
@@ -72,9 +77,9 @@ def one_query(fields: str) -> str:
     return f"query Customer360($id: ID!) {{ customer(id: $id) {{ {fields} }} }}"
 
 
-def page_query(fields: str) -> str:
+def page_query(fields: str, size: int) -> str:
     return (
-        "query Customers360($after: String) { customers(first: 50, after: $after) "
+        f"query Customers360($after: String) {{ customers(first: {size}, after: $after) "
         f"{{ edges {{ cursor node {{ {fields} }} }} }} }}"
     )
 
@@ -108,10 +113,12 @@ def seed(stack: BenchStack, customers: int) -> list[str]:
     return ids
 
 
-def _payloads(kind: str, fields: str, ids: list[str], cursors: list[str]) -> list[dict[str, Any]]:
+def _payloads(
+    kind: str, fields: str, ids: list[str], cursors: list[str], page_size: int
+) -> list[dict[str, Any]]:
     if kind == "one":
         return [{"query": one_query(fields), "variables": {"id": i}} for i in ids]
-    return [{"query": page_query(fields), "variables": {"after": c}} for c in cursors]
+    return [{"query": page_query(fields, page_size), "variables": {"after": c}} for c in cursors]
 
 
 def _load(url: str, payloads: list[dict[str, Any]], args: argparse.Namespace, token: str) -> Any:
@@ -188,20 +195,28 @@ def _measure(
     cursors: list[str],
     args: argparse.Namespace,
     stack: BenchStack,
+    processes: dict[str, dict[str, int]],
 ) -> dict[str, Any]:
     """One shape against every target; runs interleaved (target by target within each round)
-    so that the machine's load drifting over minutes does not favour whoever runs last."""
+    so that the machine's load drifting over minutes does not favour whoever runs last.
+    ``processes`` names the processes whose CPU each target's requests cost."""
     payloads = {
-        target: _payloads(kind, customer_fields(args.extra, own_only=own_only), ids, cursors)
+        target: _payloads(
+            kind, customer_fields(args.extra, own_only=own_only), ids, cursors, args.page_size
+        )
         for target, (_, own_only) in targets.items()
     }
     warm = argparse.Namespace(**{**vars(args), "seconds": 2.0})
     for target, (url, _) in targets.items():
         _load(url, payloads[target], warm, stack.token)
     runs: dict[str, list[Any]] = {target: [] for target in targets}
+    cpu: dict[str, list[dict[str, float]]] = {target: [] for target in targets}
     for _ in range(args.runs):
         for target, (url, _) in targets.items():
-            runs[target].append(_load(url, payloads[target], args, stack.token))
+            with CpuMeter(processes[target]) as meter:
+                measured = _load(url, payloads[target], args, stack.token)
+            runs[target].append(measured)
+            cpu[target].append(meter.ms_per(measured["requests"]))
     shape: dict[str, Any] = {}
     for target, measured in runs.items():
         shape[target] = {
@@ -211,6 +226,9 @@ def _measure(
             "errors": sum(r["errors"] for r in measured),
             "first_error": next((r["first_error"] for r in measured if r["first_error"]), None),
             "subgraph_requests_per_query": measured[-1]["subgraph_requests_per_op"],
+            # CPU of the processes serving the target, per request, summed over them.
+            "cpu_ms_per_request": summary([c.get("total", 0.0) for c in cpu[target]]),
+            "cpu_ms_per_request_by_process": cpu[target][-1],
         }
         print(kind, target, shape[target]["rps"], flush=True)
     ours = shape["gateway"]["rps"]["median"]
@@ -226,6 +244,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--extra", action="append", default=[])
+    parser.add_argument("--page-size", type=int, default=20)
     args = parser.parse_args()
 
     env = {
@@ -239,7 +258,7 @@ def main() -> None:
         edges = graphql(
             stack, "query { customers(first: 100) { edges { cursor } } }", {}, "identity"
         )["customers"]["edges"]
-        cursors = [e["cursor"] for e in edges[: max(1, args.customers - 50)]]
+        cursors = [e["cursor"] for e in edges[: max(1, args.customers - args.page_size)]]
         rest = {name: rss_mib(p.pid) for name, p in stack.processes.items()}
         apollo = ApolloGateway(_apollo_supergraph(stack.stack), free_port())
         apollo_url = apollo.wait_ready()
@@ -251,10 +270,18 @@ def main() -> None:
             }
             pids = {name: p.pid for name, p in stack.processes.items()}
             pids["apollo"] = apollo.process.pid
+            subgraphs = {name: pids[name] for name in devstack.SUBGRAPHS}
+            processes = {
+                "gateway": {"gateway": pids["gateway"], **subgraphs},
+                "floor (identity straight)": {"identity": pids["identity"]},
+                "peer (@apollo/gateway)": {"apollo": pids["apollo"], **subgraphs},
+            }
             figures: dict[str, Any] = {"memory_mib_at_rest": rest, "shapes": {}}
             with Sampler(pids) as sampler:
                 for kind in ("one", "page"):
-                    figures["shapes"][kind] = _measure(kind, targets, ids, cursors, args, stack)
+                    figures["shapes"][kind] = _measure(
+                        kind, targets, ids, cursors, args, stack, processes
+                    )
             figures["memory_mib_peak_under_load"] = sampler.peak
             figures["settings"] = {**vars(args), "customers_seeded": len(ids)}
         finally:

@@ -102,6 +102,80 @@ def pinned(command: list[str], cpus: str | None) -> list[str]:
     return command
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _children() -> dict[int, list[int]]:
+    """Every process's children, from ``/proc/<pid>/stat`` (ppid is the 4th field)."""
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        tree.setdefault(int(fields[1]), []).append(int(entry.name))
+    return tree
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a service's worker processes count as the service)."""
+    tree = _children()
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(tree.get(current, ()))
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by ``pid`` and its descendants (0 when gone)."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _TICKS
+
+
+class CpuMeter:
+    """CPU used by a set of processes between ``start()`` and ``stop()``: the figure that
+    a noisy machine hardly moves, unlike a rate. ``ms_per(n)`` divides it by operations."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self._start: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+
+    def start(self) -> CpuMeter:
+        self._start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        return self
+
+    def stop(self) -> dict[str, float]:
+        self.used = {
+            name: cpu_seconds(pid) - self._start[name] for name, pid in self.pids.items()
+        }
+        return self.used
+
+    def __enter__(self) -> CpuMeter:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def ms_per(self, operations: float) -> dict[str, float]:
+        """Milliseconds of CPU per operation, per process and summed (``total``)."""
+        if not operations:
+            return {}
+        per = {name: round(1000 * used / operations, 3) for name, used in self.used.items()}
+        per["total"] = round(1000 * sum(self.used.values()) / operations, 3)
+        return per
+
+
 def rss_mib(pid: int) -> float:
     """Resident memory of process ``pid`` in MiB (0 when it is gone)."""
     try:
@@ -123,8 +197,16 @@ class BenchStack:
     token: str
 
     def rss(self) -> dict[str, float]:
-        """Each service's resident memory now, in MiB."""
-        return {name: rss_mib(p.pid) for name, p in self.processes.items()}
+        """Each service's resident memory now, in MiB (its worker processes added)."""
+        return {
+            name: round(sum(rss_mib(pid) for pid in process_tree(p.pid)), 1)
+            for name, p in self.processes.items()
+        }
+
+    def cpu(self, *names: str) -> CpuMeter:
+        """A meter of the CPU the named services (all of them by default) use."""
+        chosen = names or tuple(self.processes)
+        return CpuMeter({name: self.processes[name].pid for name in chosen})
 
 
 def _make_tenant(stack: devstack.Stack) -> uuid.UUID:
@@ -192,6 +274,37 @@ def bench_stack(extra_env: dict[str, str] | None = None) -> Iterator[BenchStack]
             yield BenchStack(stack, processes, tenant_id, token)
         finally:
             devstack.stop(processes)
+
+
+def queued_messages(vhost: str) -> int:
+    """Messages ready or unacknowledged in every queue of ``vhost`` (``rabbitmqctl``)."""
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "--no-table-headers", "messages"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return sum(int(line) for line in out.stdout.split() if line.strip().isdigit())
+
+
+async def unpublished_events(stack: devstack.Stack) -> int:
+    """Outbox rows not yet published, over every service's schema."""
+    total = 0
+    for service in devstack.SUBGRAPHS:
+        conn = await asyncpg.connect(stack.database_url(service))
+        try:
+            found: int = await conn.fetchval(
+                f"SELECT count(*) FROM {service}.outbox WHERE published_at IS NULL"
+            )
+            total += found
+        finally:
+            await conn.close()
+    return total
+
+
+def drained(stack: devstack.Stack) -> bool:
+    """Whether every event is published and every queue of the stack's vhost is empty."""
+    return asyncio.run(unpublished_events(stack)) == 0 and queued_messages(stack.vhost) == 0
 
 
 def wait_until(probe: Any, *, timeout: float, interval: float = 0.5) -> bool:

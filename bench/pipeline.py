@@ -112,10 +112,14 @@ async def _wait_for(credits: Credits, count: int, timeout: float) -> None:
         raise TimeoutError(f"only {found} of {count} interactions were credited")
 
 
-async def _burst(stack: BenchStack, credits: Credits, authors: list[str], n: int) -> float:
-    """End-to-end interactions credited/s for ``n`` interactions posted at once."""
+async def _burst(
+    stack: BenchStack, credits: Credits, authors: list[str], n: int, cpu: list[dict[str, float]]
+) -> float:
+    """End-to-end interactions credited/s for ``n`` interactions posted at once; the CPU the
+    services used for them (ms per interaction, each and summed) is appended to ``cpu``."""
     target = await credits.count() + n
     batches = [_items(authors, 100) for _ in range(n // 100)]
+    meter = stack.cpu().start()
     started = time.monotonic()
     async with httpx.AsyncClient(timeout=120) as http:
         queue = list(batches)
@@ -126,7 +130,12 @@ async def _burst(stack: BenchStack, credits: Credits, authors: list[str], n: int
 
         await asyncio.gather(*(poster() for _ in range(4)))
         await _wait_for(credits, target, timeout=120 + n / 20)
-    return n / (time.monotonic() - started)
+    elapsed = time.monotonic() - started
+    # Let the other consumers (identity's, engagement's own) finish the burst's events too.
+    await asyncio.sleep(1.0)
+    meter.stop()
+    cpu.append(meter.ms_per(n))
+    return n / elapsed
 
 
 async def _steady(
@@ -205,8 +214,11 @@ async def run(stack: BenchStack, args: argparse.Namespace, authors: list[str]) -
     rule_id = graphql(stack, RULE, {"input": rule}, "rewards")["createRule"]["id"]
     credits = Credits(stack, rule_id)
     try:
-        await _burst(stack, credits, authors, 200)  # warm-up
-        bursts = [await _burst(stack, credits, authors, args.burst) for _ in range(args.runs)]
+        await _burst(stack, credits, authors, 200, [])  # warm-up
+        cpu: list[dict[str, float]] = []
+        bursts = [
+            await _burst(stack, credits, authors, args.burst, cpu) for _ in range(args.runs)
+        ]
         p50s, p99s = [], []
         for _ in range(args.runs):
             lags = await _steady(stack, credits, authors, args.rate, args.seconds)
@@ -226,6 +238,10 @@ async def run(stack: BenchStack, args: argparse.Namespace, authors: list[str]) -
         "floor_broker_publish_per_second": publish,
         "floor_broker_consume_per_second": consume,
         "ratio_to_broker_publish": ratio(end_to_end["median"], publish["median"]),
+        # Summed over every service process, from the first post until a second after the
+        # last credit (so identity's and engagement's consumers count too).
+        "cpu_ms_per_interaction": summary([c["total"] for c in cpu]),
+        "cpu_ms_per_interaction_by_service": cpu[-1],
         "ends_at": "rewards' rule payout and ledger entry (1 point per interaction)",
         "settings": vars(args),
     }
