@@ -53,6 +53,9 @@ class Stack:
         env = {**os.environ, **self.extra_env, "OTEL_SERVICE_NAME": service}
         env[f"{prefix}_AMQP_URL"] = f"amqp://{self.amqp_host}/{self.vhost}"
         env[f"{prefix}_JWKS_URL"] = self.url("identity", "/.well-known/jwks.json")
+        # Webhooks of a local stack go to receivers on this machine: allowed explicitly here,
+        # refused by default (crm_shared.outbound).
+        env.setdefault(f"{prefix}_OUTBOUND_ALLOWED_NETWORKS", '["127.0.0.1/32", "::1/128"]')
         if service == "gateway":
             env["GATEWAY_SUBGRAPH_URLS"] = json.dumps(
                 {name: self.url(name, "/graphql") for name in SUBGRAPHS}

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from crm_shared.outbound import OutboundPolicy
+
 Environment = Literal["development", "test", "production"]
 
 
@@ -56,6 +58,10 @@ class ServiceSettings(BaseSettings):
     jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
     auth_issuer: str = "https://identity.social-crm.local"
     auth_audience: str = "social-crm"
+    # Outbound HTTP to URLs tenants give (webhooks) never reaches loopback, private,
+    # link-local or metadata addresses (crm_shared.outbound); networks listed here (CIDR) are
+    # the only exceptions: tests and `make run` deliver to 127.0.0.1/32.
+    outbound_allowed_networks: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _refuse_default_secrets_outside_development(self) -> ServiceSettings:
@@ -73,9 +79,15 @@ class ServiceSettings(BaseSettings):
             )
         if self.retention_batch_size < 1:
             raise ValueError("retention_batch_size must be at least 1")
+        self.outbound_policy  # noqa: B018 - a network that is not CIDR fails here, at start
         if not self.db_schema.isidentifier():
             raise ValueError(f"db_schema {self.db_schema!r} is not a plain SQL identifier")
         return self
+
+    @property
+    def outbound_policy(self) -> OutboundPolicy:
+        """What outbound HTTP may reach (``outbound_allowed_networks`` besides the public)."""
+        return OutboundPolicy.allowing(self.outbound_allowed_networks)
 
     @property
     def max_attempts(self) -> int:

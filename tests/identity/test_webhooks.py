@@ -269,3 +269,31 @@ async def test_secrets_are_not_readable_and_bad_input_is_named(
     agent = await staff_token(stack, tenant_id, role="agent")
     forbidden = await devstack.graphql(stack, ENDPOINTS, token=agent)
     assert forbidden["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_endpoints_on_internal_addresses_are_refused(
+    stack: devstack.Stack, receiver: WebhookReceiver
+) -> None:
+    """No tenant admin can point deliveries at the network the services live in (the local
+    stack allows only 127.0.0.1 and ::1, where the tests' receivers listen)."""
+    tenant_id = make_tenant(stack)
+    admin = await staff_token(stack, tenant_id)
+    internal = [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://metadata.google.internal/computeMetadata/v1/",
+        "http://10.1.2.3/hook",
+        "http://192.168.0.10/hook",
+        "http://0.0.0.0:5432/",
+        "http://[fd00::1]/hook",
+        "http://[::ffff:10.0.0.1]/hook",
+    ]
+    for url in internal:
+        result = await devstack.graphql(stack, CREATE, {"input": {"url": url}}, token=admin)
+        assert _error(result) == ("BAD_USER_INPUT", "input.url"), (url, result)
+    endpoint, _ = await _endpoint(stack, admin, receiver.url)
+    moved = await devstack.graphql(
+        stack, UPDATE, {"input": {"id": endpoint, "url": internal[0]}}, token=admin
+    )
+    assert _error(moved) == ("BAD_USER_INPUT", "input.url")
+    listed = await _ok(stack, ENDPOINTS, {}, admin)
+    assert [e["url"] for e in listed["webhookEndpoints"]] == [receiver.url]

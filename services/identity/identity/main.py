@@ -13,6 +13,7 @@ from crm_shared.db import Database
 from identity.access import keys
 from identity.access.routes import router as access_router
 from identity.access.service import TokenSettings
+from identity.access.throttle import ThrottleSettings, throttle_jobs
 from identity.handlers import build_handlers
 from identity.partners.delivery import webhook_jobs
 from identity.partners.feed import partner_feed, partner_handlers
@@ -28,6 +29,7 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
     settings = settings or IdentitySettings()
     databases: list[Database] = []
     feed = partner_feed(settings)
+    login_throttle = throttle_settings(settings)
 
     async def own_jwks() -> Mapping[str, Any]:
         # Identity reads its own keys: no HTTP round trip to itself.
@@ -47,7 +49,7 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
         # their own, bound to every type (identity.webhooks.events); events partners may
         # see are republished to the partner exchange from another (identity.partners.events).
         queues={"webhooks": webhook_handlers(settings), "partners": partner_handlers(feed)},
-        jobs=[*webhook_jobs(settings), *partner_jobs(settings)],
+        jobs=[*webhook_jobs(settings), *partner_jobs(settings), *throttle_jobs(login_throttle)],
     )
     databases.append(app.state.db)
     service_lifespan = app.router.lifespan_context
@@ -62,7 +64,19 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
 
     app.router.lifespan_context = lifespan
     app.state.token_settings = token_settings(settings)
+    app.state.login_throttle = login_throttle
     return app
+
+
+def throttle_settings(settings: IdentitySettings) -> ThrottleSettings:
+    """How staff logins are throttled."""
+    return ThrottleSettings(
+        max_failures=settings.login_max_failures,
+        address_max_failures=settings.login_address_max_failures,
+        window_seconds=settings.login_failure_window_seconds,
+        lock_seconds=settings.login_lock_seconds,
+        lock_max_seconds=settings.login_lock_max_seconds,
+    )
 
 
 def token_settings(settings: IdentitySettings) -> TokenSettings:

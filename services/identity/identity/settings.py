@@ -30,6 +30,14 @@ class IdentitySettings(ServiceSettings):
     # for its fraud checks instead of the address). One per deployment; changing it makes
     # earlier fingerprints unmatchable.
     contact_fingerprint_secret: str = DEVELOPMENT_FINGERPRINT_SECRET
+    # Login throttling (identity.access.throttle): this many wrong passwords for one account
+    # (or, from one client address, for any) within the window lock it for lock_seconds,
+    # doubled with each further failure up to lock_max_seconds.
+    login_max_failures: int = 5
+    login_address_max_failures: int = 50
+    login_failure_window_seconds: float = 900.0
+    login_lock_seconds: float = 60.0
+    login_lock_max_seconds: float = 900.0
 
     @model_validator(mode="after")
     def _refuse_development_fingerprint_secret(self) -> IdentitySettings:

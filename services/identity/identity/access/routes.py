@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import uuid
 from typing import Annotated
 from urllib.parse import parse_qs, unquote_plus
@@ -28,7 +29,7 @@ from sqlmodel import select
 
 from crm_shared.db import Database
 from crm_shared.errors import BadUserInput, Unauthenticated
-from identity.access import keys, service
+from identity.access import keys, service, throttle
 from identity.access.models import ApiClient
 from identity.access.service import IssuedToken, TokenSettings
 from identity.customers.models import Customer
@@ -57,16 +58,21 @@ TokenSettingsDep = Annotated[TokenSettings, Depends(_token_settings)]
 class OAuthError(Exception):
     """An RFC 6749 error response."""
 
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
+    def __init__(
+        self, error: str, description: str, status: int = 400, retry_after: float | None = None
+    ) -> None:
         super().__init__(description)
         self.error = error
         self.description = description
         self.status = status
+        self.retry_after = retry_after
 
     def response(self) -> JSONResponse:
         headers = dict(_NO_STORE)
         if self.status == 401:
             headers["WWW-Authenticate"] = 'Basic realm="social-crm"'
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(math.ceil(self.retry_after))
         return JSONResponse(
             {"error": self.error, "error_description": self.description},
             status_code=self.status,
@@ -134,17 +140,7 @@ async def _grant(
                 session=session, settings=settings, client=client, requested=form.get("scope")
             )
     if grant_type == "password":
-        username, password, tenant = _required(form, "username", "password", "tenant")
-        async with db.session() as session, session.begin():
-            try:
-                user = await service.authenticate_staff(
-                    session=session, tenant=tenant, email=username, password=password
-                )
-            except Unauthenticated as exc:
-                raise OAuthError("invalid_grant", exc.message) from None
-            return await service.staff_token(
-                session=session, settings=settings, user=user, requested=form.get("scope")
-            )
+        return await _staff_login(request, db, settings, form)
     if grant_type == TOKEN_EXCHANGE:
         client = await _client(db, request, form)
         subject, subject_type = _required(form, "subject_token", "subject_token_type")
@@ -173,6 +169,41 @@ async def _grant(
             except Unauthenticated as exc:
                 raise OAuthError("unauthorized_client", exc.message) from None
     raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
+
+
+async def _staff_login(
+    request: Request, db: Database, settings: TokenSettings, form: dict[str, str]
+) -> IssuedToken:
+    """The password grant, throttled per account and per address (identity.access.throttle):
+    a locked key is refused with 429 and Retry-After before the password is looked at."""
+    username, password, tenant = _required(form, "username", "password", "tenant")
+    limits: throttle.ThrottleSettings = request.app.state.login_throttle
+    address = request.client.host if request.client else "unknown"
+    account = throttle.account_key(tenant, username)
+    async with db.session() as session:
+        wait = await throttle.locked_for(session, [account, throttle.address_key(address)])
+    if wait:
+        raise OAuthError(
+            "slow_down",
+            f"too many failed logins; try again in {math.ceil(wait)} s",
+            status=429,
+            retry_after=wait,
+        )
+    try:
+        async with db.session() as session, session.begin():
+            user = await service.authenticate_staff(
+                session=session, tenant=tenant, email=username, password=password
+            )
+            await throttle.clear_account(session, account)
+            return await service.staff_token(
+                session=session, settings=settings, user=user, requested=form.get("scope")
+            )
+    except Unauthenticated as exc:
+        async with db.session() as session, session.begin():
+            await throttle.record_failure(
+                session, settings=limits, tenant=tenant, email=username, address=address
+            )
+        raise OAuthError("invalid_grant", exc.message) from None
 
 
 @router.post("/oauth/token", tags=["access"])

@@ -29,6 +29,7 @@ from sqlalchemy import text
 from crm_shared.app import PeriodicJob
 from crm_shared.db import Database, utcnow
 from crm_shared.events import Envelope
+from crm_shared.outbound import guarded_client
 from identity.partners import service, sharing, signing
 from identity.partners.models import DeliveryStatus, WebhookAttempt
 from identity.settings import IdentitySettings
@@ -198,8 +199,9 @@ async def _withhold(db: Database, claimed: Claimed, reason: str) -> None:
 
 
 def webhook_client(settings: IdentitySettings) -> httpx.AsyncClient:
-    """The HTTP client deliveries are sent with (redirects are not followed)."""
-    return httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
+    """The HTTP client deliveries are sent with: the guarded one (no internal addresses, the
+    address checked is the one connected to, no redirects)."""
+    return guarded_client(settings.outbound_policy, timeout=settings.webhook_timeout_seconds)
 
 
 async def deliver_due(

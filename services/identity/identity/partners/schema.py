@@ -9,6 +9,7 @@ import strawberry
 
 from crm_shared.auth import Permission
 from crm_shared.graphql import CrmInfo, authorize
+from crm_shared.outbound import check_url
 from crm_shared.pagination import Connection, check_first, connection, decode_cursor
 from crm_shared.validation import parse_id, validated
 from identity.access.audit import record_staff_action
@@ -277,6 +278,7 @@ class Mutation:
                 else None,
             },
         )
+        await check_url(data.url, _settings(info).outbound_policy, field="input.url")
         async with info.context.session() as session, session.begin():
             endpoint, secret = await service.create_webhook_endpoint(
                 session=session, tenant_id=principal.tenant_id, data=data
@@ -314,6 +316,8 @@ class Mutation:
                 else None,
             },
         )
+        if data.url is not None:
+            await check_url(data.url, _settings(info).outbound_policy, field="input.url")
         async with info.context.session() as session, session.begin():
             endpoint, changed = await service.update_webhook_endpoint(
                 session=session, tenant_id=principal.tenant_id, endpoint_id=endpoint_id, data=data
