@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+import asyncpg
+
+# PostgreSQL refuses NUL in text ("invalid byte sequence ... 0x00") and in jsonb ("unsupported
+# Unicode escape sequence"): the caller's text, not our failure.
+_UNSTORABLE_TEXT = (
+    asyncpg.exceptions.CharacterNotInRepertoireError,
+    asyncpg.exceptions.UntranslatableCharacterError,
+)
+UNSTORABLE_TEXT_MESSAGE = "a text value contains a NUL character (\\u0000), not allowed"
+
 
 class CrmError(Exception):
     """An expected failure, shown to the caller with its code (anything else is masked)."""
@@ -55,3 +65,14 @@ class Forbidden(CrmError):
 
     code = "FORBIDDEN"
     http_status = 403
+
+
+def unstorable_text(error: BaseException | None) -> bool:
+    """Whether ``error`` comes from text PostgreSQL cannot store (through any wrapping)."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, _UNSTORABLE_TEXT):
+            return True
+        error = error.__cause__ or getattr(error, "orig", None)
+        seen += 1
+    return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import (
     AsyncIterator,
@@ -18,7 +19,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final, TypeVar
 
-import asyncpg
 import strawberry
 from graphql import GraphQLError
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -34,7 +34,13 @@ from strawberry.types.base import StrawberryObjectDefinition
 
 from crm_shared.auth import Permission, Principal, TokenVerifier, bearer_token
 from crm_shared.db import Database
-from crm_shared.errors import BadUserInput, CrmError, Unauthenticated
+from crm_shared.errors import (
+    UNSTORABLE_TEXT_MESSAGE,
+    BadUserInput,
+    CrmError,
+    Unauthenticated,
+    unstorable_text,
+)
 from crm_shared.events.envelope import Envelope
 from crm_shared.events.live import LiveEvents
 
@@ -154,29 +160,25 @@ class ErrorCodes(SchemaExtension):
         yield
 
 
-# PostgreSQL refuses NUL in text ("invalid byte sequence ... 0x00") and in jsonb ("unsupported
-# Unicode escape sequence"): the caller's text, not our failure.
-_UNSTORABLE_TEXT = (
-    asyncpg.exceptions.CharacterNotInRepertoireError,
-    asyncpg.exceptions.UntranslatableCharacterError,
-)
-
-
-def _unstorable_text(error: BaseException | None) -> bool:
-    """Whether ``error`` comes from text PostgreSQL cannot store (through any wrapping)."""
-    seen = 0
-    while error is not None and seen < 10:
-        if isinstance(error, _UNSTORABLE_TEXT):
-            return True
-        error = error.__cause__ or getattr(error, "orig", None)
-        seen += 1
-    return False
+# A variable that does not coerce to its type: "Variable '$i' has invalid value at .birthDate".
+_VARIABLE_ERROR = re.compile(r"^Variable '\$(\w+)' (?:has|got) invalid value(?: at ([\w.\[\]]+))?")
 
 
 def _with_code(error: GraphQLError) -> GraphQLError:
     original = error.original_error
-    if _unstorable_text(original):
-        original = BadUserInput("a text value contains a NUL character (\\u0000), not allowed")
+    if unstorable_text(original):
+        original = BadUserInput(UNSTORABLE_TEXT_MESSAGE)
+    variable = _VARIABLE_ERROR.match(error.message) if error.path is None else None
+    if variable is not None and not isinstance(original, CrmError):
+        # A value the scalar refused (a date of month 13, an Int past 32 bits): the caller's.
+        name, at = variable.groups()
+        return GraphQLError(
+            error.message,
+            error.nodes,
+            error.source,
+            error.positions,
+            extensions={"code": "BAD_USER_INPUT", "field": name + (at or "")},
+        )
     if isinstance(original, CrmError):
         return GraphQLError(
             original.message,

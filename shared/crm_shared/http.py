@@ -5,11 +5,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 
 from crm_shared.auth import Permission, Principal, TokenVerifier, bearer_token
-from crm_shared.errors import CrmError, Unauthenticated
+from crm_shared.errors import (
+    UNSTORABLE_TEXT_MESSAGE,
+    BadUserInput,
+    CrmError,
+    Unauthenticated,
+    unstorable_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +29,18 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _crm_error(request: Request, exc: CrmError) -> JSONResponse:
         return JSONResponse(
             {"error": {**exc.extensions(), "message": exc.message}}, status_code=exc.http_status
+        )
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(asyncpg.PostgresError)
+    async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+        # Text PostgreSQL cannot store (a NUL character) is the caller's; the rest is ours.
+        if unstorable_text(exc):
+            return await _crm_error(request, BadUserInput(UNSTORABLE_TEXT_MESSAGE))
+        log.error("unexpected database error on %s", request.url.path, exc_info=exc)
+        return JSONResponse(
+            {"error": {"code": "INTERNAL_SERVER_ERROR", "message": "Internal server error"}},
+            status_code=500,
         )
 
 

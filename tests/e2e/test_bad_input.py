@@ -127,3 +127,58 @@ async def test_malformed_requests_get_a_4xx_or_a_graphql_error_never_a_500(
     assert response.content, "an error has a body"
     if response.status_code == 200:
         assert response.json()["errors"]
+
+
+RECORD = "mutation($i: RecordInteractionInput!) { recordInteraction(input: $i) { __typename } }"
+CUSTOMERS = "query($n: Int!) { customers(first: $n) { edges { node { id } } } }"
+
+
+@pytest.mark.parametrize("service", ["gateway", "identity"])
+async def test_values_a_scalar_refuses_are_bad_input_naming_the_variable(
+    stack: devstack.Stack, service: str
+) -> None:
+    """A date of month 13 and an Int past 32 bits are the caller's mistakes, through the
+    gateway and straight to the subgraph, never INTERNAL_SERVER_ERROR."""
+    tenant_id = make_tenant(stack)
+    token = await staff_token(stack, tenant_id)
+    before = await _counts(stack, tenant_id)
+    for query, variables, field in (
+        (REGISTER, {"input": {"name": "Ann", "birthDate": "2020-13-45"}}, "input.birthDate"),
+        (CUSTOMERS, {"n": 2**40}, "n"),
+    ):
+        result = await devstack.graphql(stack, query, variables, token=token, service=service)
+        assert result.get("data") is None, result
+        [error] = result["errors"]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT", (service, error)
+        if service != "gateway" or "field" in error["extensions"]:
+            assert error["extensions"]["field"] == field
+    assert await _counts(stack, tenant_id) == before
+
+
+@pytest.mark.parametrize("service", ["gateway", "engagement"])
+async def test_a_time_that_is_not_a_time_is_bad_input(stack: devstack.Stack, service: str) -> None:
+    tenant_id = make_tenant(stack)
+    token = await staff_token(stack, tenant_id)
+    interaction = {"channel": "x", "platformId": "p-1", "kind": "post", "createdAt": "yesterday"}
+    result = await devstack.graphql(stack, RECORD, {"i": interaction}, token=token, service=service)
+    [error] = result["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+
+
+async def test_a_nul_character_in_a_rest_body_is_bad_input_not_a_500(
+    stack: devstack.Stack,
+) -> None:
+    from tests.support.auth import client_token
+
+    tenant_id = make_tenant(stack)
+    token = await client_token(stack, tenant_id, kind="partner", scopes=["customers:write"])
+    before = await _counts(stack, tenant_id)
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(
+            stack.url("identity", "/partner/signups"),
+            json={"name": "Nul\u0000Name", "email": "nul@example.com"},
+            headers={"authorization": f"Bearer {token}", "idempotency-key": "nul-1"},
+        )
+    assert response.status_code in (400, 422), response.text
+    assert response.json()["error"]["code"] == "BAD_USER_INPUT"
+    assert await _counts(stack, tenant_id) == before

@@ -128,9 +128,9 @@ async def test_an_offer_aimed_at_a_segment_is_claimable_only_by_its_members(
 ) -> None:
     tenant = uuid.uuid4()
     member, outsider, stranger = await _consenting(rewards_db, tenant, 3)
-    await place_in_audience(rewards_db, tenant, member, segment="loyal")
-    await place_in_audience(rewards_db, tenant, outsider, segment="new")
-    offer = await published_offer(rewards_db, tenant, audience={"segments": ["loyal"]})
+    await place_in_audience(rewards_db, tenant, member, segment="creator")
+    await place_in_audience(rewards_db, tenant, outsider, segment="observer")
+    offer = await published_offer(rewards_db, tenant, audience={"segments": ["creator"]})
 
     async def eligible(customer: uuid.UUID) -> list[uuid.UUID]:
         async with rewards_db.session() as session:
@@ -349,6 +349,8 @@ async def test_an_offer_is_published_once_and_announced(rewards_db: Database) ->
             "input.flash",
         ),
         ({"audience": {"segments": [str(n) for n in range(60)]}}, "input.audience.segments"),
+        # A segment engagement never announces would reach nobody.
+        ({"audience": {"segments": ["creator", "vip"]}}, "input.audience.segments"),
     ],
 )
 def test_bad_offer_input_names_the_field(fields: dict[str, object], field: str) -> None:
@@ -388,10 +390,10 @@ async def test_eligible_offers_of_many_customers_are_read_at_once(rewards_db: Da
     tenant = uuid.uuid4()
     loyal, plain = await _consenting(rewards_db, tenant, 2)
     silent = uuid.uuid4()
-    await place_in_audience(rewards_db, tenant, loyal, segment="loyal")
+    await place_in_audience(rewards_db, tenant, loyal, segment="creator")
     everyone = await published_offer(rewards_db, tenant, name="All")
     aimed = await published_offer(
-        rewards_db, tenant, name="Loyal", audience={"segments": ["loyal"]}
+        rewards_db, tenant, name="Loyal", audience={"segments": ["creator"]}
     )
     await published_offer(rewards_db, tenant, name="Draft", publish=False)
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from crm_shared.db import Database
-from crm_shared.errors import Conflict
+from crm_shared.errors import Conflict, NotFound
 from crm_shared.events import Envelope
 from crm_shared.privacy import ErasureRequested
 from rewards.accounts import service as ledger
@@ -30,6 +30,7 @@ from rewards.referrals.handlers import (
 from rewards.referrals.models import Milestone, ProgramSettings, Referral, ReferralStatus
 from rewards.value import service as value
 from tests.rewards.conftest import open_customer
+from tests.rewards.offer_support import published_offer
 from tests.rewards.test_purchases import purchase, record, refund
 
 WHEN = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -358,9 +359,14 @@ async def test_fraud_confirmed_after_payment_claws_back_even_spent_points(
 async def test_three_rewarded_referrals_grant_the_milestone_coupon_once(
     ledger_db: Database,
 ) -> None:
-    offer = uuid.uuid4()
-    tenant = await new_tenant(
-        ledger_db, milestones=[Milestone(id="three-friends", referrals=3, offer_id=offer)]
+    tenant = uuid.uuid4()
+    offer = (await published_offer(ledger_db, tenant)).id
+    await set_program(
+        ledger_db,
+        tenant,
+        referrer_points=2_000,
+        referred_points=500,
+        milestones=[Milestone(id="three-friends", referrals=3, offer_id=offer)],
     )
     referrer = await register(ledger_db, tenant)
     code = await code_of(ledger_db, tenant, referrer)
@@ -473,3 +479,21 @@ async def test_the_privacy_export_has_purchases_and_referrals_and_erasure_blanks
     assert exported["purchases"][0]["refunds"] == [
         {"amount_cents": 10, "occurred_at": WHEN.isoformat(), "reason": None}
     ]
+
+
+async def test_a_program_names_only_the_tenants_own_offers(ledger_db: Database) -> None:
+    tenant, other = uuid.uuid4(), uuid.uuid4()
+    theirs = (await published_offer(ledger_db, other)).id
+    for settings, field in (
+        ({"referrer_offer_id": theirs}, "input.referrerOfferId"),
+        ({"referred_offer_id": uuid.uuid4()}, "input.referredOfferId"),
+        (
+            {"milestones": [Milestone(id="three", referrals=3, offer_id=theirs)]},
+            "input.milestones.0.offerId",
+        ),
+    ):
+        with pytest.raises(NotFound) as refused:
+            await set_program(ledger_db, tenant, **settings)
+        assert refused.value.field == field
+    async with ledger_db.session() as session:
+        assert (await service.get_program(session, tenant)).milestones == []

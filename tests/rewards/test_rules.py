@@ -9,9 +9,11 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from crm_shared.db import Database
+from crm_shared.errors import NotFound
 from crm_shared.events import Envelope, Event
 from rewards.accounts import service as ledger
 from rewards.handlers import build_handlers
@@ -31,6 +33,7 @@ from rewards.rules.models import Rule
 from rewards.settings import RewardsSettings
 from rewards.tiers import service as tiers
 from rewards.tiers.models import TierBasis
+from tests.rewards.offer_support import published_offer
 from tests.support.delivery import deliver, envelope_of, now
 
 HANDLERS = build_handlers(RewardsSettings(welcome_points=100))
@@ -347,7 +350,8 @@ async def test_a_refund_reverses_the_purchase_points_in_proportion(ledger_db: Da
 
 
 async def test_a_coupon_reward_publishes_coupon_granted(ledger_db: Database) -> None:
-    tenant, customer, offer = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    tenant, customer = uuid.uuid4(), uuid.uuid4()
+    offer = (await published_offer(ledger_db, tenant)).id
     rule = await make_rule(
         ledger_db, tenant, review_rule(reward=Reward(kind=RewardKind.COUPON, offer_id=offer))
     )
@@ -490,3 +494,29 @@ async def test_an_engagement_tier_counts_interactions_and_a_segment_rule_reads_t
     assert await payouts_of(ledger_db, rule) == [(1, 50)]
     changes = await published(ledger_db, tenant, "rewards.tier.changed.v1")
     assert [(c["previous"], c["tier"]) for c in changes] == [(None, "Regular")]
+
+
+async def test_a_coupon_reward_must_name_one_of_the_tenants_offers(ledger_db: Database) -> None:
+    """Another tenant's offer is no more found than a made-up one, on create and update."""
+    tenant, other = uuid.uuid4(), uuid.uuid4()
+    own = await make_rule(ledger_db, tenant, review_rule())
+    theirs = (await published_offer(ledger_db, other)).id
+    for offer in (theirs, uuid.uuid4()):
+        coupon = review_rule(reward=Reward(kind=RewardKind.COUPON, offer_id=offer))
+        with pytest.raises(NotFound) as refused:
+            await make_rule(ledger_db, tenant, coupon)
+        assert refused.value.field == "input.reward.offerId"
+        async with ledger_db.session() as session, session.begin():
+            with pytest.raises(NotFound):
+                await service.update_rule(
+                    session=session,
+                    tenant_id=tenant,
+                    rule_id=own.id,
+                    definition=coupon,
+                    actor="staff:test",
+                )
+    async with ledger_db.session() as session:
+        count = await session.execute(
+            text("SELECT count(*) FROM rewards.rules WHERE tenant_id = :t"), {"t": tenant}
+        )
+        assert count.scalar_one() == 1

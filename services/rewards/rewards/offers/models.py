@@ -211,6 +211,11 @@ def _targets(value: list[str]) -> list[str]:
     return cleaned
 
 
+# The participation segments engagement announces (engagement.segment.changed.v1): an offer
+# aimed at another name would silently reach nobody.
+SEGMENTS = ("creator", "occasional", "observer", "inactive")
+
+
 class OfferAudience(BaseModel):
     """Whom an offer is aimed at; all empty: every customer who consents to marketing."""
 
@@ -220,6 +225,14 @@ class OfferAudience(BaseModel):
     advocates: bool = False
 
     _clean = field_validator("segments", "tiers")(_targets)
+
+    @field_validator("segments")
+    @classmethod
+    def _known_segments(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(SEGMENTS))
+        if unknown:
+            raise ValueError(f"unknown segment {unknown[0]!r}; one of {', '.join(SEGMENTS)}")
+        return value
 
 
 class OfferCreate(BaseModel):

@@ -16,7 +16,7 @@ shown to, claimed by, issued or granted to them (``crm_shared.privacy.consent_al
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -129,6 +129,20 @@ async def get_offers(
         select(Offer).where(Offer.tenant_id == tenant_id, col(Offer.id).in_(list(ids)))
     )
     return {offer.id: offer for offer in rows.all()}
+
+
+async def require_offers(
+    *, session: AsyncSession, tenant_id: uuid.UUID, offer_ids: Mapping[str, uuid.UUID | None]
+) -> None:
+    """NOT_FOUND on the first field whose offer is not the tenant's (another tenant's offer
+    is no more found than a made-up id): ``offer_ids`` maps input fields to the ids given."""
+    wanted = {field: offer_id for field, offer_id in offer_ids.items() if offer_id is not None}
+    if not wanted:
+        return
+    found = await get_offers(session=session, tenant_id=tenant_id, ids=list(set(wanted.values())))
+    for field, offer_id in wanted.items():
+        if offer_id not in found:
+            raise NotFound(f"{field}: no such offer", field=field)
 
 
 async def list_offers(

@@ -27,6 +27,7 @@ from crm_shared.events import record_event
 from crm_shared.pagination import keyset_page
 from rewards.accounts import service as ledger
 from rewards.accounts.models import Account, Posting
+from rewards.offers import service as offers
 from rewards.offers.events import CouponGranted
 from rewards.purchases.models import Purchase
 from rewards.referrals.events import (
@@ -130,7 +131,19 @@ async def get_program(session: AsyncSession, tenant_id: uuid.UUID) -> ProgramSet
 async def update_program(
     *, session: AsyncSession, tenant_id: uuid.UUID, settings: ProgramSettings, actor: str
 ) -> ProgramSettings:
-    """Replace the tenant's program."""
+    """Replace the tenant's program (every offer it names is the tenant's own)."""
+    await offers.require_offers(
+        session=session,
+        tenant_id=tenant_id,
+        offer_ids={
+            "input.referrerOfferId": settings.referrer_offer_id,
+            "input.referredOfferId": settings.referred_offer_id,
+            **{
+                f"input.milestones.{index}.offerId": milestone.offer_id
+                for index, milestone in enumerate(settings.milestones)
+            },
+        },
+    )
     data = settings.model_dump(mode="json")
     now = utcnow()
     await session.execute(

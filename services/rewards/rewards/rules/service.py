@@ -28,6 +28,7 @@ from crm_shared.errors import BadUserInput, Conflict, NotFound
 from crm_shared.events import record_event
 from crm_shared.privacy import ProfileRef
 from rewards.accounts import service as ledger
+from rewards.offers import service as offers
 from rewards.offers.events import CouponGranted
 from rewards.rules.conditions import (
     Cap,
@@ -118,6 +119,7 @@ async def create_rule(
     default_key: str | None = None,
 ) -> tuple[Rule, RuleVersion]:
     """A new rule (version 1), enabled."""
+    await _require_reward_offer(session, tenant_id, definition)
     rule = Rule(
         tenant_id=tenant_id,
         trigger=definition.trigger.value,
@@ -127,6 +129,17 @@ async def create_rule(
     session.add(rule)
     await session.flush()
     return rule, await _add_version(session, rule, definition, actor)
+
+
+async def _require_reward_offer(
+    session: AsyncSession, tenant_id: uuid.UUID, definition: RuleDefinition
+) -> None:
+    """A coupon reward names one of the tenant's own offers."""
+    await offers.require_offers(
+        session=session,
+        tenant_id=tenant_id,
+        offer_ids={"input.reward.offerId": definition.reward.offer_id},
+    )
 
 
 async def _lock_rule(session: AsyncSession, tenant_id: uuid.UUID, rule_id: uuid.UUID) -> Rule:
@@ -152,6 +165,7 @@ async def update_rule(
     actor: str,
 ) -> tuple[Rule, RuleVersion]:
     """A new version of the rule; what earlier versions paid stays as it was."""
+    await _require_reward_offer(session, tenant_id, definition)
     rule = await _lock_rule(session, tenant_id, rule_id)
     rule.version += 1
     rule.trigger = definition.trigger.value
