@@ -15,6 +15,7 @@ from identity.access.routes import router as access_router
 from identity.access.service import TokenSettings
 from identity.handlers import build_handlers
 from identity.partners.delivery import webhook_jobs
+from identity.partners.fanout import fanout_bindings, fanout_jobs
 from identity.partners.feed import partner_feed, partner_handlers
 from identity.partners.handlers import webhook_handlers
 from identity.partners.reconcile import partner_jobs
@@ -28,6 +29,7 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
     settings = settings or IdentitySettings()
     databases: list[Database] = []
     feed = partner_feed(settings)
+    fanout = fanout_bindings(settings)
 
     async def own_jwks() -> Mapping[str, Any]:
         # Identity reads its own keys: no HTTP round trip to itself.
@@ -44,12 +46,14 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
         ),
         routers=[access_router, partners_router],
         # Events of tenants with webhook endpoints are kept and delivered from a queue of
-        # their own, bound to every type (identity.webhooks.events); events partners may
-        # see are republished to the partner exchange from another (identity.partners.events).
+        # their own (identity.webhooks.events); events partners may see are republished to
+        # the partner exchange from another (identity.partners.events). Each is bound only
+        # to the (type, tenant) pairs an endpoint or subscription takes (fanout).
         queues={"webhooks": webhook_handlers(settings), "partners": partner_handlers(feed)},
-        jobs=[*webhook_jobs(settings), *partner_jobs(settings)],
+        jobs=[*webhook_jobs(settings), *partner_jobs(settings), *fanout_jobs(settings, fanout)],
     )
     databases.append(app.state.db)
+    fanout.install(app.state.db)
     service_lifespan = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
@@ -59,6 +63,7 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
                 yield
         finally:
             await feed.close()  # after the consumers stopped: nothing publishes any more
+            await fanout.close()
 
     app.router.lifespan_context = lifespan
     app.state.token_settings = token_settings(settings)
