@@ -1,8 +1,17 @@
-"""``make run``: the whole system on this machine, with a demo tenant, until Ctrl-C."""
+"""``make run``: the whole system on this machine, with a demo tenant, until Ctrl-C.
+
+More than one process of a service: ``WORKERS_REWARDS=2 make run`` (``WORKERS_<SERVICE>``
+for identity, engagement, rewards), or ``infra/local/run.py --workers rewards=2``. The first
+process of a service serves its usual port (the gateway's subgraph); the others run beside it
+on ports of their own, as competing consumers with a relay and the periodic jobs each
+(``crm_shared.devstack.start(..., replicas=...)``).
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import os
 import random
 import signal
 import subprocess
@@ -231,7 +240,36 @@ async def seed_demo_conversations(
     print(f"demo: {accepted} interactions from VADER's rated tweets (Hutto & Gilbert, ICWSM 2014)")
 
 
+def workers(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> dict[str, int]:
+    """How many processes of each subgraph to run: ``WORKERS_<SERVICE>`` in the environment,
+    overridden by ``--workers <service>=<n>`` (repeatable)."""
+    environ = dict(os.environ) if environ is None else environ
+    counts = {
+        service: int(environ[f"WORKERS_{service.upper()}"])
+        for service in devstack.SUBGRAPHS
+        if environ.get(f"WORKERS_{service.upper()}", "").strip()
+    }
+    parser = argparse.ArgumentParser(description="Run the whole system locally.")
+    parser.add_argument(
+        "--workers",
+        action="append",
+        default=[],
+        metavar="SERVICE=N",
+        help="run N processes of a subgraph service (e.g. rewards=2)",
+    )
+    for item in parser.parse_args(argv).workers:
+        service, _, count = item.partition("=")
+        if service not in devstack.SUBGRAPHS or not count.isdigit():
+            parser.error(f"--workers {item}: expected <identity|engagement|rewards>=<n>")
+        counts[service] = int(count)
+    for service, count in counts.items():
+        if count < 1:
+            parser.error(f"{service}: at least one process")
+    return counts
+
+
 def main() -> None:
+    replicas = workers()
     stack = devstack.Stack()
     asyncio.run(
         provision_database(
@@ -241,7 +279,7 @@ def main() -> None:
     asyncio.run(provision_vhost("amqp://guest:guest@127.0.0.1:5672", stack.vhost))
     devstack.migrate(stack)
     first_run = ensure_demo_tenant(stack)
-    processes = devstack.start(stack)
+    processes = devstack.start(stack, replicas=replicas)
     stopping = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -269,6 +307,8 @@ def main() -> None:
             f" {stack.url('identity', '/oauth/token')}\n"
             "  subgraphs:   "
             + ", ".join(stack.url(s, "/graphql") for s in devstack.SUBGRAPHS)
+            + "\n  processes:   "
+            + ", ".join(f"{name} (:{stack.ports[name]})" for name in processes)
             + "\nPress Ctrl-C to stop.\n",
             flush=True,
         )

@@ -23,12 +23,16 @@ VHOST = "crm"
 SERVICES = ("identity", "engagement", "rewards")
 PARKED_MAX_BYTES = 1024**3
 PARTNERS_ADMIN = "identity-partners"
+# Queues bound per (type, tenant) at run time by their service, only where someone listens
+# (identity.partners.fanout): declared here, never bound to ``#``.
+BOUND_AT_RUN_TIME = ("identity.webhooks", "identity.partners")
 
 
 def handled_event_types() -> dict[str, list[str]]:
     """The event types each consumer binds, from its handler registry: one per service, plus
     the further queues a service consumes (``<service>.<purpose>``, e.g. identity's webhook
-    deliveries, bound to every type: ``#``)."""
+    deliveries: ``#``, though those are bound per tenant at run time, see
+    ``BOUND_AT_RUN_TIME``)."""
     from engagement.handlers import HANDLERS as engagement
     from identity.handlers import build_handlers as identity_handlers
     from identity.partners.feed import partner_feed, partner_handlers
@@ -102,7 +106,7 @@ def build_definitions() -> dict[str, Any]:
                     ),
                 )
             )
-        for event_type in event_types:
+        for event_type in event_types if service not in BOUND_AT_RUN_TIME else ():
             bindings.append(
                 {
                     "source": exchange,

@@ -1,12 +1,21 @@
-"""Running the whole system on one machine: for ``make run`` and the end-to-end tests.
+"""Running the whole system on one machine: for ``make run``, the end-to-end tests and the
+benchmarks.
 
 Knows the services by name, port and import path only (never imports their packages).
+
+A service can run as several processes side by side (``start(stack, replicas={"rewards":
+2})``): the first listens on the service's port (the one the gateway calls); each further one,
+named ``<service>-<n>`` (``rewards-2``), on a free port of its own, added to ``stack.ports``.
+Every process runs the whole app: it consumes the service's quorum queues as a competing
+consumer, runs a relay (one publishes at a time) and the periodic jobs (each safe on several
+replicas).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -48,7 +57,8 @@ class Stack:
         return f"postgresql://{service}_svc@{self.pg_host}/{self.database}"
 
     def env(self, service: str) -> dict[str, str]:
-        """The environment of one service's process."""
+        """The environment of one service's process (of any of its replicas)."""
+        service = service_of(service)
         prefix = service.upper()
         env = {**os.environ, **self.extra_env, "OTEL_SERVICE_NAME": service}
         env[f"{prefix}_AMQP_URL"] = f"amqp://{self.amqp_host}/{self.vhost}"
@@ -84,30 +94,60 @@ def migrate(stack: Stack) -> None:
         )
 
 
+def service_of(name: str) -> str:
+    """The service a process name belongs to: ``rewards-2`` is a replica of ``rewards``."""
+    return name.partition("-")[0]
+
+
+def replica_names(service: str, count: int) -> list[str]:
+    """The process names of ``count`` processes of ``service``: itself, then ``<service>-<n>``."""
+    return [service, *(f"{service}-{n}" for n in range(2, count + 1))]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
 def start(
-    stack: Stack, services: tuple[str, ...] = (*SUBGRAPHS, "gateway")
+    stack: Stack,
+    services: tuple[str, ...] = (*SUBGRAPHS, "gateway"),
+    *,
+    replicas: Mapping[str, int] | None = None,
 ) -> dict[str, subprocess.Popen[bytes]]:
-    """Start each service under uvicorn; returns the processes by name."""
+    """Start each service under uvicorn; returns the processes by name.
+
+    ``replicas`` runs more than one process of a service (``{"rewards": 2}``: ``rewards``
+    and ``rewards-2``); the gateway must stay one process (it is the one entry point).
+    ``wait_ready(stack, tuple(processes))`` waits for every one of them."""
     processes = {}
     for service in services:
-        processes[service] = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                f"{service}.main:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(stack.ports[service]),
-                "--no-access-log",
-                "--timeout-graceful-shutdown",
-                "5",
-            ],
-            cwd=REPO,
-            env=stack.env(service),
-        )
+        count = (replicas or {}).get(service, 1)
+        if count < 1 or (service == "gateway" and count != 1):
+            raise ValueError(f"replicas of {service}: {count}")
+        for name in replica_names(service, count):
+            if name not in stack.ports:
+                stack.ports[name] = _free_port()
+            processes[name] = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--factory",
+                    f"{service}.main:create_app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(stack.ports[name]),
+                    "--no-access-log",
+                    "--timeout-graceful-shutdown",
+                    "5",
+                ],
+                cwd=REPO,
+                env=stack.env(service),
+            )
     return processes
 
 

@@ -1,9 +1,13 @@
 """The Kubernetes manifests hold together: every Deployment has probes and resources and a
-Service, HPA and PDB that point at it; overlays patch what exists; secrets are referenced,
-never committed for production. (No kustomize binary here: the YAML is checked as data.)"""
+Service, PDB and autoscaler that point at it (the gateway an HPA; each subgraph a KEDA
+ScaledObject on CPU and on the depth of every queue it consumes); overlays patch what exists;
+secrets are referenced, never committed for production. The YAML is checked as data, and
+built with ``kubectl kustomize`` where kubectl is installed."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -63,30 +67,54 @@ def test_every_service_has_a_deployment_with_probes_resources_and_its_command(
         assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
 
 
-def test_each_deployment_has_a_matching_service_hpa_and_pdb(
+# The queues each subgraph consumes (its own, and identity's webhook and partner queues).
+CONSUMED = {
+    "identity": {"identity.events", "identity.webhooks.events", "identity.partners.events"},
+    "engagement": {"engagement.events"},
+    "rewards": {"rewards.events"},
+}
+
+
+def test_each_deployment_has_a_matching_service_autoscaler_and_pdb(
     base: tuple[dict[str, Any], list[Resource]],
 ) -> None:
     docs = base[1]
     deployments = by_kind(docs, "Deployment")
     services = by_kind(docs, "Service")
     hpas = by_kind(docs, "HorizontalPodAutoscaler")
+    scaled = by_kind(docs, "ScaledObject")
+    auths = by_kind(docs, "TriggerAuthentication")
     pdbs = by_kind(docs, "PodDisruptionBudget")
+    target = {"apiVersion": "apps/v1", "kind": "Deployment"}
+    # One autoscaler per Deployment: KEDA makes the HPA of a scaled one (two would fight).
+    assert set(hpas) == {"gateway"} and set(scaled) == set(devstack.SUBGRAPHS)
     for name, deployment in deployments.items():
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         service = services[name]
         assert service["spec"]["selector"].items() <= labels.items()
         assert service["spec"]["ports"][0]["port"] == SERVICES[name]
         assert service["spec"]["ports"][0]["targetPort"] == "http"
-        hpa = hpas[name]
-        assert hpa["apiVersion"] == "autoscaling/v2"
-        assert hpa["spec"]["scaleTargetRef"] == {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "name": name,
-        }
-        (metric,) = hpa["spec"]["metrics"]
-        assert metric["resource"]["name"] == "cpu"
-        assert hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+        if name == "gateway":
+            hpa = hpas[name]
+            assert hpa["apiVersion"] == "autoscaling/v2"
+            assert hpa["spec"]["scaleTargetRef"] == {**target, "name": name}
+            (metric,) = hpa["spec"]["metrics"]
+            assert metric["resource"]["name"] == "cpu"
+            assert hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+        else:
+            spec = scaled[name]["spec"]
+            assert scaled[name]["apiVersion"] == "keda.sh/v1alpha1"
+            assert spec["scaleTargetRef"] == {**target, "name": name}
+            assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
+            triggers = spec["triggers"]
+            assert {t["type"] for t in triggers} == {"cpu", "rabbitmq"}
+            depth = [t for t in triggers if t["type"] == "rabbitmq"]
+            assert {t["metadata"]["queueName"] for t in depth} == CONSUMED[name]
+            for trigger in depth:
+                assert trigger["metadata"]["mode"] == "QueueLength"
+                assert trigger["metadata"]["vhostName"] == "crm"
+                assert int(trigger["metadata"]["value"]) > 0
+                assert trigger["authenticationRef"]["name"] in auths
         pdb = pdbs[name]
         assert pdb["apiVersion"] == "policy/v1"
         assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
@@ -95,6 +123,8 @@ def test_each_deployment_has_a_matching_service_hpa_and_pdb(
 def _secret_refs(docs: list[Resource]) -> set[tuple[str, str]]:
     refs = set()
     for doc in docs:
+        if doc["kind"] == "TriggerAuthentication":
+            refs |= {(r["name"], r["key"]) for r in doc["spec"]["secretTargetRef"]}
         if doc["kind"] not in ("Deployment", "Job"):
             continue
         for container in doc["spec"]["template"]["spec"]["containers"]:
@@ -181,5 +211,29 @@ def test_production_runs_at_least_three_replicas_of_everything() -> None:
         if d
     ]
     hpas = by_kind(docs, "HorizontalPodAutoscaler")
-    assert set(hpas) == set(SERVICES)
+    scaled = by_kind(docs, "ScaledObject")
+    assert set(hpas) == {"gateway"} and set(scaled) == set(devstack.SUBGRAPHS)
     assert all(h["spec"]["minReplicas"] >= 3 for h in hpas.values())
+    assert all(s["spec"]["minReplicaCount"] >= 3 for s in scaled.values())
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="no kubectl here")
+@pytest.mark.parametrize("overlay", ["dev", "production"])
+def test_overlays_build_with_kustomize(overlay: str) -> None:
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(K8S / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert built.returncode == 0, built.stderr
+    docs = [d for d in yaml.safe_load_all(built.stdout) if d]
+    scaled = by_kind(docs, "ScaledObject")
+    assert set(scaled) == set(devstack.SUBGRAPHS)
+    # The overlays' patches reached the ScaledObjects (merged, not replaced).
+    for name, doc in scaled.items():
+        assert doc["spec"]["scaleTargetRef"]["name"] == name
+        assert {t["type"] for t in doc["spec"]["triggers"]} == {"cpu", "rabbitmq"}
+    if overlay == "dev":
+        secrets = {d["metadata"]["name"] for d in by_kind(docs, "Secret").values()}
+        assert "rabbitmq-queue-depth" in secrets

@@ -16,6 +16,7 @@ from identity.access.service import TokenSettings
 from identity.access.throttle import ThrottleSettings, throttle_jobs
 from identity.handlers import build_handlers
 from identity.partners.delivery import webhook_jobs
+from identity.partners.fanout import fanout_bindings, fanout_jobs
 from identity.partners.feed import partner_feed, partner_handlers
 from identity.partners.handlers import webhook_handlers
 from identity.partners.reconcile import partner_jobs
@@ -30,6 +31,7 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
     databases: list[Database] = []
     feed = partner_feed(settings)
     login_throttle = throttle_settings(settings)
+    fanout = fanout_bindings(settings)
 
     async def own_jwks() -> Mapping[str, Any]:
         # Identity reads its own keys: no HTTP round trip to itself.
@@ -46,12 +48,19 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
         ),
         routers=[access_router, partners_router],
         # Events of tenants with webhook endpoints are kept and delivered from a queue of
-        # their own, bound to every type (identity.webhooks.events); events partners may
-        # see are republished to the partner exchange from another (identity.partners.events).
+        # their own (identity.webhooks.events); events partners may see are republished to
+        # the partner exchange from another (identity.partners.events). Each is bound only
+        # to the (type, tenant) pairs an endpoint or subscription takes (fanout).
         queues={"webhooks": webhook_handlers(settings), "partners": partner_handlers(feed)},
-        jobs=[*webhook_jobs(settings), *partner_jobs(settings), *throttle_jobs(login_throttle)],
+        jobs=[
+            *webhook_jobs(settings),
+            *partner_jobs(settings),
+            *fanout_jobs(settings, fanout),
+            *throttle_jobs(login_throttle),
+        ],
     )
     databases.append(app.state.db)
+    fanout.install(app.state.db)
     service_lifespan = app.router.lifespan_context
 
     @contextlib.asynccontextmanager
@@ -61,6 +70,7 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
                 yield
         finally:
             await feed.close()  # after the consumers stopped: nothing publishes any more
+            await fanout.close()
 
     app.router.lifespan_context = lifespan
     app.state.token_settings = token_settings(settings)

@@ -63,6 +63,9 @@ class IdentitySettings(ServiceSettings):
     # How often the broker is brought in line with the partner tables (identity.partners.
     # reconcile; also once at start-up): 0 turns it off.
     partner_reconcile_seconds: float = 3_600.0
+    # How often the bindings of identity's webhook and partner queues are brought in line
+    # with the endpoints and subscriptions (identity.partners.fanout; also at start-up).
+    fanout_reconcile_seconds: float = 300.0
     # Webhooks: how often due attempts are sent, how many per round, each request's timeout.
     webhook_poll_seconds: float = 1.0
     webhook_batch_size: int = 50

@@ -1,8 +1,16 @@
 """The outbox relay: publishes committed events with publisher confirms, then marks them sent.
 
 A crash between the broker's confirm and the mark republishes the batch on restart: a
-duplicate at worst, never a loss; consumers' inboxes absorb duplicates. Rows are claimed with
-``FOR UPDATE SKIP LOCKED``, so several replicas of a service can relay side by side.
+duplicate at worst, never a loss; consumers' inboxes absorb duplicates.
+
+Several processes of a service run a relay each, side by side. One of them publishes at a
+time: :meth:`OutboxRelay.run` first takes a session advisory lock of the schema's outbox
+(the others retry every ``poll_seconds``, and take over within that when the publishing one
+dies and its connection closes). So events still leave in ``seq`` order, one customer's
+events in the order they were written, however many processes run (two relays claiming
+disjoint batches at once would interleave them). Each batch is still claimed with
+``FOR UPDATE SKIP LOCKED``, so a relay run by hand beside them (``publish_batch``) never
+publishes a row another is publishing.
 """
 
 from __future__ import annotations
@@ -48,6 +56,8 @@ class OutboxRelay:
         # A seam for fault drills: runs after the broker confirmed, before rows are marked.
         self._after_publish = after_publish
         self._wake = asyncio.Event()
+        # Whether this relay holds the schema's relay lock (it is the one publishing).
+        self.leading = False
 
     async def run(self) -> None:
         """Relay until cancelled, reconnecting to the database after failures."""
@@ -63,18 +73,29 @@ class OutboxRelay:
     async def _run_connected(self) -> None:
         conn: asyncpg.Connection = await asyncpg.connect(self._dsn)
         try:
+            await self._lead(conn)
             await conn.add_listener(outbox_channel(self._schema), self._on_notify)
             while True:
+                # Cleared before the batch: a NOTIFY arriving while it is published wakes
+                # the next round at once instead of waiting for the poll.
+                self._wake.clear()
                 published = await self.publish_batch(conn)
                 if published == self._batch_size:
                     continue
-                self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll_seconds)
                 except TimeoutError:
                     pass
         finally:
+            self.leading = False
             await conn.close(timeout=2)
+
+    async def _lead(self, conn: asyncpg.Connection) -> None:
+        """Wait until this relay holds the schema's relay lock (held while ``conn`` lives)."""
+        key = f"{self._schema}.outbox-relay"
+        while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key):
+            await asyncio.sleep(self._poll_seconds)
+        self.leading = True
 
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()

@@ -41,6 +41,13 @@ def binding_key(event_type: str) -> str:
     return event_type if event_type == "#" else f"{event_type}.*"
 
 
+def tenant_binding_key(event_type: str, tenant_id: object) -> str:
+    """The binding of one tenant's events of a type: ``<type>.<tenant id>`` (the routing key
+    itself); ``#`` (every type) gives ``#.<tenant id>``. For queues bound only where someone
+    listens (identity's webhook and partner queues)."""
+    return f"{event_type}.{tenant_id}"
+
+
 async def declare_exchange(channel: AbstractChannel, name: str) -> AbstractExchange:
     """The durable topic exchange all events travel through."""
     return await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)

@@ -285,6 +285,16 @@ class BrokerAdmin:
                     return False
         return True
 
+    async def bindings(self, queue: str, exchange: str) -> set[str]:
+        """The routing keys ``queue`` is bound with to ``exchange`` (none if it is gone)."""
+        async with httpx.AsyncClient(**self._client_args) as client:
+            found = await self._call(
+                client, "GET", self._path("queues", self.vhost, queue, "bindings"), ok404=True
+            )
+        if found is None:
+            return set()
+        return {b["routing_key"] for b in found.json() if b.get("source") == exchange}
+
     async def remove(self, access: BrokerAccess) -> None:
         """Delete the user (its permissions go with it; its connections are closed) and its
         queue (with the queue go its bindings and unread messages); what is gone stays gone."""

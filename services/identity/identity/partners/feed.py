@@ -1,7 +1,8 @@
 """The partner exchange: identity republishes there what partners may see.
 
-Identity's queue ``identity.partners.events`` is bound to every event type. For each event of
-a tenant with a live partner subscription wanting its type, :func:`forward_to_partners`
+Identity's queue ``identity.partners.events`` is bound per tenant to the types its live
+subscriptions want (:mod:`identity.partners.fanout`). For each event of a tenant with a live
+partner subscription wanting its type (checked again here), :func:`forward_to_partners`
 checks ``partner_sharing`` (:mod:`identity.partners.sharing`) and, when the event may go,
 publishes it unchanged (same body, id and routing key ``<type>.<tenant id>``) to the partner
 exchange with a publisher confirm, inside the handler: a failed publish fails the handler

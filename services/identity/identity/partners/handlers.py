@@ -1,5 +1,6 @@
-"""Identity's webhook queue (``identity.webhooks.events``, bound to every event type): each
-event of a tenant with webhook endpoints is kept and queued for delivery."""
+"""Identity's webhook queue (``identity.webhooks.events``, bound per tenant to the types its
+webhook endpoints take: :mod:`identity.partners.fanout`): each event of a tenant with webhook
+endpoints is kept and queued for delivery."""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ from crm_shared.events import Envelope
 from crm_shared.pagination import keyset_page
 from identity.access.models import ApiClient
 from identity.partners.broker import BrokerAdmin, BrokerUnavailable, access_for
+from identity.partners.fanout import bind_before_commit, unbind_after_commit
 from identity.partners.models import (
     DeliveryStatus,
     PartnerSubscription,
@@ -81,6 +82,8 @@ async def create_partner_subscription(
     )
     session.add(subscription)
     await session.flush()
+    # identity.partners.events gets the chosen types of this tenant from now on.
+    await bind_before_commit(session, tenant_id)
     password = secrets.token_urlsafe(32)
     try:
         await broker.provision(
@@ -109,6 +112,7 @@ async def revoke_partner_subscription(
         subscription.revoked_at, subscription.revoked_reason = utcnow(), STAFF_REVOKED
         session.add(subscription)
         await session.flush()
+        unbind_after_commit(session, tenant_id)
     return subscription
 
 
@@ -149,6 +153,8 @@ async def revoke_partner_client(
         subscription.revoked_at, subscription.revoked_reason = now, reason
         session.add(subscription)
     await session.flush()
+    for tenant_id in {s.tenant_id for s in subscriptions} | {e.tenant_id for e in endpoints}:
+        unbind_after_commit(session, tenant_id)
     return subscriptions, endpoints
 
 
@@ -178,6 +184,8 @@ async def create_webhook_endpoint(
     endpoint = WebhookEndpoint(tenant_id=tenant_id, secret=secret, **data.model_dump())
     session.add(endpoint)
     await session.flush()
+    # identity.webhooks.events gets the endpoint's types of this tenant from now on.
+    await bind_before_commit(session, tenant_id)
     return endpoint, secret
 
 
@@ -242,6 +250,9 @@ async def update_webhook_endpoint(
         endpoint.updated_at = utcnow()
         session.add(endpoint)
         await session.flush()
+    if "event_types" in changed:
+        await bind_before_commit(session, tenant_id)  # types added: bound before visible
+        unbind_after_commit(session, tenant_id)  # types dropped: unbound once committed
     return endpoint, changed
 
 
