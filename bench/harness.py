@@ -259,16 +259,19 @@ def exit_cleanly_on_sigterm() -> None:
 
 
 @contextmanager
-def bench_stack(extra_env: dict[str, str] | None = None) -> Iterator[BenchStack]:
-    """A private PostgreSQL, a fresh vhost, the four services running; all gone on exit."""
+def bench_stack(
+    extra_env: dict[str, str] | None = None, replicas: dict[str, int] | None = None
+) -> Iterator[BenchStack]:
+    """A private PostgreSQL, a fresh vhost, the four services running (``replicas``: more
+    than one process of a service, e.g. ``{"rewards": 2}``); all gone on exit."""
     exit_cleanly_on_sigterm()
     with PrivatePostgres(durable=True) as pg:
         stack = bench_config(pg.host, extra_env)
         provision(stack, pg.admin_dsn)
         services = (*devstack.SUBGRAPHS, "gateway")
-        processes = devstack.start(stack, services)
+        processes = devstack.start(stack, services, replicas=replicas)
         try:
-            devstack.wait_ready(stack, services, timeout=180)
+            devstack.wait_ready(stack, tuple(processes), timeout=180)
             tenant_id = _make_tenant(stack)
             token = asyncio.run(staff_token(stack, tenant_id))
             yield BenchStack(stack, processes, tenant_id, token)

@@ -17,6 +17,11 @@ rewards. Measured:
 Writes ``bench/results/pipeline.json``.
 
     .venv/bin/python -m bench.pipeline [--runs 3] [--burst 2000] [--rate 50] [--seconds 10]
+        [--rewards-processes 1 --rewards-processes 2]
+
+The whole measurement is made once per ``--rewards-processes`` count (1 and 2 by default:
+competing consumers on rewards' quorum queue), each on a fresh stack; the CPU figures add up
+every process of every service.
 """
 
 from __future__ import annotations
@@ -255,11 +260,24 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--floor-messages", type=int, default=20_000)
+    parser.add_argument(
+        "--rewards-processes",
+        type=int,
+        action="append",
+        help="run the whole benchmark with this many rewards processes (repeatable; "
+        "default: once with 1 and once with 2)",
+    )
     args = parser.parse_args()
-    with bench_stack() as stack:
-        authors = [author for _, author in linked_customers(stack, args.customers)]
-        figures = asyncio.run(run(stack, args, authors))
-        figures["memory_mib_after"] = stack.rss()
+    counts = args.rewards_processes or [1, 2]
+    del args.rewards_processes
+    figures: dict[str, Any] = {}
+    for count in counts:
+        print(f"pipeline with {count} rewards process(es)", flush=True)
+        with bench_stack(replicas={"rewards": count}) as stack:
+            authors = [author for _, author in linked_customers(stack, args.customers)]
+            measured = asyncio.run(run(stack, args, authors))
+            measured["memory_mib_after"] = stack.rss()
+        figures[f"rewards_processes_{count}"] = measured
     record("pipeline", figures)
 
 
