@@ -11,12 +11,17 @@ import httpx
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
+from starlette.requests import Request
 
 from crm_shared import devstack
+from crm_shared import metrics as crm_metrics
 from crm_shared.db import Database
 from crm_shared.events import Envelope, Event
 from crm_shared.events.consumer import EventConsumer, Handler, registry
+from crm_shared.events.outbox import record_event
+from crm_shared.events.relay import OutboxRelay
 from crm_shared.events.topology import declare_exchange
+from crm_shared.metrics import metrics_endpoint, watch_outbox
 from rewards.accounts import service as ledger
 from tests.conftest import ADMIN_DSN, settings_for
 from tests.e2e.conftest import REGISTER
@@ -24,6 +29,10 @@ from tests.support.auth import staff_token
 from tests.support.waiting import eventually
 
 Samples = dict[str, list[Sample]]
+# Bounds that hold on a loaded machine (they cost nothing when things are quick): a scrape
+# refreshes the outbox readings first, and events and the ledger check come within seconds.
+HTTP_TIMEOUT = 30
+WAIT = 60
 
 
 def parse(text: str) -> Samples:
@@ -32,7 +41,7 @@ def parse(text: str) -> Samples:
 
 
 async def scrape(stack: devstack.Stack, service: str) -> Samples:
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as client:
         response = await client.get(stack.url(service, "/metrics"))
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
@@ -65,7 +74,7 @@ async def test_every_service_counts_its_requests_by_route_method_and_status(
     token = await staff_token(stack, tenant_id)
     before = {s: await scrape(stack, s) for s in ("gateway", *devstack.SUBGRAPHS)}
 
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as client:
         response = await client.post(
             stack.url("gateway", "/graphql"),
             json={"query": REGISTER, "variables": {"input": {"name": "Metered"}}},
@@ -89,7 +98,7 @@ async def test_every_service_counts_its_requests_by_route_method_and_status(
     routes = {s.labels["http_route"] for s in buckets}
     assert "/graphql" in routes and "/metrics" not in routes and "/readyz" not in routes
     # Unknown paths share one label value instead of one series per path.
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as client:
         await client.post(stack.url("rewards", f"/no-such-{uuid.uuid4().hex}"))
     unmatched = await scrape(stack, "rewards")
     assert requests(unmatched, "unmatched", "404") >= 1
@@ -110,6 +119,63 @@ async def test_outbox_backlog_and_age_are_gauges_per_service_schema(
     assert "crm_outbox_backlog" not in await scrape(stack, "gateway")
 
 
+class Metered(Event):
+    type = "test.metered.recorded.v1"
+    n: int
+
+
+async def test_the_outbox_backlog_rises_with_pending_rows_and_falls_once_they_are_published(
+    in_process_metrics: None,
+    rewards_db: Database,
+    amqp: aio_pika.abc.AbstractRobustConnection,
+) -> None:
+    """The gauges as /metrics renders them: three committed events are three more pending
+    rows, with an age; once a relay has published them the backlog is 0 and so is the age."""
+
+    async def outbox() -> tuple[float, float]:
+        response = await metrics_endpoint(Request({"type": "http"}))
+        assert isinstance(response.body, bytes)
+        samples = parse(response.body.decode())
+        return (
+            value(samples, "crm_outbox_backlog", "crm_outbox_backlog", schema="rewards"),
+            value(
+                samples,
+                "crm_outbox_oldest_age_seconds",
+                "crm_outbox_oldest_age_seconds",
+                schema="rewards",
+            ),
+        )
+
+    watch_outbox(rewards_db.dsn, "rewards")
+    channel = await amqp.channel(publisher_confirms=True)
+    # Published where nothing is bound: the rows' fate is all that is observed here.
+    exchange = await channel.declare_exchange(
+        f"test.metered.{uuid.uuid4().hex[:8]}", aio_pika.ExchangeType.TOPIC, auto_delete=True
+    )
+    try:
+        pending_before, _ = await outbox()
+        async with rewards_db.session() as session, session.begin():
+            for n in range(3):
+                await record_event(session, Metered(n=n), tenant_id=uuid.uuid4(), subject=None)
+        pending, age = await outbox()
+        assert pending == pending_before + 3
+        assert age > 0
+
+        relay = OutboxRelay(dsn=rewards_db.dsn, schema="rewards", exchange=exchange)
+        conn = await asyncpg.connect(rewards_db.dsn)
+        try:
+            while await relay.publish_batch(conn):
+                pass
+        finally:
+            await conn.close()
+        assert await outbox() == (0, 0)
+    finally:
+        await channel.close()
+        # Later scrapes in this process watch no outbox again.
+        crm_metrics._refreshers.pop("outbox:rewards", None)
+        crm_metrics._outbox.pop("rewards", None)
+
+
 async def test_the_rewards_consumer_counts_handled_messages_and_times_its_handlers(
     stack: devstack.Stack, tenant_id: str
 ) -> None:
@@ -125,7 +191,7 @@ async def test_the_rewards_consumer_counts_handled_messages_and_times_its_handle
         samples = await scrape(stack, "rewards")
         return value(samples, family, f"{family}_total", event_type=event_type)
 
-    await eventually(handled, lambda n: n >= before + 1, timeout=20)
+    await eventually(handled, lambda n: n >= before + 1, timeout=WAIT)
     samples = await scrape(stack, "rewards")
     timings = [
         s
@@ -185,7 +251,7 @@ async def test_failed_retried_and_parked_messages_are_counted(
         async def parked() -> float:
             return count("crm_consumer_messages_parked", reason="attempts_exhausted")
 
-        await eventually(parked, lambda n: n == 1)
+        await eventually(parked, lambda n: n == 1, timeout=WAIT)
         assert count("crm_consumer_messages_failed") == 2  # the first attempt and the retry
         assert count("crm_consumer_messages_retried", attempt="1") == 1
         assert count("crm_consumer_messages_parked", reason="invalid_envelope") == 1
@@ -220,7 +286,7 @@ async def test_the_ledger_check_reports_a_broken_invariant_and_its_repair(
             )
     finally:
         await db.dispose()
-    await eventually(lambda: scrape(stack, "rewards"), lambda s: problems(s) == 0, timeout=30)
+    await eventually(lambda: scrape(stack, "rewards"), lambda s: problems(s) == 0, timeout=WAIT)
     checked = value(
         await scrape(stack, "rewards"),
         "rewards_ledger_checked_timestamp_seconds",
@@ -234,8 +300,8 @@ async def test_the_ledger_check_reports_a_broken_invariant_and_its_repair(
     try:
         await admin.execute(bump, account.id, 1)
         # Two problems: the balance differs from its postings, and from its lots.
-        await eventually(lambda: scrape(stack, "rewards"), lambda s: problems(s) == 2, timeout=30)
+        await eventually(lambda: scrape(stack, "rewards"), lambda s: problems(s) == 2, timeout=WAIT)
     finally:
         await admin.execute(bump, account.id, -1)
         await admin.close()
-    await eventually(lambda: scrape(stack, "rewards"), lambda s: problems(s) == 0, timeout=30)
+    await eventually(lambda: scrape(stack, "rewards"), lambda s: problems(s) == 0, timeout=WAIT)

@@ -35,7 +35,17 @@ async def test_a_service_role_reads_its_own_tables_and_cannot_create_in_public(
     for service in SERVICES:
         conn = await asyncpg.connect(isolated.database_url(service))
         try:
-            assert await conn.fetchval(f"SELECT count(*) FROM {service}.outbox") >= 0
+            # Its own tables: its role owns them, may read and change them, finds them first.
+            assert await conn.fetchval("SELECT current_schema()") == service
+            owners = await conn.fetch(
+                "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = $1", service
+            )
+            assert [r["tableowner"] for r in owners] == [f"{service}_svc"]
+            for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+                assert await conn.fetchval(
+                    "SELECT has_table_privilege($1, $2)", f"{service}.outbox", privilege
+                ), (service, privilege)
+            assert isinstance(await conn.fetchval(f"SELECT count(*) FROM {service}.outbox"), int)
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await conn.execute("CREATE TABLE public.sneaky (id int)")
         finally:
