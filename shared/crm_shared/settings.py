@@ -24,7 +24,14 @@ class ServiceSettings(BaseSettings):
     service_name: str = "crm"
     database_url: str = "postgresql://postgres@127.0.0.1:5432/crm"
     db_schema: str = "public"
+    # Connections each process keeps (a GraphQL request holds one while it runs, each consumer
+    # handler one per message, each periodic job one), how many more it may open under a burst,
+    # and how long a unit of work waits for one before failing (SERVICE_UNAVAILABLE in GraphQL).
     db_pool_size: int = 10
+    db_max_overflow: int = 10
+    db_pool_timeout_seconds: float = 10.0
+    # How long connecting to PostgreSQL may take before the attempt fails.
+    db_connect_timeout_seconds: float = 5.0
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/crm"
     exchange: str = "crm.events"
     # How long a starting service waits for an unreachable broker before it gives up.

@@ -277,7 +277,7 @@ class Mutation:
                 else None,
             },
         )
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             endpoint, secret = await service.create_webhook_endpoint(
                 session=session, tenant_id=principal.tenant_id, data=data
             )
@@ -314,7 +314,7 @@ class Mutation:
                 else None,
             },
         )
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             endpoint, changed = await service.update_webhook_endpoint(
                 session=session, tenant_id=principal.tenant_id, endpoint_id=endpoint_id, data=data
             )
@@ -339,7 +339,7 @@ class Mutation:
         principal = authorize(info, Permission.PARTNERS_MANAGE)
         endpoint_id = parse_id(id, field="id")
         overlap = timedelta(seconds=_settings(info).webhook_secret_overlap_seconds)
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             endpoint, secret = await service.rotate_webhook_secret(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -365,7 +365,7 @@ class Mutation:
     ) -> WebhookEndpointType:
         principal = authorize(info, Permission.PARTNERS_MANAGE)
         endpoint_id = parse_id(id, field="id")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             endpoint = await service.disable_webhook_endpoint(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -396,7 +396,7 @@ class Mutation:
         endpoint = parse_id(endpoint_id, field="endpointId")
         event = parse_id(event_id, field="eventId") if event_id is not None else None
         window = timedelta(seconds=_settings(info).webhook_retry_window_seconds)
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             queued = await service.replay(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -433,7 +433,7 @@ class Mutation:
             prefix="",
         )
         settings = _settings(info)
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             subscription, password = await service.create_partner_subscription(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -465,7 +465,7 @@ class Mutation:
     ) -> PartnerSubscriptionType:
         principal = authorize(info, Permission.PARTNERS_MANAGE)
         subscription_id = parse_id(id, field="id")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             subscription = await service.revoke_partner_subscription(
                 session=session,
                 tenant_id=principal.tenant_id,
