@@ -29,7 +29,7 @@ class ServiceSettings(BaseSettings):
     # and how long a unit of work waits for one before failing (SERVICE_UNAVAILABLE in GraphQL).
     db_pool_size: int = 10
     db_max_overflow: int = 10
-    db_pool_timeout_seconds: float = 10.0
+    db_pool_timeout_seconds: float = 30.0
     # How long connecting to PostgreSQL may take before the attempt fails.
     db_connect_timeout_seconds: float = 5.0
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/crm"
