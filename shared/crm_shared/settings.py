@@ -24,11 +24,14 @@ class ServiceSettings(BaseSettings):
     service_name: str = "crm"
     database_url: str = "postgresql://postgres@127.0.0.1:5432/crm"
     db_schema: str = "public"
-    # Connections each process keeps (a GraphQL request holds one while it runs, each consumer
-    # handler one per message, each periodic job one), how many more it may open under a burst,
-    # and how long a unit of work waits for one before failing (SERVICE_UNAVAILABLE in GraphQL).
-    db_pool_size: int = 10
-    db_max_overflow: int = 10
+    # Connections each process keeps open, how many more it may open under a burst (closed when
+    # given back), and how long a unit of work waits for one before failing (SERVICE_UNAVAILABLE
+    # in GraphQL). A GraphQL request holds one from its first statement to its end, a consumer
+    # handler one per message, a periodic job one; one event loop on one core keeps a handful
+    # busy, so few stay open (PostgreSQL's max_connections is shared by every process) and the
+    # peak stays at 20 as before.
+    db_pool_size: int = 5
+    db_max_overflow: int = 15
     db_pool_timeout_seconds: float = 30.0
     # How long connecting to PostgreSQL may take before the attempt fails.
     db_connect_timeout_seconds: float = 5.0
