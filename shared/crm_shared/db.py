@@ -39,11 +39,18 @@ class Database:
         self.schema = settings.db_schema
         self.source = f"/crm/{settings.service_name}"
         self.dsn = asyncpg_dsn(settings.database_url)
+        # No pre-ping (three round trips per checkout): a connection found dead fails its
+        # statement, SQLAlchemy invalidates the whole pool on that disconnect error, and the
+        # next checkouts connect afresh. A full pool fails after ``db_pool_timeout_seconds``.
         self.engine: AsyncEngine = create_async_engine(
             sqlalchemy_url(settings.database_url),
             pool_size=settings.db_pool_size,
-            pool_pre_ping=True,
-            connect_args={"server_settings": {"application_name": settings.service_name}},
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout_seconds,
+            connect_args={
+                "server_settings": {"application_name": settings.service_name},
+                "timeout": settings.db_connect_timeout_seconds,
+            },
         )
         self._sessions = async_sessionmaker(
             self.engine,
@@ -57,6 +64,10 @@ class Database:
         """A session for one unit of work; the caller commits (``async with s.begin()``)."""
         async with self._sessions() as session:
             yield session
+
+    def new_session(self) -> AsyncSession:
+        """A session the caller closes (a GraphQL request's, closed when the request ends)."""
+        return self._sessions()
 
     async def ping(self) -> None:
         """Raise unless the database answers."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
@@ -16,18 +17,27 @@ from collections.abc import (
 )
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from typing import Any, Final, TypeVar
 
+import asyncpg
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, ValidationRule
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.dataloader import DataLoader
-from strawberry.extensions import ParserCache, QueryDepthLimiter, SchemaExtension, ValidationCache
+from strawberry.extensions import (
+    AddValidationRules,
+    ParserCache,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.extensions.query_depth_limiter import create_validator
 from strawberry.federation.schema import FederationAny
 from strawberry.types import ExecutionContext, Info
 from strawberry.types.base import StrawberryObjectDefinition
@@ -54,6 +64,9 @@ class Context:
     The caller's token is verified before any resolver runs; a request without one still
     reaches fields that need no caller (``_service``), and every other field asks for its
     permission through :func:`authorize`, which answers UNAUTHENTICATED or FORBIDDEN.
+
+    A request has one database session, opened on first use and closed when the request ends
+    (:class:`RequestSessions`): :meth:`session` for reads, :meth:`transaction` for writes.
     """
 
     request: Request | WebSocket
@@ -64,6 +77,10 @@ class Context:
     loaders: dict[str, DataLoader[Any, Any]] = field(default_factory=dict)
     # The broker's events as they happen, for subscription resolvers.
     live: LiveEvents | None = None
+    _session: AsyncSession | None = field(default=None, init=False, repr=False)
+    # asyncpg runs one statement at a time on a connection: one block uses the session at once.
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    _holder: asyncio.Task[Any] | None = field(default=None, init=False, repr=False)
 
     @property
     def principal(self) -> Principal:
@@ -89,9 +106,74 @@ class Context:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A database session for one resolver's unit of work."""
-        async with self.db.session() as session:
-            yield session
+        """The request's session, for reading: shared by the request's resolvers and loaders,
+        one block at a time, in one read transaction that ends with the request.
+
+        Do not write in it (use :meth:`transaction`), and do not wait for a loader inside the
+        block: the loader needs the session too.
+        """
+        async with self._turn():
+            try:
+                yield self._session or self._open()
+            except BaseException:
+                # A failed statement aborts the transaction; the next block starts afresh.
+                await self._discard()
+                raise
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction, committed when the block exits, rolled back if it raises (the
+        request's next block, e.g. the next mutation, still works).
+
+        It takes the request's turn on the database like :meth:`session`, in a session of its
+        own: the read transaction before it is ended first (nothing was written in it), and
+        reads after it start afresh, so they see what the database made of the write
+        (triggers, defaults) rather than the objects the write left behind.
+        """
+        async with self._turn():
+            await self._discard()
+            session = self._open()
+            try:
+                async with session.begin():
+                    yield session
+            finally:
+                await self._discard()
+
+    async def release(self) -> None:
+        """End the request's session: its transaction rolled back, its connection returned to
+        the pool. The next block opens a new one (a subscription releases it between events)."""
+        if self._session is None:
+            return
+        async with self._lock:
+            await self._discard()
+
+    def _open(self) -> AsyncSession:
+        self._session = self.db.new_session()
+        return self._session
+
+    @asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """The request's turn on its session: one block at a time."""
+        task = asyncio.current_task()
+        if task is not None and task is self._holder:
+            raise RuntimeError(
+                "session() or transaction() inside another one: the block would wait for itself"
+            )
+        async with self._lock:
+            self._holder = task
+            try:
+                yield
+            finally:
+                self._holder = None
+
+    async def _discard(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            try:
+                # Shielded: a cancelled request must still hand its connection back.
+                await asyncio.shield(session.close())
+            except Exception:  # the connection is gone (outage); the pool replaces it
+                log.warning("closing a request's database session failed", exc_info=True)
 
 
 CrmInfo = Info[Context, None]
@@ -125,14 +207,17 @@ async def live_updates(
     """The tenant's events of ``event_types`` as they happen, for a subscription resolver.
 
     Each event is answered like a request of its own: the loaders' caches are dropped first,
-    so a value read for an earlier event is read again.
+    so a value read for an earlier event is read again, and the session is released after it.
     """
     live = info.context.live
     if live is None:
         raise RuntimeError("this app serves no subscriptions (no live events)")
+    # No connection is held while waiting for events: each event opens its own session.
+    await info.context.release()
     async for envelope in live.subscribe(event_types=event_types, tenant_id=tenant_id, match=match):
         info.context.loaders.clear()
         yield envelope
+        await info.context.release()
 
 
 def authorize(
@@ -164,10 +249,41 @@ class ErrorCodes(SchemaExtension):
 _VARIABLE_ERROR = re.compile(r"^Variable '\$(\w+)' (?:has|got) invalid value(?: at ([\w.\[\]]+))?")
 
 
+class DatabaseUnavailable(CrmError):
+    """The database did not answer (outage, or no connection free in time): retry later."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+
+_DATABASE_UNAVAILABLE = (
+    PoolTimeout,
+    OSError,  # refused or reset while connecting
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+)
+
+
+def _database_unavailable(error: BaseException | None) -> bool:
+    """Whether ``error`` is the pool timing out or a connection lost (not a statement's fault)."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, _DATABASE_UNAVAILABLE):
+            return True
+        if isinstance(error, DBAPIError) and error.connection_invalidated:
+            return True
+        error = error.__cause__ or getattr(error, "orig", None)
+        seen += 1
+    return False
+
+
 def _with_code(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if unstorable_text(original):
         original = BadUserInput(UNSTORABLE_TEXT_MESSAGE)
+    elif _database_unavailable(original):
+        log.warning("database unavailable: %s", original)
+        original = DatabaseUnavailable("the database is unavailable; retry later")
     variable = _VARIABLE_ERROR.match(error.message) if error.path is None else None
     if variable is not None and not isinstance(original, CrmError):
         # A value the scalar refused (a date of month 13, an Int past 32 bits): the caller's.
@@ -209,17 +325,58 @@ def _with_code(error: GraphQLError) -> GraphQLError:
     )
 
 
+@cache
+def depth_limit_rule(max_depth: int) -> type[ValidationRule]:
+    """The depth limit as a validation rule, one class per limit for the process's lifetime.
+
+    strawberry's ``QueryDepthLimiter`` makes a new rule class per instance, and the validation
+    cache is keyed on the rules: with an instance per request it never hit.
+    """
+    return create_validator(max_depth, None, None)
+
+
+class DepthLimit(AddValidationRules):
+    """Refuses operations nested deeper than ``max_depth``, with the same rule each request."""
+
+    def __init__(self, max_depth: int) -> None:
+        super().__init__([depth_limit_rule(max_depth)])
+
+
+class RequestSessions(SchemaExtension):
+    """Closes the request's database session when its operation ends (and, for a subscription,
+    after each event), so that a connection is held only while a request uses it."""
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await _release(self.execution_context.context)
+
+    async def on_stream_result(self, result: Any) -> AsyncIterator[None]:
+        await _release(self.execution_context.context)
+        yield
+
+
+async def _release(context: object) -> None:
+    if isinstance(context, Context):
+        await context.release()
+
+
 def schema_extensions(max_depth: int = 15) -> list[Any]:
-    """Extensions on every subgraph: caches (validation is costly) and the error codes.
+    """Extensions on every subgraph: caches (validation is costly), the depth limit, the
+    request's database session and the error codes.
 
     Factories, not instances: strawberry shares an instance between concurrent requests, and
     an extension keeps its request in ``self.execution_context`` (errors lost their codes under
-    load). The parse and validation caches live at module level, so they are still shared.
+    load). The parse and validation caches live at module level, so they are still shared, and
+    the depth limit's rule is built once (:func:`depth_limit_rule`), so the validation cache
+    (keyed on the schema, the document and the rules) hits for a document seen before.
     """
     return [
         partial(ParserCache, maxsize=1024),
         partial(ValidationCache, maxsize=1024),
-        partial(QueryDepthLimiter, max_depth=max_depth),
+        partial(DepthLimit, max_depth=max_depth),
+        RequestSessions,
         ErrorCodes,
     ]
 

@@ -26,7 +26,17 @@ class ServiceSettings(BaseSettings):
     service_name: str = "crm"
     database_url: str = "postgresql://postgres@127.0.0.1:5432/crm"
     db_schema: str = "public"
-    db_pool_size: int = 10
+    # Connections each process keeps open, how many more it may open under a burst (closed when
+    # given back), and how long a unit of work waits for one before failing (SERVICE_UNAVAILABLE
+    # in GraphQL). A GraphQL request holds one from its first statement to its end, a consumer
+    # handler one per message, a periodic job one; one event loop on one core keeps a handful
+    # busy, so few stay open (PostgreSQL's max_connections is shared by every process) and the
+    # peak stays at 20 as before.
+    db_pool_size: int = 5
+    db_max_overflow: int = 15
+    db_pool_timeout_seconds: float = 30.0
+    # How long connecting to PostgreSQL may take before the attempt fails.
+    db_connect_timeout_seconds: float = 5.0
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/crm"
     exchange: str = "crm.events"
     # How long a starting service waits for an unreachable broker before it gives up.

@@ -323,7 +323,7 @@ class Mutation:
             raise BadUserInput(
                 "assigneeId: required unless a staff user assigns", field="assigneeId"
             )
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             view = await service.assign_case(
                 session=session, tenant_id=principal.tenant_id, case_id=case, assignee_id=assignee
             )
@@ -339,7 +339,7 @@ class Mutation:
         case = parse_id(case_id, field="caseId")
         service.check_reply_text(text)
         settings = EngagementSettings()
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             view, _ = await service.reply_to_case(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -355,7 +355,7 @@ class Mutation:
     async def resolve_case(self, info: CrmInfo, case_id: strawberry.ID) -> CaseType:
         principal = authorize(info, Permission.CASES_WRITE)
         case = parse_id(case_id, field="caseId")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             view = await service.resolve_case(
                 session=session, tenant_id=principal.tenant_id, case_id=case
             )
@@ -366,7 +366,7 @@ class Mutation:
     async def close_case(self, info: CrmInfo, case_id: strawberry.ID) -> CaseType:
         principal = authorize(info, Permission.CASES_WRITE)
         case = parse_id(case_id, field="caseId")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             view = await service.close_case(
                 session=session, tenant_id=principal.tenant_id, case_id=case
             )
@@ -377,7 +377,7 @@ class Mutation:
     async def reopen_case(self, info: CrmInfo, case_id: strawberry.ID) -> CaseType:
         principal = authorize(info, Permission.CASES_WRITE)
         case = parse_id(case_id, field="caseId")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             view = await service.reopen_case(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -395,7 +395,7 @@ class Mutation:
         self, info: CrmInfo, input: CreateBrandAccountInput
     ) -> BrandAccountType:
         principal = authorize(info, Permission.LISTENING_MANAGE)
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             account = await service.create_brand_account(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -410,7 +410,7 @@ class Mutation:
     async def remove_brand_account(self, info: CrmInfo, id: strawberry.ID) -> BrandAccountType:
         principal = authorize(info, Permission.LISTENING_MANAGE)
         account_id = parse_id(id, field="id")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             account = await service.remove_brand_account(
                 session=session, tenant_id=principal.tenant_id, account_id=account_id
             )

@@ -659,7 +659,7 @@ class Mutation:
     @strawberry.mutation(description="Ask the community a question (community:manage).")
     async def create_poll(self, info: CrmInfo, input: CreatePollInput) -> PollType:
         principal = _member(info, Permission.COMMUNITY_MANAGE)
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             poll, _ = await service.create_poll(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -678,7 +678,7 @@ class Mutation:
     async def close_poll(self, info: CrmInfo, poll_id: strawberry.ID) -> PollType:
         principal = _member(info, Permission.COMMUNITY_MANAGE)
         poll_key = parse_id(poll_id, field="pollId")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             poll = await service.close_poll(
                 session=session, tenant_id=principal.tenant_id, poll_id=poll_key
             )
@@ -692,7 +692,7 @@ class Mutation:
         principal, customer_id = _participant(info)
         poll_id = parse_id(input.poll_id, field="input.pollId")
         option_id = parse_id(input.option_id, field="input.optionId")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             await service.vote_poll(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -711,7 +711,7 @@ class Mutation:
     )
     async def submit_idea(self, info: CrmInfo, input: SubmitIdeaInput) -> IdeaType:
         principal, customer_id = _participant(info)
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             idea = await service.submit_idea(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -727,7 +727,7 @@ class Mutation:
     async def vote_idea(self, info: CrmInfo, idea_id: strawberry.ID) -> IdeaType:
         principal, customer_id = _participant(info)
         idea_key = parse_id(idea_id, field="ideaId")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             idea = await service.vote_idea(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -742,7 +742,7 @@ class Mutation:
     async def withdraw_idea_vote(self, info: CrmInfo, idea_id: strawberry.ID) -> IdeaType:
         principal, customer_id = _participant(info)
         idea_key = parse_id(idea_id, field="ideaId")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             idea = await service.withdraw_idea_vote(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -758,7 +758,7 @@ class Mutation:
     async def set_idea_status(self, info: CrmInfo, input: SetIdeaStatusInput) -> IdeaType:
         principal = _member(info, Permission.COMMUNITY_MANAGE)
         idea_key = parse_id(input.idea_id, field="input.ideaId")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             idea, previous = await service.set_idea_status(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -786,7 +786,7 @@ class Mutation:
             voting_opens_at=input.voting_opens_at,
             voting_closes_at=input.voting_closes_at,
         )
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             contest = await service.create_contest(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -818,7 +818,7 @@ class Mutation:
             if input.interaction_id is not None
             else None
         )
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             entry = await service.enter_contest(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -836,7 +836,7 @@ class Mutation:
     async def vote_contest_entry(self, info: CrmInfo, entry_id: strawberry.ID) -> ContestEntryType:
         principal, customer_id = _participant(info)
         entry_key = parse_id(entry_id, field="entryId")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             entry = await service.vote_contest_entry(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -860,7 +860,7 @@ class Mutation:
         chosen = (
             [parse_id(i, field="entryIds") for i in entry_ids] if entry_ids is not None else None
         )
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             winners = await service.choose_winners(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -886,7 +886,7 @@ class Mutation:
     ) -> ContentReuseRequestType:
         principal = _member(info, Permission.COMMUNITY_MANAGE)
         interaction_id = parse_id(input.interaction_id, field="input.interactionId")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             request = await service.request_content_reuse(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -914,7 +914,7 @@ class Mutation:
             Permission.COMMUNITY_PARTICIPATE if is_customer else Permission.COMMUNITY_MANAGE,
         )
         request_id = parse_id(input.request_id, field="input.requestId")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             request = await service.answer_content_reuse(
                 session=session,
                 tenant_id=principal.tenant_id,

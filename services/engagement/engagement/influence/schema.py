@@ -221,7 +221,7 @@ class Mutation:
     async def recompute_influence(self, info: CrmInfo) -> InfluenceComputationType:
         principal = authorize(info, Permission.LISTENING_MANAGE)
         settings = EngagementSettings()
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             summary = await service.recompute(
                 session=session,
                 tenant_id=principal.tenant_id,

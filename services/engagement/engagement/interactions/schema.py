@@ -283,7 +283,7 @@ class Mutation:
             raise BadUserInput(_camel(exc.message), field=field) from None
         settings = EngagementSettings()
         as_json = item.model_dump(mode="json", exclude={"raw"})
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             _, stored = await ingest(
                 session=session,
                 tenant_id=principal.tenant_id,

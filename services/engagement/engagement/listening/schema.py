@@ -52,7 +52,7 @@ class Mutation:
     )
     async def create_tracker(self, info: CrmInfo, input: CreateTrackerInput) -> TrackerType:
         principal = authorize(info, Permission.LISTENING_MANAGE)
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             tracker = await service.create_tracker(
                 session=session, tenant_id=principal.tenant_id, kind=input.kind, term=input.term
             )

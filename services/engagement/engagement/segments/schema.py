@@ -127,7 +127,7 @@ class Mutation:
             "creator_min_originals": input.creator_min_originals,
             "occasional_min_contributions": input.occasional_min_contributions,
         }
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             limits = await service.update_thresholds(
                 session=session, tenant_id=principal.tenant_id, changes=changes
             )

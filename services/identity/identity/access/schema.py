@@ -214,7 +214,7 @@ class Mutation:
         data = validated(
             StaffUserCreate, {"email": input.email, "password": input.password, "role": input.role}
         )
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             user = await service.create_staff_user(
                 session=session, tenant_id=principal.tenant_id, data=data
             )
@@ -236,7 +236,7 @@ class Mutation:
     ) -> StaffUserType:
         principal = authorize(info, Permission.ACCESS_MANAGE)
         user_id = parse_id(id, field="id")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             user, changed = await service.update_staff_user(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -264,7 +264,7 @@ class Mutation:
         data = validated(
             ApiClientCreate, {"name": input.name, "kind": input.kind, "scopes": input.scopes}
         )
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             client, secret = await service.create_api_client(
                 session=session, tenant_id=principal.tenant_id, data=data
             )
@@ -287,7 +287,7 @@ class Mutation:
         principal = authorize(info, Permission.ACCESS_MANAGE)
         client_id = parse_id(id, field="id")
         settings: IdentitySettings = info.context.request.app.state.settings
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             client = await revocation.revoke_client(
                 session=session,
                 principal=principal,
@@ -304,7 +304,7 @@ class Mutation:
         principal = authorize(info, Permission.ACCESS_MANAGE)
         settings = IdentitySettings()
         longest = max(settings.token_ttl_seconds, settings.customer_token_ttl_seconds)
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             key = await keys.rotate_signing_key(
                 session=session, retain=timedelta(seconds=longest + 60)
             )

@@ -77,7 +77,7 @@ class Mutation:
                 "policy_version": input.policy_version,
             },
         )
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             record = await service.record_consent(
                 session=session, principal=principal, customer_id=customer_id, data=data
             )

@@ -65,7 +65,7 @@ class Mutation:
         survivor_id = parse_id(input.survivor_id, field="input.survivorId")
         merged_id = parse_id(input.merged_id, field="input.mergedId")
         reason = reason_text(input.reason)
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             merge = await merging.merge_customers(
                 session=session,
                 principal=principal,
@@ -82,7 +82,7 @@ class Mutation:
         principal = authorize(info, Permission.CUSTOMERS_WRITE)
         merge_id = parse_id(input.merge_id, field="input.mergeId")
         reason = reason_text(input.reason)
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             merge = await merging.unmerge_customers(
                 session=session, principal=principal, merge_id=merge_id, reason=reason
             )

@@ -363,7 +363,7 @@ class Mutation:
                 "contact_points": points,
             },
         )
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             customer = await service.register_customer(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -379,7 +379,7 @@ class Mutation:
         customer_id = parse_id(input.id, field="input.id")
         principal = authorize(info, Permission.CUSTOMERS_WRITE)
         data = validated(ProfileFields, _given(input))
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             customer = await service.update_customer(
                 session=session, tenant_id=principal.tenant_id, customer_id=customer_id, data=data
             )
@@ -395,7 +395,7 @@ class Mutation:
             ContactPointInput,
             {"kind": input.kind, "value": input.value, "verified": input.verified},
         )
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             contact = await service.add_contact_point(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -409,7 +409,7 @@ class Mutation:
     async def verify_contact_point(self, info: CrmInfo, id: strawberry.ID) -> ContactPointType:
         principal = authorize(info, Permission.CUSTOMERS_WRITE)
         contact_id = parse_id(id, field="id")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             contact = await service.verify_contact_point(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -422,7 +422,7 @@ class Mutation:
     async def remove_contact_point(self, info: CrmInfo, id: strawberry.ID) -> CustomerType:
         principal = authorize(info, Permission.CUSTOMERS_WRITE)
         contact_id = parse_id(id, field="id")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             customer = await service.remove_contact_point(
                 session=session, tenant_id=principal.tenant_id, contact_point_id=contact_id
             )

@@ -279,7 +279,7 @@ class Mutation:
             },
         )
         await check_url(data.url, _settings(info).outbound_policy, field="input.url")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             endpoint, secret = await service.create_webhook_endpoint(
                 session=session, tenant_id=principal.tenant_id, data=data
             )
@@ -318,7 +318,7 @@ class Mutation:
         )
         if data.url is not None:
             await check_url(data.url, _settings(info).outbound_policy, field="input.url")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             endpoint, changed = await service.update_webhook_endpoint(
                 session=session, tenant_id=principal.tenant_id, endpoint_id=endpoint_id, data=data
             )
@@ -343,7 +343,7 @@ class Mutation:
         principal = authorize(info, Permission.PARTNERS_MANAGE)
         endpoint_id = parse_id(id, field="id")
         overlap = timedelta(seconds=_settings(info).webhook_secret_overlap_seconds)
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             endpoint, secret = await service.rotate_webhook_secret(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -369,7 +369,7 @@ class Mutation:
     ) -> WebhookEndpointType:
         principal = authorize(info, Permission.PARTNERS_MANAGE)
         endpoint_id = parse_id(id, field="id")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             endpoint = await service.disable_webhook_endpoint(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -400,7 +400,7 @@ class Mutation:
         endpoint = parse_id(endpoint_id, field="endpointId")
         event = parse_id(event_id, field="eventId") if event_id is not None else None
         window = timedelta(seconds=_settings(info).webhook_retry_window_seconds)
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             queued = await service.replay(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -437,7 +437,7 @@ class Mutation:
             prefix="",
         )
         settings = _settings(info)
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             subscription, password = await service.create_partner_subscription(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -469,7 +469,7 @@ class Mutation:
     ) -> PartnerSubscriptionType:
         principal = authorize(info, Permission.PARTNERS_MANAGE)
         subscription_id = parse_id(id, field="id")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             subscription = await service.revoke_partner_subscription(
                 session=session,
                 tenant_id=principal.tenant_id,

@@ -129,7 +129,7 @@ class Mutation:
     ) -> ErasureRequestType:
         principal = authorize(info, Permission.PRIVACY_MANAGE)
         customer_id = parse_id(input.customer_id, field="input.customerId")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             request = await service.request_erasure(
                 session=session, principal=principal, customer_id=customer_id
             )

@@ -204,7 +204,7 @@ class Mutation:
     ) -> SocialProfileType:
         principal = authorize(info, Permission.CUSTOMERS_WRITE)
         data = validated(ProfileData, strawberry.asdict(input))
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             profile = await service.upsert_profile(
                 session=session, tenant_id=principal.tenant_id, data=data
             )
@@ -220,7 +220,7 @@ class Mutation:
         )
         profile_id = parse_id(input.profile_id, field="input.profileId")
         customer_id = parse_id(input.customer_id, field="input.customerId")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             link = await service.link_profile(
                 session=session,
                 principal=principal,
@@ -237,7 +237,7 @@ class Mutation:
         principal = authorize(info, Permission.CUSTOMERS_WRITE)
         profile_id = parse_id(input.profile_id, field="input.profileId")
         reason = reason_text(input.reason)
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             link = await service.unlink_profile(
                 session=session, principal=principal, profile_id=profile_id, reason=reason
             )
@@ -255,7 +255,7 @@ class Mutation:
 async def _decide(info: CrmInfo, id: strawberry.ID, *, accept: bool) -> LinkSuggestionType:
     principal = authorize(info, Permission.CUSTOMERS_WRITE)
     suggestion_id = parse_id(id, field="id")
-    async with info.context.session() as session, session.begin():
+    async with info.context.transaction() as session:
         suggestion = await service.decide_suggestion(
             session=session, principal=principal, suggestion_id=suggestion_id, accept=accept
         )

@@ -215,7 +215,7 @@ class Mutation:
     async def spend_points(self, info: CrmInfo, input: SpendPointsInput) -> PointsMovement:
         customer_id = parse_id(input.customer_id, field="customerId")
         principal = authorize(info, Permission.REWARDS_REDEEM, customer_id=customer_id)
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             movement = await service.spend(
                 session,
                 tenant_id=principal.tenant_id,
@@ -231,7 +231,7 @@ class Mutation:
     async def adjust_points(self, info: CrmInfo, input: AdjustPointsInput) -> PointsMovement:
         customer_id = parse_id(input.customer_id, field="customerId")
         principal = authorize(info, Permission.POINTS_ADJUST, customer_id=customer_id)
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             movement = await service.adjust(
                 session,
                 tenant_id=principal.tenant_id,
@@ -263,7 +263,7 @@ class Mutation:
     async def reverse_entry(self, info: CrmInfo, input: ReverseEntryInput) -> PointsMovement:
         principal = authorize(info, Permission.POINTS_ADJUST)
         entry_id = parse_id(input.entry_id, field="entryId")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             movement = await service.reverse(
                 session,
                 tenant_id=principal.tenant_id,

@@ -186,7 +186,7 @@ class Mutation:
     ) -> CatalogueItemType:
         principal = authorize(info, Permission.REWARDS_MANAGE)
         data = validated(CatalogueItemData, _given(input))
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             item = await service.create_item(
                 session=session, tenant_id=principal.tenant_id, data=data
             )
@@ -207,7 +207,7 @@ class Mutation:
         principal = authorize(info, Permission.REWARDS_MANAGE)
         item_id = parse_id(input.id, field="input.id")
         changes = _given(input)
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             item = await service.update_item(
                 session=session, tenant_id=principal.tenant_id, item_id=item_id, changes=changes
             )
@@ -241,7 +241,7 @@ class Mutation:
                 field="input.customerId",
             )
         item_id = parse_id(input.item_id, field="input.itemId")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             result = await service.redeem_item(
                 session=session,
                 tenant_id=principal.tenant_id,

@@ -397,7 +397,7 @@ class Mutation:
     async def create_offer(self, info: CrmInfo, input: CreateOfferInput) -> OfferType:
         principal = authorize(info, Permission.REWARDS_MANAGE)
         data = validated(OfferCreate, _offer_data(input))
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             offer = await service.create_offer(
                 session=session, tenant_id=principal.tenant_id, data=data, actor=principal.actor
             )
@@ -415,7 +415,7 @@ class Mutation:
     async def publish_offer(self, info: CrmInfo, offer_id: strawberry.ID) -> OfferType:
         principal = authorize(info, Permission.REWARDS_MANAGE)
         offer_uuid = parse_id(offer_id, field="offerId")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             offer = await service.publish_offer(
                 session=session, tenant_id=principal.tenant_id, offer_id=offer_uuid
             )
@@ -435,7 +435,7 @@ class Mutation:
     async def end_offer(self, info: CrmInfo, offer_id: strawberry.ID) -> OfferType:
         principal = authorize(info, Permission.REWARDS_MANAGE)
         offer_uuid = parse_id(offer_id, field="offerId")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             offer = await service.end_offer(
                 session=session, tenant_id=principal.tenant_id, offer_id=offer_uuid
             )
@@ -457,7 +457,7 @@ class Mutation:
         customer_id = parse_id(input.customer_id, field="input.customerId")
         principal = authorize(info, Permission.REWARDS_REDEEM, customer_id=customer_id)
         offer_id = parse_id(input.offer_id, field="input.offerId")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             coupon = await service.claim_offer(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -475,7 +475,7 @@ class Mutation:
         customer_id = (
             parse_id(input.customer_id, field="input.customerId") if input.customer_id else None
         )
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             coupons = await service.issue_coupons(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -502,7 +502,7 @@ class Mutation:
     )
     async def redeem_coupon(self, info: CrmInfo, input: RedeemCouponInput) -> CouponType:
         principal = authorize(info, Permission.REWARDS_REDEEM)
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             coupon = await service.redeem_coupon(
                 session=session,
                 tenant_id=principal.tenant_id,

@@ -133,7 +133,7 @@ class Mutation:
             input, ("order_id", "customer_id", "amount_cents", "currency", "occurred_at", "kind")
         )
         report = service.parse_report(PurchaseReport, data, style="graphql")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             recorded = await service.record_purchase(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -156,7 +156,7 @@ class Mutation:
         key = service.request_key(input.idempotency_key, field="input.idempotencyKey")
         data = _fields(input, ("order_id", "amount_cents", "occurred_at", "reason"))
         report = service.parse_report(RefundReport, data, style="graphql")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             recorded = await service.record_refund(
                 session=session,
                 tenant_id=principal.tenant_id,

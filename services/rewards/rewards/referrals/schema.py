@@ -301,7 +301,7 @@ class Mutation:
     ) -> ReferralProgramType:
         principal = authorize(info, Permission.REWARDS_MANAGE)
         changes = _changes(input)
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             current = await service.get_program(session, principal.tenant_id)
             program = validated(ProgramSettings, {**current.model_dump(), **changes})
             await service.update_program(
@@ -325,7 +325,7 @@ class Mutation:
         principal = authorize(info, Permission.FRAUD_REVIEW)
         referral_id = parse_id(input.referral_id, field="input.referralId")
         note = reason_text(input.note, field="input.note") if input.note is not None else None
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             referral = await service.approve(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -352,7 +352,7 @@ class Mutation:
         principal = authorize(info, Permission.FRAUD_REVIEW)
         referral_id = parse_id(input.referral_id, field="input.referralId")
         reason = reason_text(input.reason)
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             referral, taken = await service.reject(
                 session=session,
                 tenant_id=principal.tenant_id,

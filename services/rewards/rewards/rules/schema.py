@@ -431,7 +431,7 @@ class Mutation:
     async def create_rule(self, info: CrmInfo, input: RuleInput) -> RuleType:
         principal = authorize(info, Permission.REWARDS_MANAGE)
         definition = _definition(input)
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             rule, version = await service.create_rule(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -449,7 +449,7 @@ class Mutation:
         principal = authorize(info, Permission.REWARDS_MANAGE)
         rule_id = parse_id(id, field="id")
         definition = _definition(input)
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             rule, version = await service.update_rule(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -464,7 +464,7 @@ class Mutation:
     async def disable_rule(self, info: CrmInfo, id: strawberry.ID) -> RuleType:
         principal = authorize(info, Permission.REWARDS_MANAGE)
         rule_id = parse_id(id, field="id")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             rule = await service.disable_rule(
                 session=session, tenant_id=principal.tenant_id, rule_id=rule_id
             )

@@ -145,7 +145,7 @@ class Mutation:
     async def define_tier(self, info: CrmInfo, input: TierInput) -> TierType:
         principal = authorize(info, Permission.REWARDS_MANAGE)
         definition = _definition(input)
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             tier = await service.define_tier(
                 session=session, tenant_id=principal.tenant_id, definition=definition
             )
@@ -159,7 +159,7 @@ class Mutation:
         principal = authorize(info, Permission.REWARDS_MANAGE)
         tier_id = parse_id(id, field="id")
         definition = _definition(input)
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             tier = await service.update_tier(
                 session=session,
                 tenant_id=principal.tenant_id,
@@ -173,7 +173,7 @@ class Mutation:
     async def remove_tier(self, info: CrmInfo, id: strawberry.ID) -> TierType:
         principal = authorize(info, Permission.REWARDS_MANAGE)
         tier_id = parse_id(id, field="id")
-        async with info.context.session() as session, session.begin():
+        async with info.context.transaction() as session:
             tier = await service.remove_tier(
                 session=session, tenant_id=principal.tenant_id, tier_id=tier_id
             )
