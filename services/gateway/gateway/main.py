@@ -16,7 +16,7 @@ from starlette.websockets import WebSocket
 
 from crm_shared.auth import TokenVerifier, http_jwks
 from crm_shared.telemetry import configure_telemetry, instrument_app
-from gateway.client import SubgraphClient, instrument_aiohttp_client
+from gateway.client import SubgraphClient
 from gateway.persisted import PersistedOperations, load_manifest
 from gateway.ratelimit import TokenBucketLimiter
 from gateway.runtime import EdgePolicy, Gateway, GraphQLResponse
@@ -105,8 +105,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     """Builds the gateway app over the supergraph named by the settings."""
     settings = settings or GatewaySettings()
     configure_telemetry("gateway")
-    # Before the session exists: sessions created afterwards send traceparent.
-    instrument_aiohttp_client()
     supergraph = Supergraph.from_file(settings.supergraph_path, settings.subgraph_urls)
     client = SubgraphClient(settings.subgraph_timeout_seconds)
     manifest = (
