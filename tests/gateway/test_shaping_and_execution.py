@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from gateway.client import SubgraphClient
 from gateway.executor import deep_merge, objects_at, representation, subgraph_error
 from gateway.planner import RepField, build_plan
-from gateway.runtime import Gateway
+from gateway.runtime import EdgePolicy, Gateway
 from gateway.shaping import Shaper
 from gateway.supergraph import Supergraph
 from tests.gateway.harness import FIXTURE_SUPERGRAPH
@@ -259,3 +259,26 @@ def test_fast_paths_shape_exactly_as_the_generic_walk(
             return repr(error)
 
     assert outcome(Shaper(schema, plan)) == outcome(Shaper(schema, plan, fast_paths=False))
+
+
+async def test_cost_is_measured_once_per_page_size_and_not_per_other_variable(
+    supergraph: Supergraph,
+) -> None:
+    gateway = Gateway(
+        supergraph, SubgraphClient(timeout_seconds=1), policy=EdgePolicy(max_list_size=10)
+    )
+    query = "query Q($n: Int!, $id: ID!) { people(first: $n) { name } person(id: $id) { name } }"
+
+    too_many = await gateway.execute(query, {"n": 50, "id": "p1"})
+    for person in ("p1", "p2", "p3"):
+        # Not refused by the edge: it goes on to a subgraph (this client is not started).
+        answer = await gateway.execute(query, {"n": 5, "id": person})
+        assert answer.status == 200
+    refused_again = await gateway.execute(query, {"n": 50, "id": "p9"})
+
+    assert too_many.status == refused_again.status == 400
+    assert too_many.body == refused_again.body
+    assert too_many.body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    info = gateway.document(query).infos["Q"]
+    assert info.page_size_variables == ("n",)
+    assert sorted(key[1] for key in info.measures) == [(5,), (50,)]
