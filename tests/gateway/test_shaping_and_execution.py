@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
-from graphql import OperationDefinitionNode, parse
+from graphql import (
+    GraphQLInterfaceType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLSchema,
+    GraphQLUnionType,
+    OperationDefinitionNode,
+    parse,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway.client import SubgraphClient
 from gateway.executor import deep_merge, objects_at, representation, subgraph_error
 from gateway.planner import RepField, build_plan
-from gateway.runtime import Gateway
+from gateway.runtime import EdgePolicy, Gateway
 from gateway.shaping import Shaper
 from gateway.supergraph import Supergraph
 from tests.gateway.harness import FIXTURE_SUPERGRAPH
@@ -155,3 +168,117 @@ def test_invalid_documents_are_cached_with_their_errors(supergraph: Supergraph) 
     assert gateway.document("{ people { internalScore } }") is entry
     assert entry.status == 400 and entry.errors is not None
     assert entry.errors[0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+# -- the shaper's fast paths against its generic walk -----------------------------------------
+
+_DIFFERENTIAL_QUERIES = (
+    "{ people { id name email age badges posts { id title rating author { name }"
+    " reviewer { name } media { url ... on Image { width } } } } }",
+    '{ person(id: "p1") { name email posts { id rating reviewer { id } } } }',
+    "{ postsConnection(first: 2) { totalCount edges { cursor node { id title"
+    " author { id name } } } } }",
+    '{ search(term: "x") { __typename ... on Person { name age } ... on Post { title } } }',
+    "{ gallery { url __typename ... on Video { seconds } } featuredPost { title } }",
+    "{ leaderboard { n: name points } post(id: \"p\") { author { __typename name } } }",
+)
+
+_WRONG = st.one_of(
+    st.none(),
+    st.integers(-3, 3),
+    st.booleans(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=2),
+    st.just({}),
+    st.just([]),
+)
+
+
+def _subgraph_values(
+    schema: GraphQLSchema, type_: GraphQLOutputType, depth: int = 0
+) -> st.SearchStrategy[Any]:
+    """Values a subgraph could send for ``type_``: mostly valid, sometimes null or wrong."""
+    if isinstance(type_, GraphQLNonNull):
+        type_ = type_.of_type
+    if depth > 4:
+        return _WRONG
+    if isinstance(type_, GraphQLList):
+        valid: st.SearchStrategy[Any] = st.lists(
+            _subgraph_values(schema, type_.of_type, depth + 1), max_size=3
+        )
+    elif isinstance(type_, GraphQLObjectType):
+        valid = _object_values(schema, type_, depth)
+    elif isinstance(type_, GraphQLInterfaceType | GraphQLUnionType):
+        members = schema.get_possible_types(type_)
+        valid = st.one_of(*(_object_values(schema, m, depth) for m in members))
+    else:
+        scalars: dict[str, st.SearchStrategy[Any]] = {
+            "String": st.text(max_size=3),
+            "ID": st.one_of(st.text(max_size=3), st.integers(0, 9)),
+            "Int": st.integers(-5, 5),
+            "Float": st.floats(allow_nan=False, allow_infinity=False),
+            "Boolean": st.booleans(),
+        }
+        valid = scalars.get(getattr(type_, "name", ""), st.text(max_size=3))
+    return st.one_of(valid, valid, valid, _WRONG)
+
+
+def _object_values(
+    schema: GraphQLSchema, type_: GraphQLObjectType, depth: int
+) -> st.SearchStrategy[Any]:
+    def field_values(field_type: GraphQLOutputType) -> st.SearchStrategy[Any]:
+        return st.deferred(lambda: _subgraph_values(schema, field_type, depth + 1))
+
+    optional: dict[str, st.SearchStrategy[Any]] = {
+        "__typename": st.sampled_from([type_.name, type_.name, "Post", "Person", "Nope", None])
+    }
+    for name, field in type_.fields.items():
+        optional[name] = field_values(field.type)
+    return st.fixed_dictionaries({}, optional=optional)
+
+
+@pytest.mark.parametrize("query", _DIFFERENTIAL_QUERIES)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fast_paths_shape_exactly_as_the_generic_walk(
+    supergraph: Supergraph, query: str, data: st.DataObject
+) -> None:
+    schema = supergraph.api_schema
+    assert schema.query_type is not None
+    value = data.draw(_object_values(schema, schema.query_type, 0))
+    operation = parse(query).definitions[0]
+    assert isinstance(operation, OperationDefinitionNode)
+    plan = build_plan(supergraph, operation, {}, {})
+
+    def outcome(shaper: Shaper) -> Any:
+        try:
+            return shaper.shape(copy.deepcopy(value), None)
+        except KeyError as error:
+            # An object of a type the selection does not fit (a wrong __typename): both
+            # walks refuse it alike.
+            return repr(error)
+
+    assert outcome(Shaper(schema, plan)) == outcome(Shaper(schema, plan, fast_paths=False))
+
+
+async def test_cost_is_measured_once_per_page_size_and_not_per_other_variable(
+    supergraph: Supergraph,
+) -> None:
+    gateway = Gateway(
+        supergraph, SubgraphClient(timeout_seconds=1), policy=EdgePolicy(max_list_size=10)
+    )
+    query = "query Q($n: Int!, $id: ID!) { people(first: $n) { name } person(id: $id) { name } }"
+
+    too_many = await gateway.execute(query, {"n": 50, "id": "p1"})
+    for person in ("p1", "p2", "p3"):
+        # Not refused by the edge: it goes on to a subgraph (this client is not started).
+        answer = await gateway.execute(query, {"n": 5, "id": person})
+        assert answer.status == 200
+    refused_again = await gateway.execute(query, {"n": 50, "id": "p9"})
+
+    assert too_many.status == refused_again.status == 400
+    assert too_many.body == refused_again.body
+    assert too_many.body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    info = gateway.document(query).infos["Q"]
+    assert info.page_size_variables == ("n",)
+    assert sorted(key[1] for key in info.measures) == [(5,), (50,)]

@@ -20,10 +20,14 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
+    ListValueNode,
+    Node,
+    ObjectValueNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
     Undefined,
+    VariableNode,
     get_named_type,
     get_nullable_type,
     is_leaf_type,
@@ -145,6 +149,46 @@ def uses_introspection(
         return False
 
     return walk(operation.selection_set)
+
+
+def page_size_variables(
+    operation: OperationDefinitionNode, fragments: Mapping[str, FragmentDefinitionNode]
+) -> tuple[str, ...]:
+    """Variables a ``first``/``last`` argument uses anywhere the operation reaches: with the
+    @skip/@include values, all a measure depends on besides the document."""
+    names: list[str] = []
+    seen: set[str] = set()
+
+    def variables_in(node: Node) -> None:
+        if isinstance(node, VariableNode):
+            if node.name.value not in names:
+                names.append(node.name.value)
+        elif isinstance(node, ListValueNode):
+            for value in node.values:
+                variables_in(value)
+        elif isinstance(node, ObjectValueNode):
+            for object_field in node.fields:
+                variables_in(object_field.value)
+
+    def walk(selection_set: SelectionSetNode | None) -> None:
+        if selection_set is None:
+            return
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                for argument in selection.arguments or ():
+                    if argument.name.value in PAGE_ARGUMENTS:
+                        variables_in(argument.value)
+                walk(selection.selection_set)
+            elif isinstance(selection, InlineFragmentNode):
+                walk(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name not in seen and name in fragments:
+                    seen.add(name)
+                    walk(fragments[name].selection_set)
+
+    walk(operation.selection_set)
+    return tuple(names)
 
 
 @dataclass(slots=True)

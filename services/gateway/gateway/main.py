@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,7 +16,7 @@ from starlette.websockets import WebSocket
 
 from crm_shared.auth import TokenVerifier, http_jwks
 from crm_shared.telemetry import configure_telemetry, instrument_app
-from gateway.client import SubgraphClient, instrument_aiohttp_client
+from gateway.client import SubgraphClient
 from gateway.persisted import PersistedOperations, load_manifest
 from gateway.ratelimit import TokenBucketLimiter
 from gateway.runtime import EdgePolicy, Gateway, GraphQLResponse
@@ -81,12 +82,29 @@ _INTERNAL_ERROR = {
 }
 
 
+# Young collections every this many net allocations (CPython's default is 700): a page of
+# customers allocates tens of thousands of objects, so the default collects many times per
+# request, promoting the request's live objects to older generations.
+GC_GEN0_THRESHOLD = 20_000
+
+
+def settle_garbage_collector() -> None:
+    """Moves what startup built (the supergraph, API schema, imported modules: ~130,000
+    objects) out of the collector's reach, and collects young objects less often.
+
+    A full collection walks every tracked object (~80 ms here with the schema in it) and runs
+    whenever enough request objects were promoted; frozen, the schema is never walked again.
+    """
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
+
+
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     """Builds the gateway app over the supergraph named by the settings."""
     settings = settings or GatewaySettings()
     configure_telemetry("gateway")
-    # Before the session exists: sessions created afterwards send traceparent.
-    instrument_aiohttp_client()
     supergraph = Supergraph.from_file(settings.supergraph_path, settings.subgraph_urls)
     client = SubgraphClient(settings.subgraph_timeout_seconds)
     manifest = (
@@ -131,6 +149,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await client.start()
+        settle_garbage_collector()
         try:
             yield
         finally:

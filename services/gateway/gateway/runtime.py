@@ -33,6 +33,7 @@ from gateway.limits import (
     alias_count,
     fragments_of,
     measure,
+    page_size_variables,
     root_field_count,
     uses_introspection,
 )
@@ -69,13 +70,19 @@ class EdgePolicy:
     report_cost: bool = False
 
 
+# Measures kept per operation (one per distinct page size and @skip/@include values).
+_MEASURES_PER_OPERATION = 64
+
+
 @dataclass(slots=True)
 class _OperationInfo:
     depth: int
     condition_variables: tuple[str, ...]
     introspection: bool
-    # The measure when it cannot depend on variables (the operation declares none).
-    static_measure: Measure | None = None
+    # What a measure depends on besides the document: the @skip/@include values and these.
+    page_size_variables: tuple[str, ...]
+    # Measures by (@skip/@include values, values of page_size_variables).
+    measures: dict[tuple[Any, ...], Measure] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -251,6 +258,7 @@ class Gateway:
                 depth=operation_depth(op, entry.fragments),
                 condition_variables=condition_variables(op, entry.fragments),
                 introspection=uses_introspection(op, entry.fragments),
+                page_size_variables=page_size_variables(op, entry.fragments),
             )
             entry.infos[name] = info
         return info
@@ -427,7 +435,15 @@ class Gateway:
                 400, {"errors": [_formatted(e, "BAD_USER_INPUT") for e in coerced]}
             )
         bools = {n: bool(coerced.coerced.get(n)) for n in info.condition_variables}
-        measured = info.static_measure
+        key = (
+            tuple(bools.values()),
+            tuple(coerced.coerced.get(n) for n in info.page_size_variables),
+        )
+        measure_key: tuple[Any, ...] | None = key
+        try:
+            measured = info.measures.get(key)
+        except TypeError:  # a page size that is not a plain value: measured every time
+            measured = measure_key = None
         if measured is None:
             measured = measure(
                 self.supergraph.api_schema,
@@ -437,8 +453,8 @@ class Gateway:
                 bools,
                 self.policy.max_list_size,
             )
-            if not operation.variable_definitions:
-                info.static_measure = measured
+            if measure_key is not None and len(info.measures) < _MEASURES_PER_OPERATION:
+                info.measures[measure_key] = measured
         if measured.refusal is not None:
             return _refused(measured.refusal)
         max_cost = self.policy.max_cost

@@ -8,7 +8,7 @@ do. It reads the data by response key, so whatever a fetch added for joins is dr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from graphql import (
@@ -20,7 +20,6 @@ from graphql import (
     GraphQLScalarType,
     GraphQLSchema,
     SelectionSetNode,
-    get_named_type,
     is_composite_type,
 )
 
@@ -56,11 +55,19 @@ def _valid_leaf(value: Any, type_: GraphQLOutputType) -> bool:
 
 
 class Shaper:
-    """Shapes responses for one plan; memoizes field collection per (type, selections)."""
+    """Shapes responses for one plan; memoizes field collection per (type, selections).
 
-    def __init__(self, schema: GraphQLSchema, plan: QueryPlan) -> None:
+    Each field knows its kind (leaf, object, list of objects, ...) from the schema, so the
+    common values (a valid leaf, a null in a nullable field, an object of the expected type,
+    a list of them) are copied without the generic walk; anything else (errors, abstract
+    types, nested lists, introspection) takes the generic walk. ``fast_paths=False`` shapes
+    with the generic walk only: the reference the fast paths are tested against.
+    """
+
+    def __init__(self, schema: GraphQLSchema, plan: QueryPlan, *, fast_paths: bool = True) -> None:
         self.schema = schema
         self.plan = plan
+        self.fast_paths = fast_paths
         self.collector = FieldCollector(schema, plan.fragments, plan.bools)
         self._fields: dict[tuple[str, tuple[int, ...]], list[_ShapeField]] = {}
         self._root_fields: list[_ShapeField] | None = None
@@ -74,7 +81,7 @@ class Shaper:
         if found is None:
             parent = self.schema.get_type(type_name)
             found = [
-                _ShapeField(collected, parent, self.schema)
+                _ShapeField(collected, parent, self.schema, fast_paths=self.fast_paths)
                 for collected in self.collector.collect(type_name, selection_sets)
             ]
             self._fields[cache_key] = found
@@ -92,6 +99,13 @@ class Shaper:
         result = self._object(data, output, root, self._root_fields, [], errors, introspection)
         return (None if result is _BUBBLE else output), errors
 
+    def _children(self, shape_field: _ShapeField, runtime_name: str) -> list[_ShapeField]:
+        child_fields = shape_field.children.get(runtime_name)
+        if child_fields is None:
+            child_fields = self.fields(runtime_name, shape_field.selection_sets)
+            shape_field.children[runtime_name] = child_fields
+        return child_fields
+
     def _object(
         self,
         value: Mapping[str, Any],
@@ -104,14 +118,90 @@ class Shaper:
     ) -> object:
         for shape_field in fields:
             key = shape_field.key
-            leaf_check = shape_field.leaf_check
-            if leaf_check is not None:
-                # Fast path: a valid leaf value needs no further work.
+            kind = shape_field.kind
+            # Fast paths: each either finishes the field (continue) or falls through to the
+            # generic walk below having done nothing, so no error is reported twice.
+            if kind is _LEAF:
                 leaf = value.get(key)
-                if leaf is not None and leaf_check(leaf):
-                    output[key] = leaf
+                if leaf is None:
+                    if shape_field.nullable:
+                        output[key] = None
+                        continue
+                else:
+                    accepted = shape_field.accepted
+                    if accepted is None or (
+                        type(leaf) in accepted
+                        if shape_field.enum is None
+                        else type(leaf) is str and leaf in shape_field.enum
+                    ):
+                        output[key] = leaf
+                        continue
+            elif kind is _OBJECT:
+                child = value.get(key)
+                if type(child) is dict:
+                    name = shape_field.static_name
+                    typename = child.get("__typename")
+                    if typename is None or typename == name:
+                        path.append(key)
+                        shaped: dict[str, Any] = {}
+                        bubbled = self._object(
+                            child, shaped, name, self._children(shape_field, name), path, errors
+                        )
+                        path.pop()
+                        if bubbled is _BUBBLE:
+                            # Reported below: null here, and further up if non-null.
+                            output[key] = None
+                            if not shape_field.nullable:
+                                return _BUBBLE
+                        else:
+                            output[key] = shaped
+                        continue
+                elif child is None and shape_field.nullable:
+                    output[key] = None
                     continue
-            elif shape_field.name == "__typename":
+            elif kind is _OBJECT_LIST:
+                items = value.get(key)
+                if type(items) is list:
+                    name = shape_field.static_name
+                    child_fields = self._children(shape_field, name)
+                    item_type = shape_field.item_type
+                    assert item_type is not None
+                    item_non_null = shape_field.item_non_null
+                    path.append(key)
+                    shaped_items: list[Any] = []
+                    nullify = False
+                    for index, item in enumerate(items):
+                        path.append(index)
+                        if type(item) is dict and item.get("__typename", name) == name:
+                            shaped = {}
+                            if (
+                                self._object(item, shaped, name, child_fields, path, errors)
+                                is _BUBBLE
+                            ):
+                                shaped_items.append(None)
+                                nullify = nullify or item_non_null
+                            else:
+                                shaped_items.append(shaped)
+                        else:
+                            updated, invalid, _ = self._value(
+                                item, item_type, shape_field, path, errors
+                            )
+                            shaped_items.append(updated)
+                            nullify = nullify or invalid
+                        path.pop()
+                    path.pop()
+                    if nullify:
+                        # An invalid item was reported where it failed: the list is null.
+                        output[key] = None
+                        if not shape_field.nullable:
+                            return _BUBBLE
+                    else:
+                        output[key] = shaped_items
+                    continue
+                if items is None and shape_field.nullable:
+                    output[key] = None
+                    continue
+            elif kind is _TYPENAME:
                 typename = value.get("__typename")
                 runtime = self.schema.get_type(typename) if isinstance(typename, str) else None
                 if runtime is None:
@@ -204,10 +294,7 @@ class Shaper:
                     return None, False, True
                 runtime_name = runtime.name
             output: dict[str, Any] = {}
-            child_fields = shape_field.children.get(runtime_name)
-            if child_fields is None:
-                child_fields = self.fields(runtime_name, shape_field.selection_sets)
-                shape_field.children[runtime_name] = child_fields
+            child_fields = self._children(shape_field, runtime_name)
             bubbled = self._object(value, output, runtime_name, child_fields, path, errors)
             if bubbled is _BUBBLE:
                 return None, False, True
@@ -227,53 +314,64 @@ def _describe(path: JsonPath, current_type: GraphQLOutputType, label: str) -> st
     return f"array element of type {current_type} at index {element}"
 
 
-def _leaf_check(type_: GraphQLOutputType) -> Callable[[Any], bool] | None:
-    """A quick validity test for a field of leaf type (lists and objects get None)."""
-    if isinstance(type_, GraphQLNonNull):
-        type_ = type_.of_type
-    if isinstance(type_, GraphQLEnumType):
-        values = type_.values
-        return lambda value: isinstance(value, str) and value in values
-    if isinstance(type_, GraphQLScalarType):
-        return lambda value: _valid_leaf(value, type_)
-    return None
-
-
-def _is_str(value: Any) -> bool:
-    return type(value) is str
-
-
-def _is_int(value: Any) -> bool:
-    return type(value) is int
-
-
-def _is_bool(value: Any) -> bool:
-    return type(value) is bool
-
-
-_FAST_SCALARS: dict[str, Callable[[Any], bool]] = {
-    "String": _is_str,
-    "ID": lambda value: type(value) is str or type(value) is int,
-    "Int": _is_int,
-    "Float": lambda value: type(value) is float or type(value) is int,
-    "Boolean": _is_bool,
+# The Python types a subgraph's JSON gives for a valid value of each built-in scalar
+# (exact types: a bool is not an Int).
+_SCALAR_TYPES: dict[str, frozenset[type]] = {
+    "String": frozenset({str}),
+    "ID": frozenset({str, int}),
+    "Int": frozenset({int}),
+    "Float": frozenset({float, int}),
+    "Boolean": frozenset({bool}),
 }
+
+# Field kinds (see Shaper._object).
+_GENERIC = "generic"
+_TYPENAME = "typename"
+_LEAF = "leaf"
+_OBJECT = "object"
+_OBJECT_LIST = "object list"
 
 
 class _ShapeField:
-    __slots__ = ("key", "name", "type", "label", "selection_sets", "children", "leaf_check")
+    __slots__ = (
+        "key",
+        "name",
+        "type",
+        "label",
+        "selection_sets",
+        "children",
+        "kind",
+        "nullable",
+        "accepted",
+        "enum",
+        "static_name",
+        "item_type",
+        "item_non_null",
+    )
 
-    def __init__(self, collected: CollectedField, parent: Any, schema: GraphQLSchema) -> None:
+    def __init__(
+        self, collected: CollectedField, parent: Any, schema: GraphQLSchema, *, fast_paths: bool
+    ) -> None:
         self.key = collected.key
         self.name = collected.name
         self.label = collected.label
         self.selection_sets = collected.selection_sets()
         # Fields to output per runtime type of this field's objects.
         self.children: dict[str, list[_ShapeField]] = {}
-        self.leaf_check: Callable[[Any], bool] | None = None
+        self.kind = _GENERIC
+        self.nullable = True
+        # _LEAF: the accepted Python types (None: any non-null value), or the enum's values.
+        self.accepted: frozenset[type] | None = None
+        self.enum: Mapping[str, Any] | None = None
+        # _OBJECT, _OBJECT_LIST: the object type's name; the item type of a list.
+        self.static_name = ""
+        self.item_type: GraphQLOutputType | None = None
+        self.item_non_null = False
         self.type: GraphQLOutputType
         if collected.name == "__typename" or collected.name in INTROSPECTION_FIELDS:
             self.type = GraphQLNonNull(schema.get_type("String"))  # type: ignore[arg-type]
+            if collected.name == "__typename":
+                self.kind = _TYPENAME
             return
         fields = getattr(parent, "fields", {})
         field_def = fields.get(collected.name)
@@ -281,11 +379,29 @@ class _ShapeField:
             parent_name = getattr(parent, "name", parent)
             raise KeyError(f"{parent_name}.{collected.name} is not in the schema")
         self.type = field_def.type
-        named = get_named_type(self.type)
-        if not isinstance(self.type, GraphQLList) and not (
-            isinstance(self.type, GraphQLNonNull) and isinstance(self.type.of_type, GraphQLList)
-        ):
-            if isinstance(named, GraphQLScalarType) and named.name in _FAST_SCALARS:
-                self.leaf_check = _FAST_SCALARS[named.name]
-            else:
-                self.leaf_check = _leaf_check(self.type)
+        if fast_paths:
+            self._classify(self.type)
+
+    def _classify(self, type_: GraphQLOutputType) -> None:
+        if isinstance(type_, GraphQLNonNull):
+            self.nullable = False
+            type_ = type_.of_type
+        if isinstance(type_, GraphQLList):
+            item = type_.of_type
+            named = item.of_type if isinstance(item, GraphQLNonNull) else item
+            if isinstance(named, GraphQLObjectType):
+                self.kind = _OBJECT_LIST
+                self.static_name = named.name
+                self.item_type = item
+                self.item_non_null = isinstance(item, GraphQLNonNull)
+        elif isinstance(type_, GraphQLObjectType):
+            self.kind = _OBJECT
+            self.static_name = type_.name
+        elif isinstance(type_, GraphQLEnumType):
+            self.kind = _LEAF
+            self.accepted = frozenset({str})
+            self.enum = type_.values
+        elif isinstance(type_, GraphQLScalarType):
+            self.kind = _LEAF
+            # A custom scalar accepts any non-null value, as _valid_leaf does.
+            self.accepted = _SCALAR_TYPES.get(type_.name)
