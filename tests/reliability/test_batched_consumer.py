@@ -4,8 +4,10 @@ apply in delivery order, and a batch handler gets consecutive events together.""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
@@ -13,11 +15,19 @@ import pytest
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from crm_shared import devstack
 from crm_shared.db import Database
 from crm_shared.events import Envelope, Event
 from crm_shared.events.consumer import BatchHandler, EventConsumer, Handler, Rejected, registry
 from crm_shared.events.parking import ParkedMessage, list_parked
 from crm_shared.events.topology import declare_exchange
+from rewards.accounts import service as ledger
+from rewards.handlers import build_handlers
+from rewards.rules import service as rules
+from rewards.rules.conditions import Reward, RewardKind, RuleDefinition, Trigger
+from rewards.rules.handlers import InteractionRecorded
+from rewards.settings import RewardsSettings
+from tests.conftest import settings_for
 from tests.support.waiting import eventually
 
 EFFECTS = "rewards.test_batch_effects"
@@ -225,3 +235,82 @@ async def test_a_batch_handler_gets_consecutive_events_together_in_order(
         assert max(sizes) > 1
     finally:
         await consumer.stop()
+
+
+async def test_two_rewards_consumers_side_by_side_pay_each_interaction_once(
+    rewards_db: Database, amqp: aio_pika.abc.AbstractRobustConnection, isolated: devstack.Stack
+) -> None:
+    """Competing consumers on rewards' quorum queue, each with its own pool (as two processes
+    have), in batches: every interaction paid once, balances exact, the ledger consistent,
+    even with every event delivered twice."""
+    settings = RewardsSettings(welcome_points=100)
+    tenant = uuid.uuid4()
+    async with rewards_db.session() as session, session.begin():
+        await rules.ensure_tenant(session, tenant_id=tenant, welcome_points=100)
+        rule, _ = await rules.create_rule(
+            session=session,
+            tenant_id=tenant,
+            actor="test",
+            definition=RuleDefinition(
+                name="every interaction",
+                trigger=Trigger.INTERACTION_RECORDED,
+                reward=Reward(kind=RewardKind.POINTS, points=1),
+            ),
+        )
+    other_db = Database(settings_for(isolated, "rewards"))
+    service = f"rewards{uuid.uuid4().hex[:6]}"
+    consumers = [
+        EventConsumer(
+            service=service,
+            database=db,
+            handlers=build_handlers(settings),
+            retry_delays_ms=[200, 400],
+            delivery_limit=10,
+            prefetch=60,
+            batch_size=30,
+            batch_wait_ms=5,
+        )
+        for db in (rewards_db, other_db)
+    ]
+    second = await aio_pika.connect_robust(str(amqp.url))
+    try:
+        for consumer, connection in zip(consumers, (amqp, second), strict=True):
+            await consumer.start(connection, "crm.events")
+        customers = [uuid.uuid4() for _ in range(20)]
+        envelopes = [
+            _envelope(
+                InteractionRecorded(
+                    interaction_id=uuid.uuid4(),
+                    customer_id=customers[n % 20],
+                    channel="X",
+                    kind="comment",
+                    occurred_at=datetime.now(UTC),
+                ),
+                tenant,
+            )
+            for n in range(300)
+        ]
+        await _publish(amqp, [e for e in envelopes for _ in range(2)])
+
+        async def paid() -> int:
+            async with rewards_db.session() as session:
+                found = await session.execute(
+                    text("SELECT count(*) FROM rewards.rule_payouts WHERE rule_id = :r"),
+                    {"r": rule.id},
+                )
+                return int(found.scalar_one())
+
+        await eventually(paid, lambda n: n >= 300, timeout=90)
+        await asyncio.sleep(1.0)
+        assert await paid() == 300
+        async with rewards_db.session() as session:
+            balances = await ledger.get_balances(
+                session=session, tenant_id=tenant, customer_ids=customers
+            )
+            assert balances == dict.fromkeys(customers, 15)
+            assert await ledger.check_ledger(session, tenant) == []
+    finally:
+        for consumer in consumers:
+            await consumer.stop()
+        await second.close()
+        await other_db.dispose()
