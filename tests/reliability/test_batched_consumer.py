@@ -257,7 +257,8 @@ async def test_two_rewards_consumers_side_by_side_pay_each_interaction_once(
                 reward=Reward(kind=RewardKind.POINTS, points=1),
             ),
         )
-    other_db = Database(settings_for(isolated, "rewards"))
+    other = settings_for(isolated, "rewards")
+    other_db = Database(other)
     service = f"rewards{uuid.uuid4().hex[:6]}"
     consumers = [
         EventConsumer(
@@ -272,7 +273,7 @@ async def test_two_rewards_consumers_side_by_side_pay_each_interaction_once(
         )
         for db in (rewards_db, other_db)
     ]
-    second = await aio_pika.connect_robust(str(amqp.url))
+    second = await aio_pika.connect_robust(other.amqp_url)
     try:
         for consumer, connection in zip(consumers, (amqp, second), strict=True):
             await consumer.start(connection, "crm.events")
