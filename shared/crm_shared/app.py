@@ -142,6 +142,8 @@ def create_service_app(
                 retry_delays_ms=settings.retry_delays_ms,
                 delivery_limit=settings.delivery_limit,
                 prefetch=settings.consumer_prefetch,
+                batch_size=settings.consumer_batch_size,
+                batch_wait_ms=settings.consumer_batch_wait_ms,
             )
             for name, registry in [
                 (settings.service_name, handlers),

@@ -45,6 +45,11 @@ class ServiceSettings(BaseSettings):
     outbox_poll_seconds: float = 1.0
     outbox_batch_size: int = 500
     consumer_prefetch: int = 200
+    # Deliveries handled together in one transaction (crm_shared.events.consumer): up to this
+    # many (at most the prefetch), or what arrived within the wait of the first. 1: one
+    # transaction per handler per delivery, as before batching.
+    consumer_batch_size: int = Field(default=100, ge=1)
+    consumer_batch_wait_ms: float = Field(default=5.0, ge=0)
     # Back-off before each retry of a failed handler; after the last one the message is parked.
     retry_delays_ms: list[int] = Field(default_factory=lambda: [1_000, 10_000, 60_000])
     # Broker-side safety net: a message redelivered this often (e.g. it crashes the consumer

@@ -17,7 +17,8 @@ from rewards.settings import RewardsSettings
 async def rewards_consumer(
     rewards_db: Database, amqp: aio_pika.abc.AbstractRobustConnection
 ) -> AsyncIterator[EventConsumer]:
-    """Rewards' consumer with its real handlers, consuming the isolated vhost."""
+    """Rewards' consumer with its real handlers, consuming the isolated vhost (in batches,
+    as the service runs it)."""
     consumer = EventConsumer(
         service="rewards",
         database=rewards_db,
@@ -25,6 +26,7 @@ async def rewards_consumer(
         retry_delays_ms=[100, 200],
         delivery_limit=5,
         prefetch=50,
+        batch_size=25,
     )
     await consumer.start(amqp, "crm.events")
     yield consumer

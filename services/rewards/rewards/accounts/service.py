@@ -182,6 +182,31 @@ async def hold_account(
         await open_account(session=session, tenant_id=tenant_id, customer_id=customer_id)
 
 
+_LOCK_CUSTOMER_ACCOUNTS = text(
+    "SELECT customer_id FROM rewards.accounts WHERE tenant_id = CAST(:tenant AS uuid) "
+    "AND customer_id = ANY(CAST(:customers AS uuid[])) AND kind = 'customer' "
+    "ORDER BY customer_id FOR UPDATE"
+)
+
+
+async def hold_accounts(
+    *, session: AsyncSession, tenant_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
+) -> None:
+    """:func:`hold_account` for many customers: the existing accounts locked in one statement,
+    in the order of their customer ids (two transactions locking overlapping sets wait for
+    each other instead of deadlocking), then the missing ones opened, in the same order."""
+    wanted = sorted(set(customer_ids))
+    if not wanted:
+        return
+    held = await session.execute(
+        _LOCK_CUSTOMER_ACCOUNTS, {"tenant": tenant_id, "customers": wanted}
+    )
+    found = {row[0] for row in held.all()}
+    for customer_id in wanted:
+        if customer_id not in found:
+            await open_account(session=session, tenant_id=tenant_id, customer_id=customer_id)
+
+
 async def _ensure_account(
     session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID
 ) -> None:

@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_shared.db import utcnow
 from crm_shared.events import Envelope, Event
-from crm_shared.events.consumer import Handler
+from crm_shared.events.consumer import BatchHandler, Handler
 from crm_shared.privacy import ProfileRef
 from rewards.accounts import service as ledger
 from rewards.purchases.events import PurchaseRecorded, PurchaseRefunded
@@ -202,7 +202,7 @@ async def set_up_tenant(
     await service.ensure_tenant(session, tenant_id=event.tenant_id, welcome_points=welcome_points)
 
 
-async def pay_interaction(
+async def pay_one_interaction(
     event: InteractionRecorded,
     *,
     envelope: Envelope,
@@ -229,6 +229,63 @@ async def pay_interaction(
             else None
         ),
     )
+
+
+async def pay_interaction(
+    events: list[InteractionRecorded],
+    *,
+    envelopes: list[Envelope],
+    session: AsyncSession,
+    welcome_points: int,
+    ttl_days: int,
+) -> None:
+    """Rules on interactions, for a batch of them (named as the one-event handler was: its
+    inbox key). Per tenant, the customers' accounts locked in one
+    statement (in customer order), then their events paid together (``service.pay_many``),
+    or one by one, in order, when the batch needs that."""
+    by_tenant: dict[uuid.UUID, list[tuple[InteractionRecorded, Envelope]]] = {}
+    for event, envelope in zip(events, envelopes, strict=True):
+        by_tenant.setdefault(envelope.tenantid, []).append((event, envelope))
+    for tenant_id, items in by_tenant.items():
+        await service.ensure_tenant(session, tenant_id=tenant_id, welcome_points=welcome_points)
+        known = [(e, envelope) for e, envelope in items if e.customer_id is not None]
+        await ledger.hold_accounts(
+            session=session,
+            tenant_id=tenant_id,
+            customer_ids=[e.customer_id for e, _ in known if e.customer_id is not None],
+        )
+        calls = [
+            service.TriggerCall(
+                event_id=envelope.id,
+                customer_id=e.customer_id,
+                occurred_at=e.occurred_at,
+                data={
+                    "channel": e.channel,
+                    "kind": e.kind,
+                    "sentiment": e.sentiment,
+                    "sentiment_label": e.sentiment_label,
+                },
+            )
+            for e, envelope in known
+            if e.customer_id is not None
+        ]
+        together = await service.pay_many(
+            session,
+            tenant_id=tenant_id,
+            trigger=Trigger.INTERACTION_RECORDED,
+            calls=calls,
+            ttl_days=ttl_days,
+        )
+        for event, envelope in items:
+            if together and event.customer_id is not None:
+                continue
+            await pay_one_interaction(
+                event,
+                envelope=envelope,
+                session=session,
+                welcome_points=welcome_points,
+                ttl_days=ttl_days,
+            )
 
 
 async def pay_poll_vote(
@@ -383,7 +440,7 @@ def rule_handlers(*, welcome_points: int, ttl_days: int) -> list[Handler[Any]]:
     """The handlers of rules, with their settings bound (sign-up is accounts' handler)."""
     return [
         Handler(TenantCreated, partial(set_up_tenant, welcome_points=welcome_points)),
-        Handler(
+        BatchHandler(
             InteractionRecorded,
             partial(pay_interaction, welcome_points=welcome_points, ttl_days=ttl_days),
         ),
