@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import TextClause, delete, text, tuple_
+from sqlalchemy import TextClause, delete, text
 from sqlalchemy.orm import instrumentation
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,7 +22,7 @@ from engagement.care import service as care
 from engagement.care.service import CarePolicy
 from engagement.ingestion.normalized import AuthorRef, NormalizedItem, Report
 from engagement.interactions.events import AuthorSeen, InteractionRecorded
-from engagement.interactions.models import Interaction, InteractionTracker, ProfileLink
+from engagement.interactions.models import Interaction, InteractionTracker
 from engagement.interactions.service import author_lock_key
 from engagement.listening import service as listening
 from engagement.listening.models import Tracker
@@ -185,11 +185,18 @@ async def _links(
     if not keys:
         return {}
     await lock_keys(session, [author_lock_key(tenant_id, c, u) for c, u in keys])
-    rows = await session.exec(
-        select(ProfileLink).where(
-            ProfileLink.tenant_id == tenant_id,
-            tuple_(col(ProfileLink.channel), col(ProfileLink.platform_user_id)).in_(list(keys)),
-        )
+    pairs = list(keys)
+    # Arrays, not an IN list of pairs: the statement's text (and so its prepared form) is
+    # the same whatever the batch's authors.
+    rows = await session.execute(
+        text(
+            f"SELECT l.channel, l.platform_user_id, l.customer_id "
+            f"FROM {session.info['schema']}.profile_links AS l "
+            "JOIN unnest(CAST(:channels AS text[]), CAST(:users AS text[])) "
+            "AS k(channel, platform_user_id) USING (channel, platform_user_id) "
+            "WHERE l.tenant_id = CAST(:tenant AS uuid)"
+        ),
+        {"tenant": tenant_id, "channels": [c for c, _ in pairs], "users": [u for _, u in pairs]},
     )
     return {(r.channel, r.platform_user_id): r.customer_id for r in rows}
 
