@@ -8,10 +8,13 @@ Meta's webhooks carry none and are trusted by their signature instead.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import uuid
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import orjson
@@ -24,13 +27,16 @@ from crm_shared.errors import CrmError, Forbidden, NotFound, Unauthenticated
 from crm_shared.http import requires
 from engagement.ingestion import platforms
 from engagement.ingestion.normalized import MalformedBody, NormalizedItem, Parsed, Rejection, Report
-from engagement.ingestion.service import ingest
+from engagement.ingestion.service import Analysis, analyse, ingest
 from engagement.settings import EngagementSettings
 
 Writer = Annotated[Principal, Depends(requires(Permission.INTERACTIONS_WRITE))]
 HubMode = Annotated[str | None, Query(alias="hub.mode")]
 HubToken = Annotated[str | None, Query(alias="hub.verify_token")]
 HubChallenge = Annotated[str | None, Query(alias="hub.challenge")]
+
+# NDJSON batches read and analysed ahead of the one being stored.
+BATCHES_AHEAD = 2
 
 
 class BodyTooLarge(CrmError):
@@ -56,19 +62,40 @@ def ingestion_router(settings: EngagementSettings) -> APIRouter:
                 )
         return bytes(body)
 
-    async def store(request: Request, tenant_id: uuid.UUID, parsed: Iterable[Parsed]) -> Report:
-        """Store a whole request's items in one transaction."""
-        report = Report()
-        items = _collect(parsed, report)
-        db: Database = request.app.state.db
+    async def analysed(
+        db: Database, tenant_id: uuid.UUID, items: list[NormalizedItem]
+    ) -> list[Analysis]:
+        """The items' analysis, made before (and outside) the transaction that stores them."""
+        async with db.session() as session:
+            return await analyse(
+                session=session,
+                tenant_id=tenant_id,
+                items=items,
+                min_confidence=settings.language_min_confidence,
+            )
+
+    async def store_batch(
+        db: Database, tenant_id: uuid.UUID, items: list[NormalizedItem], analysis: list[Analysis]
+    ) -> Report:
+        """Store analysed items in one transaction."""
         async with db.session() as session, session.begin():
             counts, _ = await ingest(
                 session=session,
                 tenant_id=tenant_id,
                 items=items,
                 min_confidence=settings.language_min_confidence,
+                analysis=analysis,
             )
-        report.add(counts)
+        return counts
+
+    async def store(request: Request, tenant_id: uuid.UUID, parsed: Iterable[Parsed]) -> Report:
+        """Store a whole request's items in one transaction."""
+        report = Report()
+        items = _collect(parsed, report)
+        db: Database = request.app.state.db
+        if items:
+            analysis = await analysed(db, tenant_id, items)
+            report.add(await store_batch(db, tenant_id, items, analysis))
         return report
 
     @router.post("/x", response_model=Report)
@@ -110,35 +137,56 @@ def ingestion_router(settings: EngagementSettings) -> APIRouter:
 
     @router.post("/ndjson", response_model=Report)
     async def ingest_ndjson(request: Request, principal: Writer) -> Report:
-        """Normalized interactions, one per line, read as a stream and stored in batches."""
+        """Normalized interactions, one per line, read as a stream and stored in batches.
+
+        Reading, analysing and storing overlap: while one batch is stored, the next is read,
+        parsed and analysed, and no more than ``BATCHES_AHEAD`` wait analysed (so a
+        slow database slows the reading of the body instead of filling the memory).
+        """
         report = Report()
         db: Database = request.app.state.db
-        batch: list[NormalizedItem] = []
+        tenant_id = principal.tenant_id
+        # Analysed batches waiting to be stored; the reader waits while it is full.
+        ready: asyncio.Queue[_Batch | Exception | None] = asyncio.Queue(maxsize=BATCHES_AHEAD)
 
-        async def flush() -> None:
-            async with db.session() as session, session.begin():
-                counts, _ = await ingest(
-                    session=session,
-                    tenant_id=principal.tenant_id,
-                    items=batch,
-                    min_confidence=settings.language_min_confidence,
-                )
-            report.add(counts)
-            batch.clear()
+        async def analysed_batch(batch: _Batch) -> _Batch:
+            batch.analysis = await analysed(db, tenant_id, batch.items)
+            return batch
 
-        async for number, line in _stream_lines(request):
+        async def read() -> None:
             try:
-                data: Any = _json_line(line, number)
-            except MalformedBody as exc:
-                report.rejected.append(
-                    Rejection(index=number, id=None, field="line", message=exc.message)
-                )
-                continue
-            batch.extend(_collect([platforms.parse_normalized_item(number, data)], report))
-            if len(batch) >= settings.ingest_batch_size:
-                await flush()
-        if batch:
-            await flush()
+                batch = _Batch()
+                async for number, line in _stream_lines(request):
+                    try:
+                        data: Any = _json_line(line, number)
+                    except MalformedBody as exc:
+                        batch.report.rejected.append(
+                            Rejection(index=number, id=None, field="line", message=exc.message)
+                        )
+                        continue
+                    batch.items.extend(
+                        _collect([platforms.parse_normalized_item(number, data)], batch.report)
+                    )
+                    if len(batch.items) >= settings.ingest_batch_size:
+                        await ready.put(await analysed_batch(batch))
+                        batch = _Batch()
+                await ready.put(await analysed_batch(batch))
+                await ready.put(None)
+            except Exception as exc:  # a broken body, the database: the request fails with it
+                await ready.put(exc)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (batch := await ready.get()) is not None:
+                if isinstance(batch, Exception):
+                    raise batch
+                report.add(batch.report)
+                if batch.items:
+                    report.add(await store_batch(db, tenant_id, batch.items, batch.analysis))
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
         return report
 
     def verify_signature(tenant_id: uuid.UUID, body: bytes, header: str | None) -> None:
@@ -190,6 +238,15 @@ def ingestion_router(settings: EngagementSettings) -> APIRouter:
         return handshake(mode, token, challenge)
 
     return router
+
+
+@dataclass
+class _Batch:
+    """NDJSON lines read: the items to store, their analysis, what was rejected or ignored."""
+
+    items: list[NormalizedItem] = field(default_factory=list)
+    analysis: list[Analysis] = field(default_factory=list)
+    report: Report = field(default_factory=Report)
 
 
 def _tenant(value: str) -> uuid.UUID:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import delete, text, tuple_
-from sqlalchemy.dialects.postgresql import insert
+import orjson
+from sqlalchemy import TextClause, delete, text
+from sqlalchemy.orm import instrumentation
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -20,7 +22,7 @@ from engagement.care import service as care
 from engagement.care.service import CarePolicy
 from engagement.ingestion.normalized import AuthorRef, NormalizedItem, Report
 from engagement.interactions.events import AuthorSeen, InteractionRecorded
-from engagement.interactions.models import Interaction, InteractionTracker, ProfileLink
+from engagement.interactions.models import Interaction, InteractionTracker
 from engagement.interactions.service import author_lock_key
 from engagement.listening import service as listening
 from engagement.listening.models import Tracker
@@ -29,6 +31,47 @@ from engagement.trends import service as trends
 from engagement.understanding import Understanding, understand
 
 Outcome = Literal["accepted", "duplicate", "updated"]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What one item's text says: language and sentiment, and the trackers it matches."""
+
+    understanding: Understanding
+    tracker_ids: tuple[uuid.UUID, ...]
+
+
+def analyse_items(
+    items: Sequence[NormalizedItem], trackers: Sequence[Tracker], *, min_confidence: float
+) -> list[Analysis]:
+    """Each item's :class:`Analysis`: CPU work only, no database (run it in a worker thread)."""
+    return [
+        Analysis(
+            understand(item.text, min_confidence=min_confidence),
+            tuple(listening.matching(item.text, trackers)),
+        )
+        for item in items
+    ]
+
+
+async def analyse(
+    *,
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    items: Sequence[NormalizedItem],
+    min_confidence: float,
+) -> list[Analysis]:
+    """Read the tenant's trackers and analyse ``items`` in a worker thread.
+
+    Call it before the storing transaction opens, with a session of its own: the analysis
+    costs more than the storing, and inside the transaction it would hold the batch's author
+    locks (and a connection) meanwhile. A tracker created in between matches from the next
+    batch on, as one created just after the commit would.
+    """
+    if not items:
+        return []
+    trackers = await listening.list_trackers(session=session, tenant_id=tenant_id)
+    return await asyncio.to_thread(analyse_items, items, trackers, min_confidence=min_confidence)
 
 
 @dataclass(frozen=True)
@@ -47,23 +90,24 @@ async def ingest(
     items: Sequence[NormalizedItem],
     min_confidence: float,
     policy: CarePolicy | None = None,
+    analysis: Sequence[Analysis] | None = None,
 ) -> tuple[Report, list[Stored]]:
     """Store ``items`` in the caller's transaction; the counts and each item's row.
 
-    The batch costs a fixed number of statements, not a few per item: new items are inserted
-    in one statement, their tracker matches in another, their authors upserted in one, and
-    their events written to the outbox in one round trip. Items already stored (or repeated
-    within the batch) are then taken one by one, in order, as edits or duplicates. Care
-    follows every new interaction in the same transaction (cases, the brand's replies) by
-    ``policy``, this process's settings by default.
+    ``analysis`` (from :func:`analyse`, one per item, made before the transaction) is done
+    here when not given. The batch costs a fixed number of statements, not a few per item:
+    new items are inserted in one statement, their tracker matches in another, their
+    authors upserted in one, and their events written to the outbox in one. Items already
+    stored (or repeated within the batch) are then taken one by one, in order, as edits or
+    duplicates. Care follows every new interaction in the same transaction (cases, the
+    brand's replies) by ``policy``, this process's settings by default.
     """
     if not items:
         return Report(), []
-    # Language and sentiment are CPU work: keep the event loop free meanwhile.
-    understood = await asyncio.to_thread(
-        lambda: [understand(i.text, min_confidence=min_confidence) for i in items]
-    )
-    trackers = await listening.list_trackers(session=session, tenant_id=tenant_id)
+    if analysis is None:
+        analysis = await analyse(
+            session=session, tenant_id=tenant_id, items=items, min_confidence=min_confidence
+        )
     links = await _links(session, tenant_id, items)
     brand = await care.brand_account_keys(session=session, tenant_id=tenant_id)
     policy = policy or care.default_policy()
@@ -74,18 +118,15 @@ async def ingest(
     for index, item in enumerate(items):
         first.setdefault((item.channel, item.platform_id), index)
     rows = {
-        index: _row(tenant_id, items[index], understood[index], links, brand, now)
+        index: _row(tenant_id, items[index], analysis[index].understanding, links, brand, now)
         for index in first.values()
     }
-    inserted = await _insert_new(session, list(rows.values()))
+    inserted = await _insert_new(session, tenant_id, now, list(rows.values()))
 
     results: dict[int, Stored] = {}
     for index, values in rows.items():
-        item = items[index]
-        if (item.channel, item.platform_id) in inserted:
-            interaction = Interaction(**values)
-            matched = listening.matching(item.text, trackers)
-            results[index] = Stored("accepted", interaction, tuple(matched))
+        if values["id"] in inserted:
+            results[index] = Stored("accepted", _interaction(values), analysis[index].tracker_ids)
     new = [(items[i], results[i]) for i in sorted(results)]
     await _set_all_matches(session, tenant_id, [s for _, s in new])
     await record_events(
@@ -104,7 +145,7 @@ async def ingest(
     # What was stored before, or comes twice in this batch: an edit or a duplicate, in order.
     for index, item in enumerate(items):
         if index not in results:
-            results[index] = await _known(session, tenant_id, item, understood[index], trackers)
+            results[index] = await _known(session, tenant_id, item, analysis[index])
 
     report = Report()
     stored = [results[index] for index in range(len(items))]
@@ -144,11 +185,18 @@ async def _links(
     if not keys:
         return {}
     await lock_keys(session, [author_lock_key(tenant_id, c, u) for c, u in keys])
-    rows = await session.exec(
-        select(ProfileLink).where(
-            ProfileLink.tenant_id == tenant_id,
-            tuple_(col(ProfileLink.channel), col(ProfileLink.platform_user_id)).in_(list(keys)),
-        )
+    pairs = list(keys)
+    # Arrays, not an IN list of pairs: the statement's text (and so its prepared form) is
+    # the same whatever the batch's authors.
+    rows = await session.execute(
+        text(
+            f"SELECT l.channel, l.platform_user_id, l.customer_id "
+            f"FROM {session.info['schema']}.profile_links AS l "
+            "JOIN unnest(CAST(:channels AS text[]), CAST(:users AS text[])) "
+            "AS k(channel, platform_user_id) USING (channel, platform_user_id) "
+            "WHERE l.tenant_id = CAST(:tenant AS uuid)"
+        ),
+        {"tenant": tenant_id, "channels": [c for c, _ in pairs], "users": [u for _, u in pairs]},
     )
     return {(r.channel, r.platform_user_id): r.customer_id for r in rows}
 
@@ -188,19 +236,74 @@ def _row(
     }
 
 
-async def _insert_new(session: AsyncSession, rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
-    """Insert the rows whose platform item is not stored yet; the ``(channel, platform id)``
-    of those inserted. One statement (SQLAlchemy's insertmanyvalues pages it)."""
+# The columns of a new interaction given as arrays, and their types.
+_NEW_COLUMNS = (
+    ("id", "uuid"),
+    ("channel", "text"),
+    ("platform_id", "text"),
+    ("kind", "text"),
+    ("thread_id", "text"),
+    ("parent_id", "text"),
+    ("author_platform_user_id", "text"),
+    ("author_handle", "text"),
+    ("author_display_name", "text"),
+    ("customer_id", "uuid"),
+    ("text", "text"),
+    ("language", "text"),
+    ("sentiment_score", "float8"),
+    ("sentiment_label", "text"),
+    ("rating", "smallint"),
+    ("by_brand", "boolean"),
+    ("created_at", "timestamptz"),
+    ("edited_at", "timestamptz"),
+    ("raw", "text"),
+)
+
+
+@functools.cache
+def _insert_new_statement(schema: str) -> TextClause:
+    names = [name for name, _ in _NEW_COLUMNS]
+    arrays = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _NEW_COLUMNS)
+    values = ", ".join("CAST(raw AS jsonb)" if name == "raw" else name for name in names)
+    return text(
+        f"INSERT INTO {schema}.interactions ({', '.join(names)}, tenant_id, received_at) "
+        f"SELECT {values}, CAST(:tenant AS uuid), CAST(:now AS timestamptz) "
+        f"FROM unnest({arrays}) AS t({', '.join(names)}) "
+        "ON CONFLICT ON CONSTRAINT interactions_platform_item DO NOTHING RETURNING id"
+    )
+
+
+async def _insert_new(
+    session: AsyncSession, tenant_id: uuid.UUID, now: datetime, rows: list[dict[str, Any]]
+) -> set[uuid.UUID]:
+    """Insert the rows whose platform item is not stored yet; the ids of those inserted.
+
+    One statement over arrays (``unnest``): its cost hardly grows with the rows, where a
+    multi-row ``VALUES`` has SQLAlchemy bind and render every value of every row.
+    """
     if not rows:
         return set()
-    table = Interaction.__table__  # type: ignore[attr-defined]
-    result = await session.execute(
-        insert(table)
-        .on_conflict_do_nothing(constraint="interactions_platform_item")
-        .returning(table.c.channel, table.c.platform_id),
-        rows,
-    )
-    return {(r.channel, r.platform_id) for r in result}
+    params: dict[str, Any] = {"tenant": tenant_id, "now": now}
+    for name, _ in _NEW_COLUMNS:
+        params[name] = [row[name] for row in rows]
+    params["raw"] = [orjson.dumps(raw).decode() for raw in params["raw"]]
+    result = await session.execute(_insert_new_statement(session.info["schema"]), params)
+    return set(result.scalars())
+
+
+# Builds instances the way the ORM builds the ones it loads: straight into their __dict__.
+_INTERACTIONS = instrumentation.manager_of_class(Interaction)
+
+
+def _interaction(values: dict[str, Any]) -> Interaction:
+    """The new row as an :class:`Interaction`, not attached to the session.
+
+    Built as the ORM builds a row it loads, without ``__init__``'s attribute events, which
+    cost more per item than the rest of storing it.
+    """
+    interaction: Interaction = _INTERACTIONS.new_instance()
+    interaction.__dict__.update(values)
+    return interaction
 
 
 async def _set_all_matches(
@@ -278,8 +381,7 @@ async def _known(
     session: AsyncSession,
     tenant_id: uuid.UUID,
     item: NormalizedItem,
-    understanding: Understanding,
-    trackers: Sequence[Tracker],
+    analysis: Analysis,
 ) -> Stored:
     """The item is already stored: a changed text updates it, the same text is a duplicate."""
     found = await session.exec(
@@ -296,6 +398,7 @@ async def _known(
         return Stored("duplicate", interaction)
     interaction.text = item.text
     interaction.edited_at = item.edited_at or utcnow()
+    understanding = analysis.understanding
     interaction.language = understanding.language
     interaction.sentiment_score = understanding.sentiment_score
     interaction.sentiment_label = understanding.sentiment_label
@@ -305,7 +408,7 @@ async def _known(
     await session.execute(
         delete(InteractionTracker).where(col(InteractionTracker.interaction_id) == interaction.id)
     )
-    await _set_matches(session, tenant_id, interaction.id, listening.matching(item.text, trackers))
+    await _set_matches(session, tenant_id, interaction.id, list(analysis.tracker_ids))
     return Stored("updated", interaction)
 
 
@@ -320,7 +423,19 @@ async def _set_matches(
 
 async def _insert_matches(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     if rows:
-        await session.execute(insert(InteractionTracker.__table__), rows)  # type: ignore[attr-defined]
+        await session.execute(
+            text(
+                f"INSERT INTO {session.info['schema']}.interaction_trackers "
+                "(interaction_id, tracker_id, tenant_id) SELECT * FROM unnest("
+                "CAST(:interactions AS uuid[]), CAST(:trackers AS uuid[]), "
+                "CAST(:tenants AS uuid[]))"
+            ),
+            {
+                "interactions": [r["interaction_id"] for r in rows],
+                "trackers": [r["tracker_id"] for r in rows],
+                "tenants": [r["tenant_id"] for r in rows],
+            },
+        )
 
 
 async def _first_sightings(
