@@ -105,7 +105,8 @@ def stack(provisioned: devstack.Stack) -> Iterator[devstack.Stack]:
     """All four services running against the test database and vhost."""
     processes = devstack.start(provisioned)
     try:
-        devstack.wait_ready(provisioned, tuple(processes), timeout=240)
+        # Under load average ~20 on 2 cores identity was not ready after 240 s once.
+        devstack.wait_ready(provisioned, tuple(processes), timeout=420)
         yield provisioned
     finally:
         devstack.stop(processes)
