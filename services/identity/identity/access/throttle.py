@@ -150,7 +150,8 @@ async def forget_expired(db: Database, *, settings: ThrottleSettings) -> int:
     async with db.session() as session, session.begin():
         result = await session.execute(
             text(
-                "DELETE FROM identity.login_throttle WHERE first_failed_at < now() - :age "
+                "DELETE FROM identity.login_throttle "
+                "WHERE first_failed_at < now() - CAST(:age AS interval) "
                 "AND (locked_until IS NULL OR locked_until < now())"
             ),
             {"age": timedelta(seconds=settings.window_seconds)},
