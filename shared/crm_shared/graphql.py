@@ -183,14 +183,18 @@ V = TypeVar("V")
 Fetch = Callable[[AsyncSession, uuid.UUID, Sequence[K]], Awaitable[Mapping[K, V]]]
 
 
-def keyed_loader(info: CrmInfo, name: str, fetch: Fetch[K, V], default: V) -> DataLoader[K, V]:
+def keyed_loader(
+    info: CrmInfo, name: str, fetch: Fetch[K, V], default: V, *, writes: bool = False
+) -> DataLoader[K, V]:
     """The request's batch loader ``name``: ``fetch(session, tenant_id, keys)`` answers a
-    mapping for the caller's tenant; keys it lacks get ``default``."""
+    mapping for the caller's tenant; keys it lacks get ``default``. A fetch that writes what
+    it finds missing (``writes``) runs in a transaction of its own, committed."""
     context = info.context
     tenant_id = context.tenant_id
 
     async def load(keys: list[K]) -> list[V]:
-        async with context.session() as session:
+        block = context.transaction() if writes else context.session()
+        async with block as session:
             found = await fetch(session, tenant_id, keys)
         return [found.get(key, default) for key in keys]
 

@@ -129,32 +129,32 @@ class ReferralProgramType:
 async def _codes(
     session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
 ) -> Mapping[uuid.UUID, str | None]:
-    async with session.begin():
-        found: dict[uuid.UUID, str | None] = dict(
-            await service.get_codes(session=session, tenant_id=tenant_id, customer_ids=ids)
-        )
-        missing = [i for i in ids if i not in found]
-        if missing:
-            # Customers from before referrals existed get their code on first sight.
-            known = await session.exec(
-                select(Account.customer_id).where(
-                    Account.tenant_id == tenant_id,
-                    Account.kind == AccountKind.CUSTOMER.value,
-                    col(Account.customer_id).in_(missing),
-                )
+    found: dict[uuid.UUID, str | None] = dict(
+        await service.get_codes(session=session, tenant_id=tenant_id, customer_ids=ids)
+    )
+    missing = [i for i in ids if i not in found]
+    if missing:
+        # Customers from before referrals existed get their code on first sight.
+        known = await session.exec(
+            select(Account.customer_id).where(
+                Account.tenant_id == tenant_id,
+                Account.kind == AccountKind.CUSTOMER.value,
+                col(Account.customer_id).in_(missing),
             )
-            for customer_id in known.all():
-                if customer_id is not None:
-                    made = await service.code_for(
-                        session=session, tenant_id=tenant_id, customer_id=customer_id
-                    )
-                    found[customer_id] = made.code
+        )
+        for customer_id in known.all():
+            if customer_id is not None:
+                made = await service.code_for(
+                    session=session, tenant_id=tenant_id, customer_id=customer_id
+                )
+                found[customer_id] = made.code
     return found
 
 
 def code_loader(info: CrmInfo) -> DataLoader[uuid.UUID, str | None]:
     """The request's batch loader of referral codes (None: no such customer)."""
-    return keyed_loader(info, "referral_codes", _codes, None)
+    # Customers from before referrals existed get their code on first sight: it writes.
+    return keyed_loader(info, "referral_codes", _codes, None, writes=True)
 
 
 async def _program(info: CrmInfo, tenant_id: uuid.UUID) -> ProgramSettings:
