@@ -25,9 +25,13 @@ from tests.support.otlp import OtlpReceiver
 
 ADMIN_DSN = os.environ.get("CRM_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_BASE = os.environ.get("CRM_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672")
-TEST_DB = os.environ.get("CRM_TEST_DB", "crm_test")
+# Under pytest-xdist (`make test` runs two workers) each worker is a run of its own: its own
+# database, vhost and ports (50 apart: a run uses PORT_BASE to PORT_BASE + 33).
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_WORKER_INDEX = int(WORKER.removeprefix("gw")) if WORKER else 0
+TEST_DB = os.environ.get("CRM_TEST_DB", "crm_test") + (f"_{WORKER}" if WORKER else "")
 TEST_VHOST = TEST_DB
-PORT_BASE = int(os.environ.get("CRM_TEST_PORT_BASE", "18000"))
+PORT_BASE = int(os.environ.get("CRM_TEST_PORT_BASE", "18000")) + 50 * _WORKER_INDEX
 
 
 def _reset_vhost(vhost: str) -> None:
