@@ -102,6 +102,11 @@ class PlatformRefused(CrmError):
     http_status = 502
 
 
+def _uuid(value: uuid.UUID) -> uuid.UUID:
+    """A plain ``uuid.UUID`` (asyncpg returns its own subclass, which orjson refuses)."""
+    return uuid.UUID(str(value))
+
+
 # --- configuration --------------------------------------------------------------------------
 
 
@@ -480,6 +485,7 @@ async def sync_account(
     settings: EngagementSettings,
     account_id: uuid.UUID,
     http: httpx.AsyncClient,
+    pulled: Pulled | None = None,
 ) -> Pulled:
     """Pull every source of the account, page by page, each page stored with its cursor.
 
@@ -489,7 +495,7 @@ async def sync_account(
     async with db.session() as session:
         account = await session.get(ConnectedAccount, account_id)
         if account is None or account.status != "active":
-            return Pulled()
+            return pulled if pulled is not None else Pulled()
         query = account.settings.get("query")
         if query is None:
             query = await _tracker_query(session, account.tenant_id, account.channel)
@@ -500,7 +506,7 @@ async def sync_account(
     sources = platform.sources(
         account_user_id=account.platform_user_id, settings={**account.settings, "query": query}
     )
-    done = Pulled()
+    done = pulled if pulled is not None else Pulled()
     for source in sources:
         for _ in range(settings.connector_max_pages_per_round):
             complete = await pull_page(
@@ -574,7 +580,7 @@ async def pull_page(
         if items:
             await ingest(
                 session=session,
-                tenant_id=account.tenant_id,
+                tenant_id=_uuid(account.tenant_id),
                 items=items,
                 min_confidence=settings.language_min_confidence,
                 analysis=analysis,
@@ -632,7 +638,7 @@ async def claim_due_accounts(
             ),
             {"lease": lease, "limit": limit},
         )
-        return [r[0] for r in rows]
+        return [_uuid(r[0]) for r in rows]
 
 
 async def run_account_round(
@@ -643,8 +649,8 @@ async def run_account_round(
     outcome: dict[str, Any] = {}
     pulled = Pulled()
     try:
-        pulled = await asyncio.wait_for(
-            sync_account(db=db, settings=settings, account_id=account_id, http=http),
+        await asyncio.wait_for(
+            sync_account(db=db, settings=settings, account_id=account_id, http=http, pulled=pulled),
             timeout=settings.connector_account_round_seconds,
         )
         outcome = {
@@ -747,10 +753,16 @@ async def queue_care_reply(
     *, session: AsyncSession, tenant_id: uuid.UUID, interaction_id: uuid.UUID
 ) -> Publication | None:
     """If the interaction is a care reply still to publish and its brand account is
-    connected, queue it (once: the interaction is unique among publications)."""
+    connected, queue it (once: the interaction is unique among publications). Care's
+    ``publish_status`` stays ``to_publish`` until the platform answers."""
     reply = await session.get(CaseReply, interaction_id, with_for_update=True)
     if reply is None or reply.tenant_id != tenant_id or reply.publish_status != "to_publish":
         return None
+    queued = await session.exec(
+        select(Publication.id).where(Publication.interaction_id == interaction_id)
+    )
+    if queued.first() is not None:
+        return None  # queued already (a redelivered event)
     interaction = await session.get(Interaction, interaction_id)
     if interaction is None:
         return None
@@ -778,8 +790,6 @@ async def queue_care_reply(
         requested_by=reply.replied_by,
     )
     session.add(publication)
-    reply.publish_status = "queued"
-    session.add(reply)
     await session.flush()
     return publication
 
@@ -813,7 +823,7 @@ async def retry_publication(
     if publication.interaction_id is not None:
         reply = await session.get(CaseReply, publication.interaction_id)
         if reply is not None:
-            reply.publish_status = "queued"
+            reply.publish_status = "to_publish"
             session.add(reply)
     await session.flush()
     return publication
@@ -842,7 +852,7 @@ async def _fail(session: AsyncSession, publication: Publication, error: str) -> 
             interaction_id=publication.interaction_id,
             case_id=publication.case_id,
         ),
-        tenant_id=publication.tenant_id,
+        tenant_id=_uuid(publication.tenant_id),
         subject=str(publication.id),
     )
 
@@ -881,7 +891,7 @@ async def claim_due_publications(
             ),
             {"lease": lease, "limit": limit},
         )
-        return [r[0] for r in rows]
+        return [_uuid(r[0]) for r in rows]
 
 
 async def send_publication(
@@ -1016,7 +1026,7 @@ async def _finish_published(
             )
             _, stored = await ingest(
                 session=session,
-                tenant_id=publication.tenant_id,
+                tenant_id=_uuid(publication.tenant_id),
                 items=[item],
                 min_confidence=settings.language_min_confidence,
             )
@@ -1040,7 +1050,7 @@ async def _finish_published(
                 case_id=publication.case_id,
                 published_at=now,
             ),
-            tenant_id=publication.tenant_id,
+            tenant_id=_uuid(publication.tenant_id),
             subject=str(publication.id),
         )
 
