@@ -4,6 +4,7 @@ stack (no services running: the connector runs in-process, or in a process the t
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -17,10 +18,21 @@ from crm_shared.sealed import KeyRing
 from engagement.connectors import service
 from engagement.connectors.models import ConnectedAccount
 from engagement.settings import EngagementSettings
-from tests.conftest import AMQP_BASE
+from tests.conftest import AMQP_BASE, PORT_BASE
 from tests.engagement.connectors.fake_platforms import FakePlatforms
 
 TOKEN_KEY = KeyRing.new_key()
+# The running stack's engagement reaches the fakes of the GraphQL tests on a port of this run's
+# range; set at collection, before any service starts (the services inherit the environment).
+STACK_FAKE_PORT = PORT_BASE + 40
+os.environ.setdefault("ENGAGEMENT_CONNECTOR_TOKEN_KEYS", json.dumps([TOKEN_KEY]))
+os.environ.setdefault("ENGAGEMENT_CONNECTOR_APPS", json.dumps(FakePlatforms.apps()))
+os.environ.setdefault(
+    "ENGAGEMENT_CONNECTOR_URLS", json.dumps(FakePlatforms.urls_at(STACK_FAKE_PORT))
+)
+os.environ.setdefault("ENGAGEMENT_OUTBOUND_ALLOWED_NETWORKS", json.dumps(["127.0.0.1/32"]))
+os.environ.setdefault("ENGAGEMENT_CONNECTOR_SYNC_INTERVAL_SECONDS", "1")
+os.environ.setdefault("ENGAGEMENT_CONNECTOR_PUBLISH_INTERVAL_SECONDS", "1")
 
 
 @pytest.fixture
@@ -54,6 +66,15 @@ def make_settings(isolated: devstack.Stack, fake: FakePlatforms, **more: Any) ->
         k: json.loads(v) if v.startswith(("[", "{")) else v for k, v in fields.items()
     }
     return EngagementSettings(**(parsed | more))
+
+
+@pytest.fixture
+def stack_fake() -> Iterator[FakePlatforms]:
+    """The fakes the running stack's engagement talks to (on ``STACK_FAKE_PORT``)."""
+    platforms = FakePlatforms()
+    platforms.start(STACK_FAKE_PORT)
+    yield platforms
+    platforms.stop()
 
 
 @pytest.fixture

@@ -120,18 +120,24 @@ class FakePlatforms:
 
     def urls(self) -> dict[str, dict[str, str]]:
         """``ENGAGEMENT_CONNECTOR_URLS`` pointing every platform here."""
+        return self.urls_at(self.port)
+
+    @staticmethod
+    def urls_at(port: int) -> dict[str, dict[str, str]]:
+        """``ENGAGEMENT_CONNECTOR_URLS`` for fakes on ``port``."""
+        base = f"http://127.0.0.1:{port}"
         return {
             "x": {
-                "api": f"{self.base}/x",
-                "authorize": f"{self.base}/x/i/oauth2/authorize",
-                "token": f"{self.base}/x/2/oauth2/token",
-                "revoke": f"{self.base}/x/2/oauth2/revoke",
+                "api": f"{base}/x",
+                "authorize": f"{base}/x/i/oauth2/authorize",
+                "token": f"{base}/x/2/oauth2/token",
+                "revoke": f"{base}/x/2/oauth2/revoke",
             },
             "reddit": {
-                "api": f"{self.base}/reddit",
-                "authorize": f"{self.base}/reddit/api/v1/authorize",
-                "token": f"{self.base}/reddit/api/v1/access_token",
-                "revoke": f"{self.base}/reddit/api/v1/revoke_token",
+                "api": f"{base}/reddit",
+                "authorize": f"{base}/reddit/api/v1/authorize",
+                "token": f"{base}/reddit/api/v1/access_token",
+                "revoke": f"{base}/reddit/api/v1/revoke_token",
             },
         }
 
