@@ -33,7 +33,10 @@ RECORDED = Path(__file__).parent / "recorded"
 X_CLIENT = ("x-client-id", None)  # a public client: PKCE, client_id in the form
 REDDIT_CLIENT = ("reddit-client-id", "reddit-client-secret")  # a confidential web app
 
+YOUTUBE_CLIENT = ("youtube-client-id", "youtube-client-secret")  # Google: secret in the form
+
 X_SCOPES = {"tweet.read", "tweet.write", "users.read", "offline.access"}
+YOUTUBE_SCOPE = "https://www.googleapis.com/auth/youtube.force-ssl"
 REDDIT_SCOPES = {"identity", "read", "submit", "privatemessages", "history"}
 
 
@@ -87,6 +90,8 @@ class FakePlatforms:
         self.x_posts: list[dict[str, Any]] = []
         self.reddit_new = recorded("reddit_askreddit_new.json")
         self.reddit_comments: list[dict[str, Any]] = []
+        self.youtube_threads = recorded("youtube_comment_threads_all_to_me.json")
+        self.youtube_comments: list[dict[str, Any]] = []
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
         self.port = 0
@@ -139,6 +144,12 @@ class FakePlatforms:
                 "token": f"{base}/reddit/api/v1/access_token",
                 "revoke": f"{base}/reddit/api/v1/revoke_token",
             },
+            "youtube": {
+                "api": f"{base}/youtube/v3",
+                "authorize": f"{base}/youtube/o/oauth2/v2/auth",
+                "token": f"{base}/youtube/token",
+                "revoke": f"{base}/youtube/revoke",
+            },
         }
 
     @staticmethod
@@ -146,6 +157,7 @@ class FakePlatforms:
         return {
             "x": {"client_id": X_CLIENT[0]},
             "reddit": {"client_id": REDDIT_CLIENT[0], "client_secret": REDDIT_CLIENT[1]},
+            "youtube": {"client_id": YOUTUBE_CLIENT[0], "client_secret": YOUTUBE_CLIENT[1]},
         }
 
     # --- what tests set --------------------------------------------------------------------
@@ -164,11 +176,16 @@ class FakePlatforms:
         """The person's consent: the authorize URL's checks, then the code for the redirect."""
         parts = urlsplit(url)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        channel = "x" if parts.path.startswith("/x/") else "reddit"
+        channel = parts.path.split("/")[1]
+        clients = {"x": X_CLIENT, "reddit": REDDIT_CLIENT, "youtube": YOUTUBE_CLIENT}
         assert query["response_type"] == "code"
-        assert query["client_id"] == (X_CLIENT if channel == "x" else REDDIT_CLIENT)[0]
+        assert query["client_id"] == clients[channel][0]
         scopes = set(query["scope"].split())
-        if channel == "x":
+        if channel == "youtube":
+            assert query["code_challenge_method"] == "S256"
+            assert query["access_type"] == "offline"
+            assert scopes == {YOUTUBE_SCOPE}
+        elif channel == "x":
             # X requires PKCE; S256 or plain.
             assert query["code_challenge_method"] == "S256", "X needs a PKCE challenge"
             assert scopes <= X_SCOPES
@@ -201,6 +218,11 @@ class FakePlatforms:
             Route("/reddit/r/{name}/new", self.reddit_listing),
             Route("/reddit/message/inbox", self.reddit_inbox),
             Route("/reddit/api/comment", self.reddit_comment, methods=["POST"]),
+            Route("/youtube/token", self.youtube_token, methods=["POST"]),
+            Route("/youtube/revoke", self.youtube_revoke, methods=["POST"]),
+            Route("/youtube/v3/channels", self.youtube_channels),
+            Route("/youtube/v3/commentThreads", self.youtube_list_threads),
+            Route("/youtube/v3/comments", self.youtube_insert_comment, methods=["POST"]),
         ]
 
     def _issue(self, grant: Grant, *, refresh: bool) -> dict[str, Any]:
@@ -229,6 +251,11 @@ class FakePlatforms:
                 return JSONResponse({"message": "Unauthorized", "error": 401}, status_code=401)
             if not request.headers.get("user-agent"):
                 return JSONResponse({"message": "Too Many Requests", "error": 429}, 429)
+        elif channel == "youtube":
+            if (form.get("client_id"), form.get("client_secret")) != YOUTUBE_CLIENT:
+                return JSONResponse(
+                    {"error": "invalid_client", "error_description": "Unauthorized"}, 401
+                )
         elif form.get("client_id") != X_CLIENT[0]:
             return JSONResponse(
                 {
@@ -252,7 +279,7 @@ class FakePlatforms:
                     },
                     status_code=400,
                 )
-            if channel == "x":
+            if channel in ("x", "youtube"):
                 verifier = form.get("code_verifier", "")
                 digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
                 if digest.rstrip(b"=").decode() != code["challenge"]:
@@ -530,4 +557,77 @@ class FakePlatforms:
         thing["parent_id"] = form["thing_id"]
         thing["body"] = form["text"]
         self.reddit_comments.append(form)
+        return JSONResponse(body)
+
+    # --- YouTube -------------------------------------------------------------------------
+
+    async def youtube_token(self, request: Request) -> Response:
+        return await self._token(request, "youtube")
+
+    async def youtube_revoke(self, request: Request) -> Response:
+        await self._revoke(request)
+        return JSONResponse({})
+
+    def _quota(self, endpoint: str) -> Response | None:
+        window = self.windows.get(endpoint)
+        if window is None:
+            return None
+        window.used += 1
+        if window.used <= window.limit:
+            return None
+        message = "The request cannot be completed because you have exceeded your quota."
+        reason = {"message": message, "domain": "youtube.quota", "reason": "quotaExceeded"}
+        body = {"error": {"code": 403, "message": message, "errors": [reason]}}
+        return JSONResponse(body, status_code=403)
+
+    async def youtube_channels(self, request: Request) -> Response:
+        grant = self._caller(request, "youtube", {YOUTUBE_SCOPE})
+        if isinstance(grant, Response):
+            return grant
+        assert request.query_params.get("mine") == "true"
+        return JSONResponse(
+            {
+                "kind": "youtube#channelListResponse",
+                "items": [
+                    {
+                        "kind": "youtube#channel",
+                        "id": grant.user_id,
+                        "snippet": {"title": "ikaros data", "customUrl": "@ikarosdata"},
+                    }
+                ],
+            }
+        )
+
+    async def youtube_list_threads(self, request: Request) -> Response:
+        self._log(request, "commentThreads")
+        grant = self._caller(request, "youtube", {YOUTUBE_SCOPE})
+        if isinstance(grant, Response):
+            return grant
+        limited = self._quota("commentThreads")
+        if limited is not None:
+            return limited
+        assert request.query_params["allThreadsRelatedToChannelId"] == grant.user_id
+        body = copy.deepcopy(self.youtube_threads)
+        start = int((request.query_params.get("pageToken") or "p0")[1:])
+        size = min(int(request.query_params.get("maxResults", "20")), self.page_size)
+        body["items"] = body["items"][start : start + size]
+        if start + size < len(self.youtube_threads["items"]):
+            body["nextPageToken"] = f"p{start + size}"
+        await self._held("commentThreads", request.query_params.get("pageToken"))
+        return JSONResponse(body)
+
+    async def youtube_insert_comment(self, request: Request) -> Response:
+        self._log(request, "comments")
+        grant = self._caller(request, "youtube", {YOUTUBE_SCOPE})
+        if isinstance(grant, Response):
+            return grant
+        payload = await request.json()
+        body = recorded("youtube_comment_insert.json")
+        parent = payload["snippet"]["parentId"]
+        body["id"] = f"{parent}.9iPXEClD9lW9iPXLqKy_P{len(self.youtube_comments)}"
+        body["snippet"]["parentId"] = parent
+        body["snippet"]["textOriginal"] = body["snippet"]["textDisplay"] = payload["snippet"][
+            "textOriginal"
+        ]
+        self.youtube_comments.append(payload)
         return JSONResponse(body)

@@ -558,3 +558,67 @@ async def test_disconnecting_revokes_the_grant_and_forgets_the_tokens(
         None,
     )
     assert account.id not in await service.claim_due_accounts(db, settings, limit=50)
+
+
+RECORDED_YOUTUBE_IDS = {
+    "UgyWeTdgc4sc1xgmbld4AaABAg",
+    "Ugw5zYU6n9pmIgAZWvN4AaABAg",
+    "Ugy0FhSzKMNMT9qs6zt4AaABAg",
+    "UgwSRpgkjCe6OHHe3IJ4AaABAg",
+}
+
+
+async def test_youtube_pulls_the_channels_comment_threads_and_replies_to_a_comment(
+    isolated: devstack.Stack, fake: FakePlatforms, db: Database
+) -> None:
+    fake.page_size = 3
+    settings = make_settings(isolated, fake)
+    tenant = uuid.uuid4()
+    account = await connect(
+        db, settings, fake, tenant_id=tenant, channel="youtube", user_id="UCa-vrCLQHviTOVnEKDOdetQ"
+    )
+    assert (account.platform_user_id, account.handle) == ("UCa-vrCLQHviTOVnEKDOdetQ", "@ikarosdata")
+
+    pulled = await round_of(db, settings, account.id)
+
+    assert (pulled.pages, pulled.items) == (2, 4)
+    assert sorted(await stored_ids(db, tenant, "youtube")) == sorted(RECORDED_YOUTUBE_IDS)
+    async with db.session() as session, session.begin():
+        publication = await service.request_post(
+            session=session,
+            tenant_id=tenant,
+            account_id=account.id,
+            text_="Thanks, see you there!",
+            in_reply_to="UgyWeTdgc4sc1xgmbld4AaABAg",
+            requested_by="staff:m",
+        )
+    await service.publish_due(db, settings)
+    assert fake.youtube_comments[-1] == {
+        "snippet": {
+            "parentId": "UgyWeTdgc4sc1xgmbld4AaABAg",
+            "textOriginal": "Thanks, see you there!",
+        }
+    }
+    async with db.session() as session:
+        row = await session.get(Publication, publication.id)
+    assert row is not None and row.status == "published"
+    assert (row.platform_id or "").startswith("UgyWeTdgc4sc1xgmbld4AaABAg.")
+
+
+async def test_youtubes_quota_exceeded_makes_the_account_wait(
+    isolated: devstack.Stack, fake: FakePlatforms, db: Database
+) -> None:
+    fake.limit("commentThreads", 0, seconds=60)
+    settings = make_settings(isolated, fake)
+    account = await connect(
+        db,
+        settings,
+        fake,
+        tenant_id=uuid.uuid4(),
+        channel="youtube",
+        user_id="UCa-vrCLQHviTOVnEKDOdetQ",
+    )
+    await round_of(db, settings, account.id)
+    row = await account_row(db, account.id)
+    assert row.rate_limited_until is not None and row.rate_limited_until > utcnow()
+    assert row.failures == 0

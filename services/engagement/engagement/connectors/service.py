@@ -739,7 +739,8 @@ async def request_post(
         tenant_id=tenant_id,
         account_id=account.id,
         channel=account.channel,
-        kind="comment" if in_reply_to else "post",
+        # On YouTube staff answer a comment (comments.insert with its parentId).
+        kind="reply" if account.channel == "youtube" else "comment" if in_reply_to else "post",
         text=body,
         in_reply_to=in_reply_to,
         requested_by=requested_by,
