@@ -3,6 +3,7 @@
 from crm_shared.events.consumer import Handler, Registry, registry
 from engagement.care.handlers import CustomerValueChanged, remember_customer_value
 from engagement.community.handlers import COMMUNITY_HANDLERS
+from engagement.connectors.handlers import CONNECTOR_HANDLERS
 from engagement.interactions.handlers import (
     SocialProfileLinked,
     SocialProfileUnlinked,
@@ -17,4 +18,5 @@ HANDLERS: Registry = registry(
     Handler(CustomerValueChanged, remember_customer_value),
     *PRIVACY_HANDLERS,
     *COMMUNITY_HANDLERS,
+    *CONNECTOR_HANDLERS,
 )

@@ -6,6 +6,7 @@ from crm_shared.app import PeriodicJob, create_service_app
 from crm_shared.db import Database
 from engagement.care.service import check_breaches
 from engagement.community.service import choose_due_winners
+from engagement.connectors.service import publish_due, sync_due
 from engagement.handlers import HANDLERS
 from engagement.influence.service import recompute_every_tenant
 from engagement.ingestion.router import ingestion_router
@@ -32,6 +33,7 @@ def create_app(settings: EngagementSettings | None = None) -> FastAPI:
                 "contest-winners", settings.contest_winners_interval_seconds, choose_due_winners
             ),
             *understanding_jobs(settings),
+            *connector_jobs(settings),
         ],
     )
 
@@ -55,3 +57,22 @@ def understanding_jobs(settings: EngagementSettings) -> list[PeriodicJob]:
         PeriodicJob("segments", settings.segment_interval_seconds, refresh_all),
         PeriodicJob("influence", settings.influence_interval_seconds, influence),
     ]
+
+
+def connector_jobs(settings: EngagementSettings) -> list[PeriodicJob]:
+    """Pulling due connected accounts and publishing due replies and posts."""
+
+    async def pull(db: Database) -> int:
+        return await sync_due(db, settings)
+
+    async def publish(db: Database) -> int:
+        return await publish_due(db, settings)
+
+    jobs = []
+    if settings.connector_sync_interval_seconds > 0:
+        jobs.append(PeriodicJob("connector-pull", settings.connector_sync_interval_seconds, pull))
+    if settings.connector_publish_interval_seconds > 0:
+        jobs.append(
+            PeriodicJob("connector-publish", settings.connector_publish_interval_seconds, publish)
+        )
+    return jobs

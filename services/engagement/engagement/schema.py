@@ -5,6 +5,7 @@ import strawberry
 from crm_shared.graphql import SubgraphSchema
 from engagement.care import schema as care
 from engagement.community import schema as community
+from engagement.connectors import schema as connectors
 from engagement.influence import schema as influence
 from engagement.interactions import schema as interactions
 from engagement.listening import schema as listening
@@ -34,6 +35,7 @@ class Query(
     trends.Query,
     segments.Query,
     influence.Query,
+    connectors.Query,
 ):
     pass
 
@@ -46,6 +48,7 @@ class Mutation(
     community.Mutation,
     segments.Mutation,
     influence.Mutation,
+    connectors.Mutation,
 ):
     pass
 

@@ -68,6 +68,36 @@ class EngagementSettings(ServiceSettings):
     influence_detractor_max_sentiment: float = Field(default=-0.3, ge=-1, le=1)
     influence_sentiment_days: int = Field(default=90, ge=1)
 
+    # Connectors (engagement/connectors): the key ring that seals platform tokens at rest
+    # (Fernet keys; the first seals, all open; put a new key first to rotate). Unset: accounts
+    # cannot be connected (connectStart answers FAILED_PRECONDITION).
+    connector_token_keys: list[str] = Field(default_factory=list)
+    # Each platform's app (OAuth client) as registered by the deployment:
+    # {"x": {"client_id": "...", "client_secret": "..."}, "reddit": {...}, "youtube": {...}}.
+    connector_apps: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # Overrides of the platforms' URLs per channel ({"x": {"api": "http://127.0.0.1:9/x"}}):
+    # keys api, authorize, token, revoke (engagement/connectors/platforms.py has the defaults).
+    connector_urls: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # How often due accounts are pulled (0: never in this process), and the gap between two
+    # pulls of one account.
+    connector_sync_interval_seconds: float = Field(default=30.0, ge=0)
+    connector_pull_every_seconds: float = Field(default=120.0, ge=0)
+    # Items asked per page, and the pages one account may pull in one round (the rest next).
+    connector_page_size: int = Field(default=100, ge=1, le=100)
+    connector_max_pages_per_round: int = Field(default=20, ge=1)
+    # One account's round never holds a worker longer than this (others wait for no one).
+    connector_account_round_seconds: float = Field(default=120.0, gt=0)
+    connector_http_timeout_seconds: float = Field(default=20.0, gt=0)
+    # Tokens are refreshed when they expire within this margin.
+    connector_refresh_margin_seconds: float = Field(default=300.0, ge=0)
+    # Back-off after a failed round: base * 2^(failures-1), at most max.
+    connector_backoff_base_seconds: float = Field(default=30.0, gt=0)
+    connector_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    # Publishing: how often due publications are sent, attempts before failing, back-off base.
+    connector_publish_interval_seconds: float = Field(default=5.0, ge=0)
+    connector_publish_max_attempts: int = Field(default=5, ge=1)
+    connector_publish_backoff_seconds: float = Field(default=10.0, gt=0)
+
     def meta_secret_for(self, tenant_id: str) -> str | None:
         """The Meta app secret that signs the tenant's webhooks."""
         return self.meta_app_secrets.get(tenant_id, self.meta_app_secret)
