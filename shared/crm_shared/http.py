@@ -101,6 +101,22 @@ def raw_json_depth(body: bytes, *, stop_at: int) -> int:
 _LIMITED_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
+# An oversized body is read and dropped (never kept) up to this many times the limit before
+# the 413 is sent, so that an ordinary client, still sending, reads the answer instead of a
+# reset connection; a larger one is cut off (the connection is closed after the answer).
+_DRAIN_FACTOR = 16
+
+
+async def _drain(receive: Receive, budget: int) -> None:
+    while budget > 0:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        budget -= len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 async def _send_error(send: Send, status: int, code: str, message: str) -> None:
     body = orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
     await send(
@@ -165,6 +181,7 @@ class RequestLimits:
                     await _send_error(send, 400, "BAD_REQUEST", "Content-Length is not a number.")
                     return
                 if declared > limit:
+                    await _drain(receive, limit * _DRAIN_FACTOR)
                     await _send_error(send, 413, "PAYLOAD_TOO_LARGE", too_large)
                     return
         chunks: list[bytes] = []
@@ -176,6 +193,8 @@ class RequestLimits:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
+                if message.get("more_body", False):
+                    await _drain(receive, limit * _DRAIN_FACTOR - size)
                 await _send_error(send, 413, "PAYLOAD_TOO_LARGE", too_large)
                 return
             chunks.append(chunk)
