@@ -39,6 +39,21 @@ def without_suggestions(message: str) -> str:
     return SUGGESTION.sub("", message)
 
 
+def _without_suggestions(error: GraphQLError) -> GraphQLError:
+    message = without_suggestions(error.message)
+    if message == error.message:
+        return error
+    return GraphQLError(
+        message,
+        error.nodes,
+        error.source,
+        error.positions,
+        error.path,
+        error.original_error,
+        error.extensions,
+    )
+
+
 def _settings(context: Any) -> ServiceSettings | None:
     request = getattr(context, "request", None)
     app = getattr(request, "app", None) if request is not None else None
@@ -108,8 +123,8 @@ class SchemaExposure(SchemaExtension):
         production = settings is not None and settings.environment == "production"
         anonymous = getattr(context, "caller", None) is None
         if production or anonymous:
-            for error in errors:
-                error.message = without_suggestions(error.message)
+            # New errors, not edited ones: validation errors are cached and shared by requests.
+            result.errors = [_without_suggestions(error) for error in errors]
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
