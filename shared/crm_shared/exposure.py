@@ -2,8 +2,9 @@
 
 - Field suggestions ("Did you mean 'customers'?") map the schema for anyone who guesses: they
   are cut from error messages of callers without a valid token, and for everyone in production.
-- ``_service { sdl }`` answers only where ``ServiceSettings.sdl_exposed`` (not in production
-  unless ``<SERVICE>_EXPOSE_SDL=true``): the supergraph is composed before deploy.
+- ``_service { sdl }`` and introspection (``__schema``, ``__type``) answer only where
+  ``ServiceSettings.sdl_exposed`` (not in production unless ``<SERVICE>_EXPOSE_SDL=true``):
+  the supergraph is composed before deploy.
 - ``/metrics`` in production answers only ``Authorization: Bearer <SERVICE>_METRICS_TOKEN``.
 """
 
@@ -32,6 +33,8 @@ from crm_shared.settings import ServiceSettings
 
 SUGGESTION = re.compile(r" Did you mean .*\?$", re.DOTALL)
 SDL_FIELD = "_service"
+# Root fields that describe the schema: refused together where the SDL is not exposed.
+SCHEMA_FIELDS = frozenset({SDL_FIELD, "__schema", "__type"})
 
 
 def without_suggestions(message: str) -> str:
@@ -61,15 +64,16 @@ def _settings(context: Any) -> ServiceSettings | None:
     return settings if isinstance(settings, ServiceSettings) else None
 
 
-def _selects_sdl(selection_set: SelectionSetNode, fragments: dict[str, Any]) -> bool:
-    """Whether a root selection reaches ``_service`` (directly, or through fragments)."""
+def _schema_field(selection_set: SelectionSetNode, fragments: dict[str, Any]) -> str | None:
+    """The first root field describing the schema (``_service``, ``__schema``, ``__type``)
+    a root selection reaches, directly or through fragments."""
     seen: set[str] = set()
     pending = [selection_set]
     while pending:
         for selection in pending.pop().selections:
             if isinstance(selection, FieldNode):
-                if selection.name.value == SDL_FIELD:
-                    return True
+                if selection.name.value in SCHEMA_FIELDS:
+                    return selection.name.value
             elif isinstance(selection, InlineFragmentNode):
                 pending.append(selection.selection_set)
             elif isinstance(selection, FragmentSpreadNode):
@@ -78,11 +82,12 @@ def _selects_sdl(selection_set: SelectionSetNode, fragments: dict[str, Any]) -> 
                 if fragment is not None and name not in seen:
                     seen.add(name)
                     pending.append(fragment.selection_set)
-    return False
+    return None
 
 
 class SchemaExposure(SchemaExtension):
-    """Refuses ``_service`` where the SDL is not exposed; hides suggestions from callers
+    """Refuses ``_service`` and introspection where the schema is not exposed; hides
+    suggestions from callers
     without a valid token and from everyone in production."""
 
     def on_execute(self) -> Iterator[None]:
@@ -96,16 +101,17 @@ class SchemaExposure(SchemaExtension):
                 if isinstance(d, FragmentDefinitionNode)
             }
             for definition in document.definitions:
-                if isinstance(definition, OperationDefinitionNode) and _selects_sdl(
-                    definition.selection_set, fragments
-                ):
+                if not isinstance(definition, OperationDefinitionNode):
+                    continue
+                name = _schema_field(definition.selection_set, fragments)
+                if name is not None:
                     self.execution_context.result = ExecutionResult(
                         data=None,
                         errors=[
                             GraphQLError(
-                                "_service is not served here: the supergraph is composed "
+                                f"{name} is not served here: the supergraph is composed "
                                 "before deploy",
-                                extensions={"code": "FORBIDDEN", "field": SDL_FIELD},
+                                extensions={"code": "FORBIDDEN", "field": name},
                             )
                         ],
                     )

@@ -251,9 +251,14 @@ def _production_app(**overrides: Any) -> Any:
 
 @pytest.mark.parametrize(
     "query",
-    ["{ _service { sdl } }", "{ s: __typename ...F } fragment F on Query { _service { sdl } }"],
+    [
+        "{ _service { sdl } }",
+        "{ s: __typename ...F } fragment F on Query { _service { sdl } }",
+        "{ __schema { queryType { name } } }",
+        '{ t: __type(name: "Query") { name } }',
+    ],
 )
-async def test_production_serves_no_sdl_unless_asked_to(query: str) -> None:
+async def test_production_serves_no_sdl_or_introspection_unless_asked_to(query: str) -> None:
     closed = _production_app()
     opened = _production_app(expose_sdl=True)
 
@@ -266,8 +271,9 @@ async def test_production_serves_no_sdl_unless_asked_to(query: str) -> None:
     refused, served = await ask(closed), await ask(opened)
 
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
-    assert "sdl" not in json.dumps(refused.get("data") or {})
-    assert "type Query" in served["data"]["_service"]["sdl"]
+    assert refused.get("data") is None
+    assert "errors" not in served
+    assert "Query" in json.dumps(served["data"])
 
 
 async def test_production_metrics_answer_only_the_metrics_token() -> None:
