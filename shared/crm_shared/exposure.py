@@ -122,7 +122,7 @@ class SchemaExposure(SchemaExtension):
         yield
         result = self.execution_context.result
         errors = getattr(result, "errors", None)
-        if not errors:
+        if result is None or not errors:
             return
         context = self.execution_context.context
         settings = _settings(context)

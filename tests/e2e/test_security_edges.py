@@ -20,6 +20,9 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from crm_shared import devstack
 from tests.e2e.conftest import REGISTER, make_tenant
@@ -287,3 +290,56 @@ async def test_production_metrics_answer_only_the_metrics_token() -> None:
 
     assert [anonymous.status_code, wrong.status_code, scraper.status_code] == [404, 404, 200]
     assert "http_server" in scraper.text or "# " in scraper.text
+
+
+BALANCE = "subscription($id: ID!) { balanceChanged(customerId: $id) { rewards { balance } } }"
+ADJUST = "mutation($input: AdjustPointsInput!) { adjustPoints(input: $input) { balance } }"
+
+
+async def test_an_open_subscription_of_a_deactivated_user_gets_no_further_event(
+    stack: devstack.Stack,
+) -> None:
+    tenant_id = make_tenant(stack)
+    admin = await staff_token(stack, tenant_id)
+    user_id, agent = await _staff(stack, tenant_id, "agent")
+    registered = await _post(stack, REGISTER, admin, input={"name": "Watched"})
+    customer_id = registered.json()["data"]["registerCustomer"]["id"]
+
+    async def adjust() -> None:
+        key = str(uuid.uuid4())
+        variables = {"customerId": customer_id, "points": 1, "reason": "goodwill"}
+        answer = await _post(stack, ADJUST, admin, input={**variables, "idempotencyKey": key})
+        assert "errors" not in answer.json(), answer.text
+
+    url = stack.url("gateway", "/graphql").replace("http://", "ws://")
+    async with websockets.connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+        init = {"type": "connection_init", "payload": {"authorization": f"Bearer {agent}"}}
+        await ws.send(json.dumps(init))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        payload = {"query": BALANCE, "variables": {"id": customer_id}}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        for _ in range(60):  # live once the subgraph has bound its queue
+            await adjust()
+            try:
+                message = json.loads(await asyncio.wait_for(ws.recv(), 1))
+            except TimeoutError:
+                continue
+            assert message["type"] == "next", message
+            break
+        else:
+            raise AssertionError("the subscription never delivered an event")
+
+        deactivate = "mutation($id: ID!) { updateStaffUser(id: $id, active: false) { active } }"
+        assert (await _post(stack, deactivate, admin, id=user_id)).json()["data"] is not None
+        await _refused_within(stack, agent, REVOCATION_SECONDS, ("gateway",))
+        account = "query($id: ID!) { customer(id: $id) { rewards { balance } } }"
+        before = await _post(stack, account, admin, id=customer_id)
+        revealing = before.json()["data"]["customer"]["rewards"]["balance"] + 1
+        await adjust()
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:  # events of the nudges before the revocation, then the close
+                message = json.loads(await asyncio.wait_for(ws.recv(), 20))
+                assert message["type"] == "next"
+                seen = message["payload"]["data"]["balanceChanged"]["rewards"]["balance"]
+                assert seen < revealing
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
