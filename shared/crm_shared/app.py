@@ -15,14 +15,16 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 
 from crm_shared.auth import TokenVerifier, http_jwks
+from crm_shared.auth_revocation import RevocationList, http_revocations
 from crm_shared.db import Database
 from crm_shared.events.consumer import EventConsumer, Registry
 from crm_shared.events.live import LiveEvents
 from crm_shared.events.relay import OutboxRelay
 from crm_shared.events.retention import prune_with
 from crm_shared.events.topology import declare_exchange
+from crm_shared.exposure import expose_with_care
 from crm_shared.graphql import SubgraphApp, SubgraphSchema
-from crm_shared.http import install_error_handlers
+from crm_shared.http import RequestLimits, install_error_handlers
 from crm_shared.metrics import watch_outbox
 from crm_shared.settings import ServiceSettings
 from crm_shared.telemetry import configure_telemetry, instrument_app, shutdown_telemetry
@@ -95,6 +97,7 @@ def create_service_app(
     routers: Sequence[APIRouter] = (),
     jobs: Sequence[PeriodicJob] = (),
     queues: Mapping[str, Registry] | None = None,
+    body_limits: Mapping[str, int | None] | None = None,
 ) -> FastAPI:
     """The app of one subgraph service; ``handlers`` are the events it consumes.
 
@@ -104,7 +107,8 @@ def create_service_app(
     are off); the retention of the outbox and inbox (:func:`retention_job`) is always added,
     and ``app.state.jobs`` lists them all. ``queues`` are further consumers, each with queues
     of its own named ``<service>.<purpose>`` (e.g. ``identity.webhooks``, bound to every
-    event type).
+    event type). ``body_limits`` are routes (by path prefix) that take larger bodies than
+    ``settings.max_body_bytes``, or None for a streamed route that bounds its body itself.
     """
     configure_telemetry(settings.service_name, environment=settings.environment)
     db = Database(settings)
@@ -113,6 +117,10 @@ def create_service_app(
         http_jwks(settings.jwks_url),
         issuer=settings.auth_issuer,
         audience=settings.auth_audience,
+        revocations=RevocationList(
+            http_revocations(settings.revocation_list_url),
+            refresh_seconds=settings.revocations_refresh_seconds,
+        ),
     )
     jobs = (*jobs, retention_job(settings))
     state: dict[str, Any] = {}
@@ -208,6 +216,7 @@ def create_service_app(
         )
 
     # A route, not a mount: a mount would redirect POST /graphql to /graphql/.
+    expose_with_care(schema)
     graphql_app = SubgraphApp(schema, db, verifier, live)
     app.add_route("/graphql", graphql_app, methods=["GET", "POST"])  # type: ignore[arg-type]
     # Subscriptions (graphql-transport-ws), opened by the gateway with the caller's token.
@@ -215,4 +224,11 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     instrument_app(app)
+    # Outermost: nothing (tracing included) reads a body before its size and depth are known.
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_bytes,
+        max_json_depth=settings.max_json_depth,
+        path_limits=body_limits,
+    )
     return app

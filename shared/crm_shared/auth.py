@@ -24,6 +24,7 @@ import httpx
 import jwt
 from jwt import PyJWK
 
+from crm_shared.auth_revocation import RevocationKey, RevocationList, revocation_keys
 from crm_shared.errors import Forbidden, Unauthenticated
 
 ALGORITHM = "ES256"
@@ -201,6 +202,16 @@ class Principal:
 JwksFetcher = Callable[[], Awaitable[Mapping[str, Any]]]
 
 
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A token whose signature and claims were checked: whom it stands for, and when."""
+
+    principal: Principal
+    expires: float
+    issued_at: float
+    keys: tuple[RevocationKey, ...]
+
+
 def http_jwks(url: str, *, timeout: float = 5.0) -> JwksFetcher:
     """A fetcher of the JWKS that identity serves at ``url``."""
 
@@ -230,8 +241,12 @@ class TokenVerifier:
         min_refresh_seconds: float = 5.0,
         leeway_seconds: float = 5.0,
         cache_size: int = 10_000,
+        revocations: RevocationList | None = None,
     ) -> None:
         self._fetch = fetch_jwks
+        # Principals whose earlier tokens are refused (deactivated, revoked): checked on every
+        # request, cached tokens included.
+        self.revocations = revocations
         self.issuer = issuer
         self.audience = audience
         self._keys: dict[str, PyJWK] = {}
@@ -241,7 +256,7 @@ class TokenVerifier:
         self._lock = asyncio.Lock()
         # Tokens already verified, with their expiry: the gateway and every subgraph see the
         # same token on each request, and an ES256 check is the costliest step of a request.
-        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._verified: OrderedDict[str, _Verified] = OrderedDict()
         self._cache_size = cache_size
 
     async def _refresh(self) -> None:
@@ -271,20 +286,25 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Principal:
         """The principal of a valid token; UNAUTHENTICATED with the reason otherwise."""
-        cached = self._verified.get(token)
-        if cached is not None:
-            principal, expires = cached
-            if time.time() < expires + self._leeway:
-                self._verified.move_to_end(token)
-                return principal
+        verified = self._verified.get(token)
+        if verified is not None and time.time() >= verified.expires + self._leeway:
             del self._verified[token]
-        principal, expires = await self._verify(token)
-        self._verified[token] = (principal, expires)
-        if len(self._verified) > self._cache_size:
-            self._verified.popitem(last=False)
-        return principal
+            verified = None
+        if verified is None:
+            verified = await self._verify(token)
+            self._verified[token] = verified
+            if len(self._verified) > self._cache_size:
+                self._verified.popitem(last=False)
+        else:
+            self._verified.move_to_end(token)
+        revocations = self.revocations
+        if revocations is not None:
+            await revocations.fresh()
+            if revocations.revoked(verified.keys, verified.issued_at):
+                raise Unauthenticated("the token was revoked")
+        return verified.principal
 
-    async def _verify(self, token: str) -> tuple[Principal, float]:
+    async def _verify(self, token: str) -> _Verified:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -313,7 +333,12 @@ class TokenVerifier:
             raise Unauthenticated("the token was not issued by identity") from None
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"the token is invalid: {exc}") from None
-        return Principal.from_claims(claims), float(claims["exp"])
+        return _Verified(
+            Principal.from_claims(claims),
+            float(claims["exp"]),
+            float(claims["iat"]),
+            revocation_keys(claims),
+        )
 
 
 def bearer_token(authorization: str | None) -> str | None:

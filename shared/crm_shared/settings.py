@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from crm_shared.outbound import OutboundPolicy
@@ -77,6 +77,21 @@ class ServiceSettings(BaseSettings):
     # link-local or metadata addresses (crm_shared.outbound); networks listed here (CIDR) are
     # the only exceptions: tests and `make run` deliver to 127.0.0.1/32.
     outbound_allowed_networks: list[str] = Field(default_factory=list)
+    # Limits before parsing (crm_shared.http.RequestLimits): a larger body is answered 413, a
+    # JSON body nested deeper 400, before any route or GraphQL parser reads it.
+    max_body_bytes: int = Field(default=1_048_576, ge=1)
+    max_json_depth: int = Field(default=64, ge=1)
+    # What production does not show the public (crm_shared.exposure): ``_service { sdl }`` is
+    # answered only when this is true (None: everywhere but production; composition reads the
+    # SDL before deploy, not from production), and ``/metrics`` only to
+    # ``Authorization: Bearer <metrics_token>`` (none set: not served in production).
+    expose_sdl: bool | None = None
+    metrics_token: SecretStr | None = None
+    # Revocation (crm_shared.auth_revocation): where identity lists the principals whose
+    # tokens issued before a moment are refused (None: beside ``jwks_url``), and how often
+    # each process reads it; a revoked token stops working within about this many seconds.
+    revocations_url: str | None = None
+    revocations_refresh_seconds: float = Field(default=2.0, gt=0)
 
     @model_validator(mode="after")
     def _refuse_default_secrets_outside_development(self) -> ServiceSettings:
@@ -103,6 +118,19 @@ class ServiceSettings(BaseSettings):
     def outbound_policy(self) -> OutboundPolicy:
         """What outbound HTTP may reach (``outbound_allowed_networks`` besides the public)."""
         return OutboundPolicy.allowing(self.outbound_allowed_networks)
+
+    @property
+    def sdl_exposed(self) -> bool:
+        """Whether ``_service { sdl }`` is answered (off in production unless asked for)."""
+        return self.expose_sdl if self.expose_sdl is not None else self.environment != "production"
+
+    @property
+    def revocation_list_url(self) -> str:
+        """Where identity lists revoked principals (by default beside its JWKS)."""
+        if self.revocations_url is not None:
+            return self.revocations_url
+        parts = urlsplit(self.jwks_url)
+        return f"{parts.scheme}://{parts.netloc}/auth/revocations"
 
     @property
     def max_attempts(self) -> int:

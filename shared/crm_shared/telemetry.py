@@ -170,9 +170,12 @@ def instrument_app(app: Any) -> None:
     """
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+    from crm_shared.exposure import guarded_metrics
     from crm_shared.metrics import HttpMetricsMiddleware, metrics_endpoint
 
-    app.router.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
+    app.router.add_route(
+        "/metrics", guarded_metrics(metrics_endpoint), methods=["GET"], include_in_schema=False
+    )
     app.add_middleware(HttpMetricsMiddleware)
     app.add_middleware(TraceResponseMiddleware)
     # Request metrics come from HttpMetricsMiddleware (route templates, seconds), not from here.

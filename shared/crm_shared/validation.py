@@ -58,3 +58,45 @@ def reason_text(value: str, *, field: str = "input.reason", limit: int = 500) ->
     if not reason or len(reason) > limit:
         raise BadUserInput(f"{field}: say why, in 1 to {limit} characters", field=field)
     return reason
+
+
+# Stored JSON (preferences, settings) is read back inside GraphQL answers and events: bounded so
+# that what is stored can always be encoded and read again (orjson stops at 254 levels).
+STORED_JSON_MAX_DEPTH = 10
+STORED_JSON_MAX_CHARS = 4000
+
+
+def json_depth(value: object, *, stop_at: int | None = None) -> int:
+    """How deeply ``value`` nests objects and arrays (a scalar is 0, ``{}`` is 1); iterative,
+    so any depth is measured without recursion; it stops counting past ``stop_at``."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        depth += 1
+        if depth > deepest:
+            deepest = depth
+            if stop_at is not None and deepest > stop_at:
+                return deepest
+        stack.extend((child, depth) for child in children)
+    return deepest
+
+
+def check_stored_json(
+    value: Any, *, max_depth: int = STORED_JSON_MAX_DEPTH, max_chars: int = STORED_JSON_MAX_CHARS
+) -> Any:
+    """``value`` if it nests at most ``max_depth`` levels and encodes in ``max_chars``
+    characters; ValueError (for a pydantic validator) otherwise."""
+    if value is None:
+        return value
+    if json_depth(value, stop_at=max_depth) > max_depth:
+        raise ValueError(f"nested deeper than {max_depth} levels")
+    if len(str(value)) > max_chars:
+        raise ValueError(f"at most {max_chars} characters")
+    return value

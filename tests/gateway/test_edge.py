@@ -93,7 +93,7 @@ ABUSIVE = {
         "BAD_USER_INPUT",
     ),
     "cost over the maximum": ("{ people(first: 100) { posts { title } } }", "QUERY_TOO_COMPLEX"),
-    "over the token limit": ("{ " + "__typename " * 10_001 + "}", "GRAPHQL_PARSE_FAILED"),
+    "over the token limit": ("{ " + "a " * 10_001 + "}", "GRAPHQL_PARSE_FAILED"),
 }
 
 

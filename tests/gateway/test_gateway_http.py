@@ -170,14 +170,14 @@ async def test_the_gateway_refuses_a_bad_token_before_any_subgraph_is_asked(
     assert all(not subgraph.log.headers for subgraph in reset_logs.values())
 
 
-async def test_introspection_needs_no_token(client: httpx.AsyncClient) -> None:
+async def test_introspection_and_typename_need_a_token(client: httpx.AsyncClient) -> None:
+    queries = ("{ __schema { queryType { name } } }", "{ __typename }")
     async with httpx.AsyncClient(base_url=str(client.base_url)) as anonymous:
-        response = await anonymous.post(
-            "/graphql", json={"query": "{ __schema { queryType { name } } }"}
-        )
+        refused = [await anonymous.post("/graphql", json={"query": q}) for q in queries]
+    answered = await client.post("/graphql", json={"query": queries[0]})
 
-    assert response.status_code == 200
-    assert response.json()["data"] == {"__schema": {"queryType": {"name": "Query"}}}
+    assert [r.status_code for r in refused] == [401, 401]
+    assert answered.json()["data"] == {"__schema": {"queryType": {"name": "Query"}}}
 
 
 @pytest.fixture

@@ -28,6 +28,8 @@ class TestSigner:
         self.kid = f"test-{uuid.uuid4().hex[:8]}"
         # Where the JWKS is served, once a test server serves ``app()``.
         self.jwks_url = ""
+        # What ``/auth/revocations`` lists, as identity lists it (tid, typ, sub, nbf).
+        self.revocations: list[dict[str, Any]] = []
 
     def jwks(self) -> dict[str, Any]:
         """The public half, as a JWK Set."""
@@ -51,10 +53,25 @@ class TestSigner:
         claims.update(overrides)
         return jwt.encode(claims, self.key, algorithm=ALGORITHM, headers={"kid": self.kid})
 
+    def revoke(self, token: str) -> None:
+        """Lists the token's principal as identity would after deactivating it."""
+        claims = jwt.decode(token, options={"verify_signature": False})
+        self.revocations.append(
+            {"tid": claims["tid"], "typ": claims["typ"], "sub": claims["sub"], "nbf": time.time()}
+        )
+
     def app(self) -> Starlette:
-        """Serves the JWKS at ``/.well-known/jwks.json``."""
+        """Serves the JWKS at ``/.well-known/jwks.json`` and the revocation list beside it."""
 
         async def jwks(_: Request) -> JSONResponse:
             return JSONResponse(self.jwks())
 
-        return Starlette(routes=[Route("/.well-known/jwks.json", jwks)])
+        async def revocations(_: Request) -> JSONResponse:
+            return JSONResponse({"revocations": self.revocations})
+
+        return Starlette(
+            routes=[
+                Route("/.well-known/jwks.json", jwks),
+                Route("/auth/revocations", revocations),
+            ]
+        )

@@ -27,6 +27,8 @@ def create_app(settings: EngagementSettings | None = None) -> FastAPI:
         handlers=HANDLERS,
         title="engagement",
         routers=[ingestion_router(settings)],
+        # Ingestion takes larger bodies (it bounds them itself); NDJSON is read as a stream.
+        body_limits={"/ingest/": settings.ingest_max_body_bytes, "/ingest/ndjson": None},
         jobs=[
             PeriodicJob("case-breaches", settings.case_breach_interval_seconds, check_breaches),
             PeriodicJob(

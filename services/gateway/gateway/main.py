@@ -15,7 +15,10 @@ from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
 
 from crm_shared.auth import TokenVerifier, http_jwks
+from crm_shared.auth_revocation import RevocationList, http_revocations
+from crm_shared.http import RequestLimits
 from crm_shared.telemetry import configure_telemetry, instrument_app
+from crm_shared.validation import json_depth
 from gateway.client import SubgraphClient
 from gateway.persisted import PersistedOperations, load_manifest
 from gateway.ratelimit import TokenBucketLimiter
@@ -119,13 +122,19 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         debug_extensions=settings.debug_extensions,
         document_cache_size=settings.document_cache_size,
         plan_cache_size=settings.plan_cache_size,
+        cache_max_chars=settings.cache_max_chars,
         verifier=TokenVerifier(
             http_jwks(settings.jwks_url),
             issuer=settings.auth_issuer,
             audience=settings.auth_audience,
+            revocations=RevocationList(
+                http_revocations(settings.revocation_list_url),
+                refresh_seconds=settings.revocations_refresh_seconds,
+            ),
         ),
         policy=EdgePolicy(
             max_tokens=settings.max_tokens,
+            max_query_length=settings.max_query_length,
             max_aliases=settings.max_aliases,
             max_root_fields=settings.max_root_fields,
             max_list_size=settings.max_list_size,
@@ -133,6 +142,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             introspection=settings.introspection_enabled,
             mask_errors=settings.production,
             report_cost=settings.report_cost,
+            hide_suggestions=settings.production,
         ),
         limiter=TokenBucketLimiter(
             settings.rate_limit_capacity,
@@ -221,6 +231,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                     payload[name] = orjson.loads(params[name])
                 except orjson.JSONDecodeError:
                     return _bad_request(f"The `{name}` search parameter contains invalid JSON.")
+                if json_depth(payload[name], stop_at=settings.max_json_depth) > (
+                    settings.max_json_depth
+                ):
+                    return _bad_request(
+                        f"The `{name}` search parameter is nested deeper than "
+                        f"{settings.max_json_depth} levels."
+                    )
         return _graphql_response(await execute(payload, request, "GET"))
 
     async def healthz(_: Request) -> Response:
@@ -242,4 +259,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.router.add_route("/healthz", healthz, methods=["GET"])
     app.router.add_route("/readyz", readyz, methods=["GET"])
     instrument_app(app)
+    # Outermost: a body is refused for its size (413) or depth (400) before anything reads it.
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_bytes,
+        max_json_depth=settings.max_json_depth,
+    )
     return app

@@ -61,6 +61,8 @@ class EdgePolicy:
     """The public edge's limits (see the README); every one is checked before planning."""
 
     max_tokens: int | None = None
+    # Characters of query text (comments included, which max_tokens does not count).
+    max_query_length: int | None = None
     max_aliases: int | None = None
     max_root_fields: int | None = None
     max_list_size: int = 100
@@ -68,6 +70,8 @@ class EdgePolicy:
     introspection: bool = True
     mask_errors: bool = False
     report_cost: bool = False
+    # No "Did you mean ...?" in validation and variable errors (production).
+    hide_suggestions: bool = False
 
 
 # Measures kept per operation (one per distinct page size and @skip/@include values).
@@ -148,6 +152,18 @@ def _refused(refusal: Refusal, extensions: dict[str, Any] | None = None) -> Grap
     return GraphQLResponse(refusal.status, body)
 
 
+def _nested_too_deep(code: str = "GRAPHQL_PARSE_FAILED") -> dict[str, Any]:
+    return {"message": "The request is nested too deeply.", "extensions": {"code": code}}
+
+
+def _text_weight(query: str, _: object) -> int:
+    return len(query)
+
+
+def _plan_weight(key: tuple[str, str | None, tuple[bool, ...]], _: object) -> int:
+    return len(key[0])
+
+
 def _masked(error: dict[str, Any]) -> dict[str, Any]:
     """A subgraph error as production shows it: message, path and code only."""
     masked: dict[str, Any] = {"message": error.get("message", "Error")}
@@ -171,6 +187,7 @@ class Gateway:
         debug_extensions: bool = False,
         document_cache_size: int = 1000,
         plan_cache_size: int = 1000,
+        cache_max_chars: int | None = None,
         verifier: TokenVerifier | None = None,
         policy: EdgePolicy | None = None,
         limiter: TokenBucketLimiter | None = None,
@@ -187,9 +204,13 @@ class Gateway:
         self.client = client
         self.max_depth = max_depth
         self.debug_extensions = debug_extensions
-        self._documents: LRUCache[str, _Document] = LRUCache(document_cache_size)
+        # Bounded by entries and by the characters of their query texts (what their parsed
+        # documents and plans grow with), so distinct large documents cannot fill the memory.
+        self._documents: LRUCache[str, _Document] = LRUCache(
+            document_cache_size, max_weight=cache_max_chars, weigh=_text_weight
+        )
         self._plans: LRUCache[tuple[str, str | None, tuple[bool, ...]], _PlanEntry] = LRUCache(
-            plan_cache_size
+            plan_cache_size, max_weight=cache_max_chars, weigh=_plan_weight
         )
 
     # -- documents and plans -----------------------------------------------------------------
@@ -203,10 +224,25 @@ class Gateway:
             document = parse(query, max_tokens=self.policy.max_tokens)
         except GraphQLError as error:
             entry = _Document(None, [_formatted(error, "GRAPHQL_PARSE_FAILED")], 400)
+        except RecursionError:
+            # Values nested thousands deep (within max_tokens): refused, not a 500.
+            entry = _Document(None, [_nested_too_deep()], 400)
         else:
             # Counted before validation: an abusive document is refused at the cost of one walk.
             refusal = self._document_limits(document)
-            errors = [] if refusal else validate(self.supergraph.api_schema, document)
+            try:
+                errors = (
+                    []
+                    if refusal
+                    else validate(
+                        self.supergraph.api_schema,
+                        document,
+                        hide_suggestions=self.policy.hide_suggestions,
+                    )
+                )
+            except RecursionError:
+                refusal = Refusal(_nested_too_deep()["message"], "GRAPHQL_PARSE_FAILED")
+                errors = []
             if refusal:
                 entry = _Document(None, [refusal.error()], refusal.status)
             elif errors:
@@ -379,7 +415,17 @@ class Gateway:
         method: str,
         extensions: Any,
     ) -> _Ready | GraphQLResponse:
-        """Everything before execution: the edge, the document, the plan, the caller, the bill."""
+        """Everything before execution: the caller, the edge, the document, the plan, the bill.
+
+        The caller comes first: nothing is parsed for a request without a valid token (no
+        schema hints for strangers), and every operation is charged to a caller.
+        """
+        principal: Principal | None = None
+        if self.verifier is not None:
+            authenticated = await self._authenticate(headers)
+            if isinstance(authenticated, GraphQLResponse):
+                return authenticated
+            principal = authenticated
         resolved = self.persisted.resolve(query, extensions)
         if isinstance(resolved, Refusal):
             return _refused(resolved)
@@ -394,6 +440,13 @@ class Gateway:
             return _request_error("`variables` must be an object if provided.", "BAD_REQUEST")
         if operation_name is not None and not isinstance(operation_name, str):
             return _request_error("`operationName` must be a string if provided.", "BAD_REQUEST")
+        max_length = self.policy.max_query_length
+        if max_length is not None and len(query) > max_length:
+            return _request_error(
+                f"The query is {len(query)} characters long; at most {max_length} are allowed.",
+                "QUERY_TOO_LARGE",
+                413,
+            )
         entry = self.document(query)
         if entry.errors is not None:
             return GraphQLResponse(entry.status, {"errors": entry.errors})
@@ -427,9 +480,15 @@ class Gateway:
             return _request_error(
                 "Introspection is disabled on this gateway.", "INTROSPECTION_DISABLED"
             )
-        coerced = get_variable_values(
-            self.supergraph.api_schema, operation.variable_definitions or (), variables
-        )
+        try:
+            coerced = get_variable_values(
+                self.supergraph.api_schema,
+                operation.variable_definitions or (),
+                variables,
+                hide_suggestions=self.policy.hide_suggestions,
+            )
+        except RecursionError:
+            return GraphQLResponse(400, {"errors": [_nested_too_deep("BAD_USER_INPUT")]})
         if isinstance(coerced, list):
             return GraphQLResponse(
                 400, {"errors": [_formatted(e, "BAD_USER_INPUT") for e in coerced]}
@@ -482,13 +541,11 @@ class Gateway:
                 },
             )
         throttle: Throttle | None = None
-        if self.verifier is not None and planned.plan.fetches:
-            principal = await self._authenticate(headers)
-            if isinstance(principal, GraphQLResponse):
-                return principal
+        if principal is not None:
             if self.limiter is not None:
                 client = (str(principal.tenant_id), principal.subject)
-                throttle = self.limiter.take(client, measured.cost)
+                # At least a point each: `{ __typename }` costs nothing but is not free.
+                throttle = self.limiter.take(client, max(1, measured.cost))
                 if not throttle.allowed:
                     seconds = max(1, math.ceil(throttle.retry_after))
                     refused = _refused(

@@ -35,6 +35,10 @@ class GatewaySettings(ServiceSettings):
     plan_cache_size: int = 1000
     # The public edge: limits checked before anything is planned or fetched.
     max_tokens: int = 10_000
+    # Characters of query text, comments included (a comment is no token); with the parsed
+    # documents' and plans' caches bounded by the characters of the texts they keep.
+    max_query_length: int = 100_000
+    cache_max_chars: int = 20_000_000
     max_aliases: int = 30
     max_root_fields: int = 20
     max_batch_size: int = 10

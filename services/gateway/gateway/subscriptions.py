@@ -62,6 +62,7 @@ class _Connection:
         self.websocket = websocket
         self.gateway = gateway
         self.headers: dict[str, str] = {}
+        self.token: str | None = None
         self.operations: dict[str, asyncio.Task[None]] = {}
         self.expiry: asyncio.TimerHandle | None = None
         # Operations answer concurrently; one frame goes out at a time.
@@ -131,6 +132,7 @@ class _Connection:
                 if token is None:
                     raise _Closed(4403, "Forbidden: no bearer token")
                 await verifier.verify(token)
+                self.token = token
             except CrmError as error:
                 raise _Closed(4403, f"Forbidden: {error}") from None
             claims = jwt.decode(token, options={"verify_signature": False})
@@ -138,6 +140,17 @@ class _Connection:
             loop = asyncio.get_running_loop()
             self.expiry = loop.call_later(max(seconds, 0), self._expire)
         self.headers = {"authorization": value}
+
+    async def _still_authorized(self) -> bool:
+        """Whether the connection's token still verifies (a cached check: revocation only)."""
+        verifier = self.gateway.verifier
+        if verifier is None or self.token is None:
+            return True
+        try:
+            await verifier.verify(self.token)
+        except CrmError:
+            return False
+        return True
 
     def _expire(self) -> None:
         asyncio.ensure_future(self.websocket.close(4403, "Forbidden: token expired"))
@@ -167,6 +180,10 @@ class _Connection:
                 )
                 return
             async for body in results:
+                if not await self._still_authorized():
+                    # Revoked since the socket opened: no further event reaches the caller.
+                    asyncio.ensure_future(self.websocket.close(4403, "Forbidden: token revoked"))
+                    return
                 await self._send({"id": operation_id, "type": "next", "payload": body})
         except SubgraphError as error:
             await self._send(

@@ -9,8 +9,10 @@ from fastapi import FastAPI
 
 from crm_shared.app import create_service_app
 from crm_shared.auth import TokenVerifier
+from crm_shared.auth_revocation import RevocationList
 from crm_shared.db import Database
-from identity.access import keys
+from identity.access import keys, revocations
+from identity.access.routes import revocation_horizon
 from identity.access.routes import router as access_router
 from identity.access.service import TokenSettings
 from identity.access.throttle import ThrottleSettings, throttle_jobs
@@ -38,13 +40,26 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
         async with databases[0].session() as session:
             return await keys.jwks(session=session)
 
+    tokens = token_settings(settings)
+
+    async def own_revocations() -> Mapping[str, Any]:
+        async with databases[0].session() as session:
+            return await revocations.recent_revocations(
+                session, horizon_seconds=revocation_horizon(tokens)
+            )
+
     app = create_service_app(
         settings=settings,
         schema=schema,
         handlers=build_handlers(settings),
         title="identity",
         verifier=TokenVerifier(
-            own_jwks, issuer=settings.auth_issuer, audience=settings.auth_audience
+            own_jwks,
+            issuer=settings.auth_issuer,
+            audience=settings.auth_audience,
+            revocations=RevocationList(
+                own_revocations, refresh_seconds=settings.revocations_refresh_seconds
+            ),
         ),
         routers=[access_router, partners_router],
         # Events of tenants with webhook endpoints are kept and delivered from a queue of
@@ -73,7 +88,7 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
             await fanout.close()
 
     app.router.lifespan_context = lifespan
-    app.state.token_settings = token_settings(settings)
+    app.state.token_settings = tokens
     app.state.login_throttle = login_throttle
     return app
 

@@ -29,7 +29,7 @@ from sqlmodel import select
 
 from crm_shared.db import Database
 from crm_shared.errors import BadUserInput, Unauthenticated
-from identity.access import keys, service, throttle
+from identity.access import keys, revocations, service, throttle
 from identity.access.models import ApiClient
 from identity.access.service import IssuedToken, TokenSettings
 from identity.customers.models import Customer
@@ -235,3 +235,20 @@ async def jwks(db: DatabaseDep) -> JSONResponse:
         await keys.active_key(session=session)
         body = await keys.jwks(session=session)
     return JSONResponse(body, headers={"Cache-Control": "public, max-age=60"})
+
+
+def revocation_horizon(settings: TokenSettings) -> float:
+    """How far back a revocation can still concern a live token (the longest lifetime)."""
+    return max(settings.ttl, settings.customer_ttl).total_seconds() + 60
+
+
+@router.get("/auth/revocations", tags=["access"])
+async def token_revocations(db: DatabaseDep, settings: TokenSettingsDep) -> JSONResponse:
+    """Principals whose tokens issued before ``nbf`` are refused (deactivated staff users,
+    role changes, revoked clients), for the services that verify tokens; internal, like the
+    subgraphs (the gateway does not serve it)."""
+    async with db.session() as session:
+        body = await revocations.recent_revocations(
+            session, horizon_seconds=revocation_horizon(settings)
+        )
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})

@@ -27,7 +27,7 @@ from crm_shared.auth import (
 )
 from crm_shared.db import utcnow
 from crm_shared.errors import BadUserInput, Conflict, NotFound, Unauthenticated
-from identity.access import keys
+from identity.access import keys, revocations
 from identity.access.models import ApiClient, ApiClientCreate, StaffUser, StaffUserCreate
 from identity.tenants.models import Tenant
 
@@ -179,6 +179,7 @@ async def issue_token(
     scopes: Iterable[str],
     role: str | None = None,
     customer_id: uuid.UUID | None = None,
+    authorized_party: str | None = None,
 ) -> IssuedToken:
     """A signed access token for one principal, by the active signing key."""
     key = await keys.active_key(session=session)
@@ -201,6 +202,9 @@ async def issue_token(
         claims["role"] = role
     if customer_id is not None:
         claims["cid"] = str(customer_id)
+    if authorized_party is not None:
+        # The client a customer token was exchanged by: revoking it revokes these too.
+        claims["azp"] = authorized_party
     token = jwt.encode(
         claims, keys.private_key(key.private_pem), algorithm=ALGORITHM, headers={"kid": key.kid}
     )
@@ -258,6 +262,7 @@ async def customer_token(
         subject=str(customer_id),
         scopes=[p.value for p in CUSTOMER_PERMISSIONS],
         customer_id=customer_id,
+        authorized_party=str(client.id),
     )
 
 
@@ -301,16 +306,28 @@ async def update_staff_user(
     if user is None or user.tenant_id != tenant_id:
         raise NotFound("id: no such staff user", field="id")
     changed: dict[str, object] = {}
+    revoke = False
     if role is not None:
         if role not in ROLE_PERMISSIONS:
             raise BadUserInput(f"role: must be one of {', '.join(ROLE_PERMISSIONS)}", field="role")
         changed["role"] = role
+        revoke = role != user.role
         user.role = role
     if active is not None:
         changed["active"] = active
+        revoke = revoke or not active
         user.active = active
     session.add(user)
     await session.flush()
+    if revoke:
+        # Tokens carry the role's scopes: the old ones stop working within seconds.
+        await revocations.revoke_tokens(
+            session,
+            tenant_id=tenant_id,
+            kind="staff",
+            subject=str(user.id),
+            reason="deactivated" if active is False else "role changed",
+        )
     return user, changed
 
 
@@ -328,4 +345,8 @@ async def revoke_api_client(
         client.revoked_at = utcnow()
     session.add(client)
     await session.flush()
+    # Its tokens, and those of customers it obtained by token exchange (``azp``), end now.
+    await revocations.revoke_tokens(
+        session, tenant_id=tenant_id, kind="client", subject=str(client.id), reason="revoked"
+    )
     return client

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from crm_shared.db import created_at_field
-from crm_shared.validation import check_email, normalize_email
+from crm_shared.validation import check_email, check_stored_json, normalize_email
 
 
 class LifecycleStatus(StrEnum):
@@ -186,9 +186,9 @@ class ProfileFields(BaseModel):
     @field_validator("preferences")
     @classmethod
     def _small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None and len(str(value)) > 4000:
-            raise ValueError("at most 4000 characters of preferences")
-        return value
+        # Bounded in depth too: a value nested hundreds deep could not be read back.
+        checked: dict[str, Any] | None = check_stored_json(value)
+        return checked
 
 
 class CustomerCreate(ProfileFields):
