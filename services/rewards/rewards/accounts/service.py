@@ -14,14 +14,12 @@ Every operation runs in the caller's transaction and:
 from __future__ import annotations
 
 import functools
-import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 from sqlalchemy import TextClause, func, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm.attributes import set_committed_value
@@ -33,6 +31,9 @@ from crm_shared.db import utcnow
 from crm_shared.errors import BadUserInput, Conflict, NotFound
 from crm_shared.events import record_event
 from crm_shared.events.outbox import outbox_envelope, outbox_insert, outbox_params
+from rewards.accounts.checks import check_key, check_points, check_reason, fingerprint
+from rewards.accounts.checks import request_key as request_key
+from rewards.accounts.credits import HeldAccount
 from rewards.accounts.events import PointsCredited, PointsDebited, PointsExpired, PointsMoved
 from rewards.accounts.models import (
     TENANT_ACCOUNT_KINDS,
@@ -46,9 +47,6 @@ from rewards.accounts.models import (
 )
 
 DEFAULT_TTL_DAYS = 365
-MAX_POINTS = 1_000_000_000
-MAX_KEY_LENGTH = 200
-MAX_REASON_LENGTH = 500
 REVERSIBLE = (EntryKind.EARN, EntryKind.SPEND, EntryKind.ADJUSTMENT)
 
 
@@ -64,51 +62,6 @@ class Movement:
     points: int
     balance_after: int
     replayed: bool = False
-
-
-# Validation -------------------------------------------------------------------------------
-
-
-def _check_points(points: int, *, allow_negative: bool = False) -> int:
-    if points == 0 or (points < 0 and not allow_negative):
-        rule = "must not be 0" if allow_negative else "must be greater than 0"
-        raise BadUserInput(f"points: {rule}", field="points")
-    if abs(points) > MAX_POINTS:
-        raise BadUserInput(f"points: must be at most {MAX_POINTS}", field="points")
-    return points
-
-
-def _check_reason(reason: str) -> str:
-    cleaned = reason.strip()
-    if not cleaned:
-        raise BadUserInput("reason: must not be empty", field="reason")
-    if len(cleaned) > MAX_REASON_LENGTH:
-        raise BadUserInput(
-            f"reason: must be at most {MAX_REASON_LENGTH} characters", field="reason"
-        )
-    return cleaned
-
-
-def _check_key(key: str) -> str:
-    if not key.strip():
-        raise BadUserInput("idempotencyKey: must not be empty", field="idempotencyKey")
-    if len(key) > MAX_KEY_LENGTH:
-        raise BadUserInput(
-            f"idempotencyKey: must be at most {MAX_KEY_LENGTH} characters",
-            field="idempotencyKey",
-        )
-    return key
-
-
-def request_key(caller_key: str) -> str:
-    """The ledger key of a caller's idempotency key (``request:<key>``)."""
-    return f"request:{_check_key(caller_key)}"
-
-
-def fingerprint(**content: Any) -> str:
-    """A stable hash of an entry's content (what it does, not when or by whom)."""
-    canonical = orjson.dumps({k: str(v) for k, v in content.items()}, option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(canonical).hexdigest()
 
 
 # Accounts ---------------------------------------------------------------------------------
@@ -183,7 +136,7 @@ async def hold_account(
 
 
 _LOCK_CUSTOMER_ACCOUNTS = text(
-    "SELECT customer_id FROM rewards.accounts WHERE tenant_id = CAST(:tenant AS uuid) "
+    "SELECT customer_id, id, balance FROM rewards.accounts WHERE tenant_id = CAST(:tenant AS uuid) "
     "AND customer_id = ANY(CAST(:customers AS uuid[])) AND kind = 'customer' "
     "ORDER BY customer_id FOR UPDATE"
 )
@@ -191,20 +144,25 @@ _LOCK_CUSTOMER_ACCOUNTS = text(
 
 async def hold_accounts(
     *, session: AsyncSession, tenant_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
-) -> None:
+) -> dict[uuid.UUID, HeldAccount]:
     """:func:`hold_account` for many customers: the existing accounts locked in one statement,
     in the order of their customer ids (two transactions locking overlapping sets wait for
-    each other instead of deadlocking), then the missing ones opened, in the same order."""
+    each other instead of deadlocking), then the missing ones opened, in the same order.
+    Each customer's account id and balance under the lock."""
     wanted = sorted(set(customer_ids))
     if not wanted:
-        return
+        return {}
     held = await session.execute(
         _LOCK_CUSTOMER_ACCOUNTS, {"tenant": tenant_id, "customers": wanted}
     )
-    found = {row[0] for row in held.all()}
+    found = {row[0]: HeldAccount(id=row[1], balance=int(row[2])) for row in held.all()}
     for customer_id in wanted:
         if customer_id not in found:
-            await open_account(session=session, tenant_id=tenant_id, customer_id=customer_id)
+            account = await open_account(
+                session=session, tenant_id=tenant_id, customer_id=customer_id
+            )
+            found[customer_id] = HeldAccount(id=account.id, balance=account.balance)
+    return found
 
 
 async def _ensure_account(
@@ -778,9 +736,9 @@ async def earn(
         kind=EntryKind.EARN,
         tenant_id=tenant_id,
         customer_id=customer_id,
-        points=_check_points(points),
-        reason=_check_reason(reason),
-        idempotency_key=_check_key(idempotency_key),
+        points=check_points(points),
+        reason=check_reason(reason),
+        idempotency_key=check_key(idempotency_key),
         actor=actor,
         ttl_days=ttl_days,
         now=now or utcnow(),
@@ -804,9 +762,9 @@ async def spend(
         kind=EntryKind.SPEND,
         tenant_id=tenant_id,
         customer_id=customer_id,
-        points=_check_points(points),
-        reason=_check_reason(reason),
-        idempotency_key=_check_key(idempotency_key),
+        points=check_points(points),
+        reason=check_reason(reason),
+        idempotency_key=check_key(idempotency_key),
         actor=actor,
         now=now or utcnow(),
     )
@@ -825,14 +783,14 @@ async def adjust(
     now: datetime | None = None,
 ) -> Movement:
     """A staff correction: positive points credit a new lot, negative ones debit like a spend."""
-    points = _check_points(points, allow_negative=True)
+    points = check_points(points, allow_negative=True)
     args: dict[str, Any] = {
         "kind": EntryKind.ADJUSTMENT,
         "tenant_id": tenant_id,
         "customer_id": customer_id,
         "points": abs(points),
-        "reason": _check_reason(reason),
-        "idempotency_key": _check_key(idempotency_key),
+        "reason": check_reason(reason),
+        "idempotency_key": check_key(idempotency_key),
         "actor": actor,
         "now": now or utcnow(),
     }
@@ -924,8 +882,8 @@ async def reverse(
     spent or expired are refused (BAD_USER_INPUT on entryId; adjust instead). Reversing a debit
     gives the points back as new lots that keep the expiry of the lots they came from.
     """
-    reason = _check_reason(reason)
-    idempotency_key = _check_key(idempotency_key)
+    reason = check_reason(reason)
+    idempotency_key = check_key(idempotency_key)
     now = now or utcnow()
     original = (
         await session.exec(
@@ -1102,7 +1060,7 @@ async def transfer(
     needed; both accounts are locked in id order so that two transfers cannot deadlock.
     """
     now = now or utcnow()
-    key = _check_key(idempotency_key)
+    key = check_key(idempotency_key)
     source_exists = (
         await session.exec(
             select(Account.id).where(
@@ -1145,7 +1103,7 @@ async def transfer(
         kind=EntryKind.TRANSFER,
         key=key,
         print_=print_,
-        reason=_check_reason(reason),
+        reason=check_reason(reason),
         actor=actor,
         postings=[(source.id, -points), (target.id, points)],
         now=now,

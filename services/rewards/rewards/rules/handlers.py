@@ -21,7 +21,7 @@ from crm_shared.events.consumer import BatchHandler, Handler
 from crm_shared.privacy import ProfileRef
 from rewards.accounts import service as ledger
 from rewards.purchases.events import PurchaseRecorded, PurchaseRefunded
-from rewards.rules import service
+from rewards.rules import batch, service
 from rewards.rules.conditions import Trigger
 from rewards.tiers import service as tiers
 
@@ -240,45 +240,63 @@ async def pay_interaction(
     ttl_days: int,
 ) -> None:
     """Rules on interactions, for a batch of them (named as the one-event handler was: its
-    inbox key). Per tenant, the customers' accounts locked in one
-    statement (in customer order), then their events paid together (``service.pay_many``),
-    or one by one, in order, when the batch needs that."""
+    inbox key). Per tenant: the customers' accounts locked in one statement (in customer
+    order), their events paid together (``batch.pay_many``, or one by one, in order, when the
+    batch holds a redelivered event), the events of unlinked authors kept pending in one
+    statement."""
     by_tenant: dict[uuid.UUID, list[tuple[InteractionRecorded, Envelope]]] = {}
     for event, envelope in zip(events, envelopes, strict=True):
         by_tenant.setdefault(envelope.tenantid, []).append((event, envelope))
     for tenant_id, items in by_tenant.items():
         await service.ensure_tenant(session, tenant_id=tenant_id, welcome_points=welcome_points)
+        await service.keep_pending_many(
+            session,
+            tenant_id=tenant_id,
+            pending=[
+                service.Pending(
+                    event_id=envelope.id,
+                    trigger=Trigger.INTERACTION_RECORDED,
+                    profile=ProfileRef(channel=e.channel, platform_user_id=e.platform_user_id),
+                    occurred_at=e.occurred_at,
+                    data=_interaction_data(e),
+                )
+                for e, envelope in items
+                if e.customer_id is None and e.platform_user_id
+            ],
+        )
         known = [(e, envelope) for e, envelope in items if e.customer_id is not None]
-        await ledger.hold_accounts(
+        if not known:
+            continue
+        accounts = await ledger.hold_accounts(
             session=session,
             tenant_id=tenant_id,
             customer_ids=[e.customer_id for e, _ in known if e.customer_id is not None],
         )
         calls = [
-            service.TriggerCall(
+            batch.TriggerCall(
                 event_id=envelope.id,
                 customer_id=e.customer_id,
                 occurred_at=e.occurred_at,
-                data={
-                    "channel": e.channel,
-                    "kind": e.kind,
-                    "sentiment": e.sentiment,
-                    "sentiment_label": e.sentiment_label,
-                },
+                data=_interaction_data(e),
             )
             for e, envelope in known
             if e.customer_id is not None
         ]
-        together = await service.pay_many(
+        rules = await service.current_rules(session, tenant_id, Trigger.INTERACTION_RECORDED)
+        paid = await batch.pay_many(
             session,
-            tenant_id=tenant_id,
-            trigger=Trigger.INTERACTION_RECORDED,
-            calls=calls,
-            ttl_days=ttl_days,
+            batch=batch.Batch(
+                tenant_id=tenant_id,
+                trigger=Trigger.INTERACTION_RECORDED,
+                calls=calls,
+                accounts=accounts,
+                ttl_days=ttl_days,
+            ),
+            rules=rules,
         )
-        for event, envelope in items:
-            if together and event.customer_id is not None:
-                continue
+        if paid:
+            continue
+        for event, envelope in known:
             await pay_one_interaction(
                 event,
                 envelope=envelope,
@@ -286,6 +304,16 @@ async def pay_interaction(
                 welcome_points=welcome_points,
                 ttl_days=ttl_days,
             )
+
+
+def _interaction_data(event: InteractionRecorded) -> dict[str, Any]:
+    """The facts of an interaction that rules look at."""
+    return {
+        "channel": event.channel,
+        "kind": event.kind,
+        "sentiment": event.sentiment,
+        "sentiment_label": event.sentiment_label,
+    }
 
 
 async def pay_poll_vote(

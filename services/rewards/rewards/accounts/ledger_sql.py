@@ -1,0 +1,78 @@
+"""The ledger's hand-written SQL: the statements that write and read entries.
+
+Written as ``text`` rather than ORM constructs because the ledger's cost was Python, not
+PostgreSQL (bench/RESULTS.md, "Ledger"); each statement is made once (``functools.cache``).
+"""
+
+from __future__ import annotations
+
+import functools
+
+from sqlalchemy import TextClause, text
+
+
+@functools.cache
+def EARN_MANY(schema: str) -> TextClause:  # noqa: N802 - a statement, named as the others
+    """Earn credits of one tenant in one statement (``credits.earn_many``): with a guard that
+    no key of the batch was used, the entries, two postings each, every account's new
+    balance, a lot each and the ``points.credited`` events in ``schema``'s outbox (one
+    multi-row insert: the outbox trigger notifies once). Returns whether the guard passed, how
+    many entries were written, whether the tenant's counterpart account exists, and the
+    credited accounts' new balances."""
+    return text(
+        f"""
+    WITH input AS (
+        SELECT * FROM unnest(
+            CAST(:entries AS uuid[]), CAST(:accounts AS uuid[]), CAST(:customers AS uuid[]),
+            CAST(:keys AS text[]), CAST(:prints AS text[]), CAST(:reasons AS text[]),
+            CAST(:points AS bigint[]), CAST(:lots AS uuid[]))
+            WITH ORDINALITY AS i (entry, account, customer, key, print, reason, points, lot, n)),
+    counterpart AS (
+        SELECT id FROM rewards.accounts
+         WHERE tenant_id = CAST(:tenant AS uuid) AND kind = CAST(:counterpart AS text)
+           AND customer_id IS NULL),
+    guard AS (
+        SELECT NOT EXISTS (SELECT FROM rewards.journal_entries
+                            WHERE tenant_id = CAST(:tenant AS uuid)
+                              AND idempotency_key = ANY(CAST(:keys AS text[])))
+               AND EXISTS (SELECT FROM counterpart) AS ok),
+    entry AS (
+        INSERT INTO rewards.journal_entries (id, tenant_id, kind, customer_id, idempotency_key,
+            fingerprint, reason, actor, reverses_entry_id, created_at)
+        SELECT input.entry, CAST(:tenant AS uuid), CAST(:kind AS text), input.customer,
+               input.key, input.print, input.reason, CAST(:actor AS text), NULL,
+               CAST(:now AS timestamptz)
+          FROM input, guard WHERE guard.ok ORDER BY input.n
+        ON CONFLICT ON CONSTRAINT journal_entries_idempotency DO NOTHING
+        RETURNING id),
+    written AS (SELECT input.* FROM input JOIN entry ON entry.id = input.entry),
+    postings AS (
+        INSERT INTO rewards.postings (entry_id, account_id, amount)
+        SELECT written.entry, written.account, written.points FROM written
+        UNION ALL
+        SELECT written.entry, counterpart.id, -written.points FROM written, counterpart),
+    balance AS (
+        UPDATE rewards.accounts a SET balance = a.balance + w.total
+          FROM (SELECT account, sum(points) AS total FROM written GROUP BY account) AS w
+         WHERE a.id = w.account
+        RETURNING a.id, a.balance),
+    lot AS (
+        INSERT INTO rewards.lots (id, tenant_id, account_id, entry_id, points, remaining,
+            expires_at, created_at)
+        SELECT written.lot, CAST(:tenant AS uuid), written.account, written.entry,
+               written.points, written.points, CAST(:expires_at AS timestamptz),
+               CAST(:now AS timestamptz)
+          FROM written),
+    event AS (
+        INSERT INTO {schema}.outbox (id, type, routing_key, envelope)
+        SELECT e.id, e.type, e.routing_key, CAST(e.envelope AS jsonb)
+          FROM unnest(CAST(:event_ids AS uuid[]), CAST(:event_types AS text[]),
+                      CAST(:routing_keys AS text[]), CAST(:envelopes AS text[]))
+               WITH ORDINALITY AS e (id, type, routing_key, envelope, n)
+         WHERE (SELECT ok FROM guard)
+         ORDER BY e.n)
+    SELECT (SELECT ok FROM guard), (SELECT count(*) FROM entry),
+           EXISTS (SELECT FROM counterpart),
+           ARRAY(SELECT id FROM balance), ARRAY(SELECT balance FROM balance)
+    """
+    )
