@@ -72,6 +72,8 @@ async def earn_many(
     balances = {customer_id: held.balance for customer_id, held in accounts.items()}
     source = session.info["source"]
     trace_headers = current_traceparent()
+    # A plain UUID: one read through the ORM is asyncpg's own type, which orjson refuses.
+    tenant = uuid.UUID(int=tenant_id.int)
     entries, keys, prints, reasons, points, lots = [], [], [], [], [], []
     account_ids, customers = [], []
     event_ids, routing_keys, bodies = [], [], []
@@ -91,7 +93,7 @@ async def earn_many(
                 reason=reason,
             ),
             source=source,
-            tenant_id=tenant_id,
+            tenant_id=tenant,
             subject=str(credit.customer_id),
             trace_headers=trace_headers,
         )

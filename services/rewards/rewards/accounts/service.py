@@ -30,11 +30,18 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from crm_shared.db import utcnow
 from crm_shared.errors import BadUserInput, Conflict, NotFound
 from crm_shared.events import record_event
-from crm_shared.events.outbox import outbox_envelope, outbox_insert, outbox_params
+from crm_shared.events.outbox import (
+    outbox_envelope,
+    outbox_insert,
+    outbox_params,
+    wrapped_envelope,
+)
+from crm_shared.telemetry import current_traceparent
 from rewards.accounts.checks import check_key, check_points, check_reason, fingerprint
 from rewards.accounts.checks import request_key as request_key
 from rewards.accounts.credits import HeldAccount
 from rewards.accounts.events import PointsCredited, PointsDebited, PointsExpired, PointsMoved
+from rewards.accounts.ledger_sql import CREDIT_ONE
 from rewards.accounts.models import (
     TENANT_ACCOUNT_KINDS,
     Account,
@@ -812,6 +819,22 @@ async def _credit(
     ttl_days: int,
     now: datetime,
 ) -> Movement:
+    print_ = fingerprint(kind=kind, customer=customer_id, points=points, reason=reason)
+    fast = await _credit_at_once(
+        session,
+        kind=kind,
+        tenant_id=tenant_id,
+        customer_id=customer_id,
+        points=points,
+        reason=reason,
+        key=idempotency_key,
+        print_=print_,
+        actor=actor,
+        expires_at=now + timedelta(days=ttl_days),
+        now=now,
+    )
+    if fast is not None:
+        return fast
     account = await _lock_for_movement(
         session,
         tenant_id,
@@ -825,7 +848,7 @@ async def _credit(
         account=account,
         kind=kind,
         key=idempotency_key,
-        print_=fingerprint(kind=kind, customer=customer_id, points=points, reason=reason),
+        print_=print_,
         reason=reason,
         actor=actor,
         points=points,
@@ -833,6 +856,85 @@ async def _credit(
         now=now,
         lot_expires_at=now + timedelta(days=ttl_days),
     )
+
+
+async def _credit_at_once(
+    session: AsyncSession,
+    *,
+    kind: EntryKind,
+    tenant_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    points: int,
+    reason: str,
+    key: str,
+    print_: str,
+    actor: str,
+    expires_at: datetime,
+    now: datetime,
+) -> Movement | None:
+    """The credit in one statement (``ledger_sql.CREDIT_ONE``), or None, having written
+    nothing, when it needs the locking path: no account, a key used (a replay or a
+    conflict), or taken by a movement that committed while this one waited."""
+    entry_id = uuid.uuid4()
+    envelope, body = wrapped_envelope(
+        PointsCredited(
+            customer_id=customer_id,
+            entry_id=entry_id,
+            kind=kind.value,
+            points=points,
+            balance_after=0,  # set by the statement, from the balance it wrote
+            reason=reason,
+        ),
+        source=session.info["source"],
+        # A plain UUID: one read through the ORM is asyncpg's own type, which orjson refuses.
+        tenant_id=uuid.UUID(int=tenant_id.int),
+        subject=str(customer_id),
+        trace_headers=current_traceparent(),
+    )
+    row = (
+        await session.execute(
+            CREDIT_ONE(session.info["schema"]),
+            {
+                "tenant": tenant_id,
+                "customer": customer_id,
+                "counterpart": AccountKind.EXPENSE.value,
+                "entry": entry_id,
+                "kind": kind.value,
+                "key": key,
+                "fingerprint": print_,
+                "reason": reason,
+                "actor": actor,
+                "now": now,
+                "points": points,
+                "lot": uuid.uuid4(),
+                "expires_at": expires_at,
+                "event_id": envelope.id,
+                "event_type": envelope.type,
+                "routing_key": envelope.routing_key,
+                "envelope": body.decode(),
+            },
+        )
+    ).one()
+    _, inserted, account_id, balance = row
+    if inserted is None:
+        return None
+    identity_map = session.sync_session.identity_map
+    loaded = identity_map.get(identity_key(Account, account_id)) if identity_map else None
+    if isinstance(loaded, Account):
+        set_committed_value(loaded, "balance", int(balance))
+    entry = JournalEntry(
+        id=entry_id,
+        tenant_id=tenant_id,
+        kind=kind.value,
+        customer_id=customer_id,
+        idempotency_key=key,
+        fingerprint=print_,
+        reason=reason,
+        actor=actor,
+        reverses_entry_id=None,
+        created_at=now,
+    )
+    return Movement(entry=entry, points=points, balance_after=int(balance))
 
 
 async def _debit(
