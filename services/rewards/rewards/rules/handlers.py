@@ -9,9 +9,11 @@ pays it as the customer then, as if it had arrived with them (same event id, so 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -24,6 +26,8 @@ from rewards.purchases.events import PurchaseRecorded, PurchaseRefunded
 from rewards.rules import batch, service
 from rewards.rules.conditions import Trigger
 from rewards.tiers import service as tiers
+
+E = TypeVar("E", bound=Event)
 
 
 class TenantCreated(Event):
@@ -316,110 +320,80 @@ def _interaction_data(event: InteractionRecorded) -> dict[str, Any]:
     }
 
 
-async def pay_poll_vote(
-    event: PollVoted,
-    *,
-    envelope: Envelope,
-    session: AsyncSession,
-    welcome_points: int,
-    ttl_days: int,
-) -> None:
-    """Rules on poll votes."""
-    await pay_trigger(
-        session,
-        envelope=envelope,
-        trigger=Trigger.POLL_VOTED,
-        customer_id=event.customer_id,
-        occurred_at=envelope.time,
-        welcome_points=welcome_points,
-        ttl_days=ttl_days,
-    )
+@dataclass(frozen=True)
+class TriggerSource(Generic[E]):
+    """How one consumed event type triggers rules: which trigger, when it happened and the
+    facts conditions look at (besides the customer's context)."""
+
+    event: type[E]
+    trigger: Trigger
+    # The handler's name, and so its inbox key: kept from when each had a function of its own.
+    handler: str
+    facts: Callable[[E], dict[str, Any]] = lambda _: {}
+    occurred_at: Callable[[E, Envelope], datetime] = lambda _, envelope: envelope.time
 
 
-async def pay_idea_status(
-    event: IdeaStatusChanged,
-    *,
-    envelope: Envelope,
-    session: AsyncSession,
-    welcome_points: int,
-    ttl_days: int,
-) -> None:
-    """Rules on an idea's status (its author is the customer)."""
-    await pay_trigger(
-        session,
-        envelope=envelope,
-        trigger=Trigger.IDEA_STATUS_CHANGED,
-        customer_id=event.customer_id,
-        occurred_at=envelope.time,
-        status=event.status,
-        welcome_points=welcome_points,
-        ttl_days=ttl_days,
-    )
+# Every event that pays rules one at a time (interactions come in batches: pay_interaction;
+# sign-ups: accounts' handler).
+TRIGGER_SOURCES: tuple[TriggerSource[Any], ...] = (
+    TriggerSource(PollVoted, Trigger.POLL_VOTED, "pay_poll_vote"),
+    TriggerSource(
+        IdeaStatusChanged,
+        Trigger.IDEA_STATUS_CHANGED,
+        "pay_idea_status",
+        facts=lambda e: {"status": e.status},
+    ),
+    TriggerSource(
+        ContestWinnerChosen,
+        Trigger.CONTEST_WINNER_CHOSEN,
+        "pay_contest_winner",
+        facts=lambda e: {"rank": e.rank},
+    ),
+    TriggerSource(
+        ContentShared,
+        Trigger.CONTENT_SHARED,
+        "pay_content_share",
+        facts=lambda e: {"channel": e.channel},
+    ),
+    TriggerSource(
+        PurchaseRecorded,
+        Trigger.PURCHASE_RECORDED,
+        "pay_purchase",
+        facts=lambda e: {
+            "amount_cents": e.amount_cents,
+            "currency": e.currency,
+            "purchase_id": e.purchase_id,
+        },
+        occurred_at=lambda e, _: e.occurred_at,
+    ),
+)
 
 
-async def pay_contest_winner(
-    event: ContestWinnerChosen,
-    *,
-    envelope: Envelope,
-    session: AsyncSession,
-    welcome_points: int,
-    ttl_days: int,
-) -> None:
-    """Rules on contest wins (rank)."""
-    await pay_trigger(
-        session,
-        envelope=envelope,
-        trigger=Trigger.CONTEST_WINNER_CHOSEN,
-        customer_id=event.customer_id,
-        occurred_at=envelope.time,
-        rank=event.rank,
-        welcome_points=welcome_points,
-        ttl_days=ttl_days,
-    )
+def trigger_handler(source: TriggerSource[Any]) -> Callable[..., Awaitable[None]]:
+    """The handler of ``source``'s events: store the event, pay the rules it matches."""
 
+    async def handle(
+        event: Event,
+        *,
+        envelope: Envelope,
+        session: AsyncSession,
+        welcome_points: int,
+        ttl_days: int,
+    ) -> None:
+        await pay_trigger(
+            session,
+            envelope=envelope,
+            trigger=source.trigger,
+            customer_id=getattr(event, "customer_id", None),
+            occurred_at=source.occurred_at(event, envelope),
+            welcome_points=welcome_points,
+            ttl_days=ttl_days,
+            **source.facts(event),
+        )
 
-async def pay_content_share(
-    event: ContentShared,
-    *,
-    envelope: Envelope,
-    session: AsyncSession,
-    welcome_points: int,
-    ttl_days: int,
-) -> None:
-    """Rules on content shared (channel)."""
-    await pay_trigger(
-        session,
-        envelope=envelope,
-        trigger=Trigger.CONTENT_SHARED,
-        customer_id=event.customer_id,
-        occurred_at=envelope.time,
-        channel=event.channel,
-        welcome_points=welcome_points,
-        ttl_days=ttl_days,
-    )
-
-
-async def pay_purchase(
-    event: PurchaseRecorded,
-    *,
-    envelope: Envelope,
-    session: AsyncSession,
-    welcome_points: int,
-    ttl_days: int,
-) -> None:
-    """Rules on purchases (amount, currency)."""
-    await pay_trigger(
-        session,
-        envelope=envelope,
-        trigger=Trigger.PURCHASE_RECORDED,
-        customer_id=event.customer_id,
-        occurred_at=event.occurred_at,
-        amount_cents=event.amount_cents,
-        currency=event.currency,
-        purchase_id=event.purchase_id,
-        welcome_points=welcome_points,
-        ttl_days=ttl_days,
-    )
+    handle.__name__ = handle.__qualname__ = source.handler
+    handle.__doc__ = f"Rules on {source.event.type}."
+    return handle
 
 
 async def refund_purchase(
@@ -472,24 +446,12 @@ def rule_handlers(*, welcome_points: int, ttl_days: int) -> list[Handler[Any]]:
             InteractionRecorded,
             partial(pay_interaction, welcome_points=welcome_points, ttl_days=ttl_days),
         ),
-        Handler(
-            PollVoted, partial(pay_poll_vote, welcome_points=welcome_points, ttl_days=ttl_days)
-        ),
-        Handler(
-            IdeaStatusChanged,
-            partial(pay_idea_status, welcome_points=welcome_points, ttl_days=ttl_days),
-        ),
-        Handler(
-            ContestWinnerChosen,
-            partial(pay_contest_winner, welcome_points=welcome_points, ttl_days=ttl_days),
-        ),
-        Handler(
-            ContentShared,
-            partial(pay_content_share, welcome_points=welcome_points, ttl_days=ttl_days),
-        ),
-        Handler(
-            PurchaseRecorded,
-            partial(pay_purchase, welcome_points=welcome_points, ttl_days=ttl_days),
+        *(
+            Handler(
+                source.event,
+                partial(trigger_handler(source), welcome_points=welcome_points, ttl_days=ttl_days),
+            )
+            for source in TRIGGER_SOURCES
         ),
         Handler(PurchaseRefunded, refund_purchase),
         Handler(SegmentChanged, project_segment),
