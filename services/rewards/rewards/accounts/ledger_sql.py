@@ -10,6 +10,8 @@ import functools
 
 from sqlalchemy import TextClause, text
 
+from crm_shared.events.outbox import outbox_insert
+
 
 @functools.cache
 def EARN_MANY(schema: str) -> TextClause:  # noqa: N802 - a statement, named as the others
@@ -137,3 +139,139 @@ def CREDIT_ONE(schema: str) -> TextClause:  # noqa: N802 - a statement, named as
            (SELECT balance FROM balance)
     """
     )
+
+
+LOCK_CUSTOMER_ACCOUNT = text(
+    "SELECT id FROM rewards.accounts WHERE tenant_id = CAST(:tenant AS uuid) "
+    "AND customer_id = CAST(:customer AS uuid) AND kind = 'customer' FOR UPDATE"
+)
+
+LOCK_CUSTOMER_ACCOUNTS = text(
+    "SELECT customer_id, id, balance FROM rewards.accounts WHERE tenant_id = CAST(:tenant AS uuid) "
+    "AND customer_id = ANY(CAST(:customers AS uuid[])) AND kind = 'customer' "
+    "ORDER BY customer_id FOR UPDATE"
+)
+
+LOCK_FOR_MOVEMENT = text(
+    """
+    SELECT a.id, a.balance,
+           (SELECT x.id FROM rewards.accounts x
+             WHERE x.tenant_id = a.tenant_id AND x.kind = CAST(:counterpart AS text)
+               AND x.customer_id IS NULL) AS counterpart,
+           EXISTS (SELECT FROM rewards.journal_entries e
+                    WHERE e.tenant_id = a.tenant_id
+                      AND e.idempotency_key = CAST(:key AS text)) AS key_used,
+           EXISTS (SELECT FROM rewards.lots l
+                    WHERE l.account_id = a.id AND l.remaining > 0
+                      AND l.expires_at <= CAST(:now AS timestamptz)) AS due
+      FROM rewards.accounts a
+     WHERE a.tenant_id = CAST(:tenant AS uuid) AND a.customer_id = CAST(:customer AS uuid)
+       AND a.kind = 'customer'
+       FOR UPDATE
+    """
+)
+
+
+@functools.cache
+def entry_statement(
+    postings: int, *, lot: bool, take: bool, fresh_key: bool, outbox: str | None
+) -> TextClause:
+    """The statement that writes one entry and everything that goes with it (see ``_insert``).
+
+    With ``fresh_key`` it first checks, in its own snapshot, that the key is unused and (with
+    ``take``) that no lot of the account is due; with ``lot`` it adds the credit's lot; with
+    ``take`` it takes the debit's points from the open lots, oldest expiring first; with
+    ``outbox`` (a schema) it adds the entry's event to that outbox. Every part but the check
+    writes only if the entry was written.
+    """
+    due = (
+        " AND NOT EXISTS (SELECT FROM rewards.lots WHERE account_id = CAST(:account AS uuid)"
+        " AND remaining > 0 AND expires_at <= CAST(:now AS timestamptz))"
+        if take
+        else ""
+    )
+    guard = (
+        "SELECT NOT EXISTS (SELECT FROM rewards.journal_entries"
+        " WHERE tenant_id = CAST(:tenant AS uuid) AND idempotency_key = CAST(:key AS text))"
+        f"{due} AS ok"
+        if fresh_key
+        else "SELECT true AS ok"
+    )
+    values = ", ".join(
+        f"(CAST(:account_{n} AS uuid), CAST(:amount_{n} AS bigint))" for n in range(postings)
+    )
+    parts = [
+        f"guard AS ({guard})",
+        """entry AS (
+            INSERT INTO rewards.journal_entries (id, tenant_id, kind, customer_id, idempotency_key,
+                fingerprint, reason, actor, reverses_entry_id, created_at)
+            SELECT CAST(:entry AS uuid), CAST(:tenant AS uuid), CAST(:kind AS text),
+                   CAST(:customer AS uuid), CAST(:key AS text), CAST(:fingerprint AS text),
+                   CAST(:reason AS text), CAST(:actor AS text), CAST(:reverses AS uuid),
+                   CAST(:now AS timestamptz)
+              FROM guard WHERE guard.ok
+            ON CONFLICT ON CONSTRAINT journal_entries_idempotency DO NOTHING
+            RETURNING id)""",
+        f"""postings AS (
+            INSERT INTO rewards.postings (entry_id, account_id, amount)
+            SELECT entry.id, p.account_id, p.amount
+              FROM entry, (VALUES {values}) AS p (account_id, amount))""",
+        """balance AS (
+            UPDATE rewards.accounts SET balance = balance + CAST(:delta AS bigint)
+             WHERE id = CAST(:account AS uuid) AND EXISTS (SELECT FROM entry)
+            RETURNING balance)""",
+    ]
+    if lot:
+        parts.append(
+            """lot AS (
+            INSERT INTO rewards.lots (id, tenant_id, account_id, entry_id, points, remaining,
+                expires_at, created_at)
+            SELECT CAST(:lot AS uuid), CAST(:tenant AS uuid), CAST(:account AS uuid), entry.id,
+                   CAST(:lot_points AS bigint), CAST(:lot_points AS bigint),
+                   CAST(:expires_at AS timestamptz), CAST(:now AS timestamptz)
+              FROM entry)"""
+        )
+    taken = "0"
+    if take:
+        parts += [
+            # Each open lot with the points of the lots before it in the order they are spent.
+            """open_lots AS (
+            SELECT id, remaining,
+                   CAST(sum(remaining) OVER (ORDER BY expires_at, created_at, id) AS bigint)
+                   - remaining AS before
+              FROM rewards.lots
+             WHERE account_id = CAST(:account AS uuid) AND remaining > 0
+               AND EXISTS (SELECT FROM entry))""",
+            """picked AS (
+            SELECT id, least(remaining, CAST(:take AS bigint) - before) AS points
+              FROM open_lots WHERE before < CAST(:take AS bigint))""",
+            """consumed AS (
+            INSERT INTO rewards.lot_consumptions (lot_id, entry_id, points)
+            SELECT picked.id, entry.id, picked.points FROM picked, entry)""",
+            """taken AS (
+            UPDATE rewards.lots SET remaining = lots.remaining - picked.points
+              FROM picked WHERE lots.id = picked.id
+            RETURNING picked.points)""",
+        ]
+        taken = "(SELECT coalesce(sum(points), 0) FROM taken)"
+    if outbox is not None:
+        parts.append(f"event AS ({outbox_insert(outbox, prefix='event_', select_from='entry')})")
+    return text(
+        "WITH "
+        + ",\n".join(parts)
+        + "\nSELECT (SELECT ok FROM guard), (SELECT id FROM entry), (SELECT balance FROM balance),"
+        + f" {taken}"
+    )
+
+
+ADD_LOT = text(
+    "INSERT INTO rewards.lots (id, tenant_id, account_id, entry_id, points, remaining,"
+    " expires_at, created_at) VALUES (:id, :tenant, :account, :entry, :points, :points,"
+    " :expires_at, :now)"
+)
+TAKE_FROM_LOT = text(
+    "WITH consumed AS (INSERT INTO rewards.lot_consumptions (lot_id, entry_id, points)"
+    " VALUES (:lot, :entry, :points))"
+    " UPDATE rewards.lots SET remaining = remaining - CAST(:points AS bigint)"
+    " WHERE id = CAST(:lot AS uuid)"
+)

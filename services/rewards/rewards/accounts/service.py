@@ -13,14 +13,13 @@ Every operation runs in the caller's transaction and:
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import TextClause, func, text, tuple_, update
+from sqlalchemy import text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -32,7 +31,6 @@ from crm_shared.errors import BadUserInput, Conflict, NotFound
 from crm_shared.events import record_event
 from crm_shared.events.outbox import (
     outbox_envelope,
-    outbox_insert,
     outbox_params,
     wrapped_envelope,
 )
@@ -41,7 +39,13 @@ from rewards.accounts.checks import check_key, check_points, check_reason, finge
 from rewards.accounts.checks import request_key as request_key
 from rewards.accounts.credits import HeldAccount
 from rewards.accounts.events import PointsCredited, PointsDebited, PointsExpired, PointsMoved
+from rewards.accounts.ledger_sql import ADD_LOT as _ADD_LOT
 from rewards.accounts.ledger_sql import CREDIT_ONE
+from rewards.accounts.ledger_sql import LOCK_CUSTOMER_ACCOUNT as _LOCK_CUSTOMER_ACCOUNT
+from rewards.accounts.ledger_sql import LOCK_CUSTOMER_ACCOUNTS as _LOCK_CUSTOMER_ACCOUNTS
+from rewards.accounts.ledger_sql import LOCK_FOR_MOVEMENT as _LOCK_FOR_MOVEMENT
+from rewards.accounts.ledger_sql import TAKE_FROM_LOT as _TAKE_FROM_LOT
+from rewards.accounts.ledger_sql import entry_statement as _entry_statement
 from rewards.accounts.models import (
     TENANT_ACCOUNT_KINDS,
     Account,
@@ -52,6 +56,10 @@ from rewards.accounts.models import (
     LotConsumption,
     Posting,
 )
+from rewards.accounts.reading import check_ledger as check_ledger
+from rewards.accounts.reading import expiring_soon as expiring_soon
+from rewards.accounts.reading import get_balances as get_balances
+from rewards.accounts.reading import history as history
 
 DEFAULT_TTL_DAYS = 365
 REVERSIBLE = (EntryKind.EARN, EntryKind.SPEND, EntryKind.ADJUSTMENT)
@@ -121,12 +129,6 @@ async def open_account(
     return await _lock_account(session, tenant_id, customer_id)
 
 
-_LOCK_CUSTOMER_ACCOUNT = text(
-    "SELECT id FROM rewards.accounts WHERE tenant_id = CAST(:tenant AS uuid) "
-    "AND customer_id = CAST(:customer AS uuid) AND kind = 'customer' FOR UPDATE"
-)
-
-
 async def hold_account(
     *, session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID
 ) -> None:
@@ -140,13 +142,6 @@ async def hold_account(
     )
     if held.first() is None:
         await open_account(session=session, tenant_id=tenant_id, customer_id=customer_id)
-
-
-_LOCK_CUSTOMER_ACCOUNTS = text(
-    "SELECT customer_id, id, balance FROM rewards.accounts WHERE tenant_id = CAST(:tenant AS uuid) "
-    "AND customer_id = ANY(CAST(:customers AS uuid[])) AND kind = 'customer' "
-    "ORDER BY customer_id FOR UPDATE"
-)
 
 
 async def hold_accounts(
@@ -254,25 +249,6 @@ class _Locked:
 # A customer's account: an ORM object (``_lock_account``) or a ``_Locked`` one.
 _Held = Account | _Locked
 
-_LOCK_FOR_MOVEMENT = text(
-    """
-    SELECT a.id, a.balance,
-           (SELECT x.id FROM rewards.accounts x
-             WHERE x.tenant_id = a.tenant_id AND x.kind = CAST(:counterpart AS text)
-               AND x.customer_id IS NULL) AS counterpart,
-           EXISTS (SELECT FROM rewards.journal_entries e
-                    WHERE e.tenant_id = a.tenant_id
-                      AND e.idempotency_key = CAST(:key AS text)) AS key_used,
-           EXISTS (SELECT FROM rewards.lots l
-                    WHERE l.account_id = a.id AND l.remaining > 0
-                      AND l.expires_at <= CAST(:now AS timestamptz)) AS due
-      FROM rewards.accounts a
-     WHERE a.tenant_id = CAST(:tenant AS uuid) AND a.customer_id = CAST(:customer AS uuid)
-       AND a.kind = 'customer'
-       FOR UPDATE
-    """
-)
-
 
 async def _lock_for_movement(
     session: AsyncSession,
@@ -350,98 +326,6 @@ async def _replay(session: AsyncSession, account: _Held, key: str, print_: str) 
     ).scalar_one()
     return Movement(
         entry=existing, points=int(points), balance_after=account.balance, replayed=True
-    )
-
-
-@functools.cache
-def _entry_statement(
-    postings: int, *, lot: bool, take: bool, fresh_key: bool, outbox: str | None
-) -> TextClause:
-    """The statement that writes one entry and everything that goes with it (see ``_insert``).
-
-    With ``fresh_key`` it first checks, in its own snapshot, that the key is unused and (with
-    ``take``) that no lot of the account is due; with ``lot`` it adds the credit's lot; with
-    ``take`` it takes the debit's points from the open lots, oldest expiring first; with
-    ``outbox`` (a schema) it adds the entry's event to that outbox. Every part but the check
-    writes only if the entry was written.
-    """
-    due = (
-        " AND NOT EXISTS (SELECT FROM rewards.lots WHERE account_id = CAST(:account AS uuid)"
-        " AND remaining > 0 AND expires_at <= CAST(:now AS timestamptz))"
-        if take
-        else ""
-    )
-    guard = (
-        "SELECT NOT EXISTS (SELECT FROM rewards.journal_entries"
-        " WHERE tenant_id = CAST(:tenant AS uuid) AND idempotency_key = CAST(:key AS text))"
-        f"{due} AS ok"
-        if fresh_key
-        else "SELECT true AS ok"
-    )
-    values = ", ".join(
-        f"(CAST(:account_{n} AS uuid), CAST(:amount_{n} AS bigint))" for n in range(postings)
-    )
-    parts = [
-        f"guard AS ({guard})",
-        """entry AS (
-            INSERT INTO rewards.journal_entries (id, tenant_id, kind, customer_id, idempotency_key,
-                fingerprint, reason, actor, reverses_entry_id, created_at)
-            SELECT CAST(:entry AS uuid), CAST(:tenant AS uuid), CAST(:kind AS text),
-                   CAST(:customer AS uuid), CAST(:key AS text), CAST(:fingerprint AS text),
-                   CAST(:reason AS text), CAST(:actor AS text), CAST(:reverses AS uuid),
-                   CAST(:now AS timestamptz)
-              FROM guard WHERE guard.ok
-            ON CONFLICT ON CONSTRAINT journal_entries_idempotency DO NOTHING
-            RETURNING id)""",
-        f"""postings AS (
-            INSERT INTO rewards.postings (entry_id, account_id, amount)
-            SELECT entry.id, p.account_id, p.amount
-              FROM entry, (VALUES {values}) AS p (account_id, amount))""",
-        """balance AS (
-            UPDATE rewards.accounts SET balance = balance + CAST(:delta AS bigint)
-             WHERE id = CAST(:account AS uuid) AND EXISTS (SELECT FROM entry)
-            RETURNING balance)""",
-    ]
-    if lot:
-        parts.append(
-            """lot AS (
-            INSERT INTO rewards.lots (id, tenant_id, account_id, entry_id, points, remaining,
-                expires_at, created_at)
-            SELECT CAST(:lot AS uuid), CAST(:tenant AS uuid), CAST(:account AS uuid), entry.id,
-                   CAST(:lot_points AS bigint), CAST(:lot_points AS bigint),
-                   CAST(:expires_at AS timestamptz), CAST(:now AS timestamptz)
-              FROM entry)"""
-        )
-    taken = "0"
-    if take:
-        parts += [
-            # Each open lot with the points of the lots before it in the order they are spent.
-            """open_lots AS (
-            SELECT id, remaining,
-                   CAST(sum(remaining) OVER (ORDER BY expires_at, created_at, id) AS bigint)
-                   - remaining AS before
-              FROM rewards.lots
-             WHERE account_id = CAST(:account AS uuid) AND remaining > 0
-               AND EXISTS (SELECT FROM entry))""",
-            """picked AS (
-            SELECT id, least(remaining, CAST(:take AS bigint) - before) AS points
-              FROM open_lots WHERE before < CAST(:take AS bigint))""",
-            """consumed AS (
-            INSERT INTO rewards.lot_consumptions (lot_id, entry_id, points)
-            SELECT picked.id, entry.id, picked.points FROM picked, entry)""",
-            """taken AS (
-            UPDATE rewards.lots SET remaining = lots.remaining - picked.points
-              FROM picked WHERE lots.id = picked.id
-            RETURNING picked.points)""",
-        ]
-        taken = "(SELECT coalesce(sum(points), 0) FROM taken)"
-    if outbox is not None:
-        parts.append(f"event AS ({outbox_insert(outbox, prefix='event_', select_from='entry')})")
-    return text(
-        "WITH "
-        + ",\n".join(parts)
-        + "\nSELECT (SELECT ok FROM guard), (SELECT id FROM entry), (SELECT balance FROM balance),"
-        + f" {taken}"
     )
 
 
@@ -678,19 +562,6 @@ async def _announce(session: AsyncSession, account: _Held, entry: JournalEntry, 
         tenant_id=account.tenant_id,
         subject=str(account.customer_id),
     )
-
-
-_ADD_LOT = text(
-    "INSERT INTO rewards.lots (id, tenant_id, account_id, entry_id, points, remaining,"
-    " expires_at, created_at) VALUES (:id, :tenant, :account, :entry, :points, :points,"
-    " :expires_at, :now)"
-)
-_TAKE_FROM_LOT = text(
-    "WITH consumed AS (INSERT INTO rewards.lot_consumptions (lot_id, entry_id, points)"
-    " VALUES (:lot, :entry, :points))"
-    " UPDATE rewards.lots SET remaining = remaining - CAST(:points AS bigint)"
-    " WHERE id = CAST(:lot AS uuid)"
-)
 
 
 async def _add_lot(
@@ -1237,117 +1108,3 @@ async def entry_by_key(
             )
         )
     ).first()
-
-
-# Reading ----------------------------------------------------------------------------------
-
-
-async def get_balances(
-    *, session: AsyncSession, tenant_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, int]:
-    """Balances of the customers among ``customer_ids`` that have an account."""
-    rows = await session.execute(
-        select(Account.customer_id, Account.balance).where(
-            Account.tenant_id == tenant_id,
-            Account.kind == AccountKind.CUSTOMER.value,
-            col(Account.customer_id).in_(customer_ids),
-        )
-    )
-    return {customer_id: int(balance) for customer_id, balance in rows.all() if customer_id}
-
-
-async def expiring_soon(
-    session: AsyncSession,
-    *,
-    tenant_id: uuid.UUID,
-    customer_id: uuid.UUID,
-    within: timedelta,
-    now: datetime | None = None,
-) -> list[tuple[int, datetime]]:
-    """Points that expire within ``within``, grouped by expiry time, soonest first."""
-    now = now or utcnow()
-    rows = await session.execute(
-        select(func.sum(Lot.remaining), Lot.expires_at)
-        .join(Account, col(Account.id) == col(Lot.account_id))
-        .where(
-            Account.tenant_id == tenant_id,
-            Account.customer_id == customer_id,
-            col(Lot.remaining) > 0,
-            col(Lot.expires_at) <= now + within,
-        )
-        .group_by(col(Lot.expires_at))
-        .order_by(col(Lot.expires_at))
-    )
-    return [(int(points), expires_at) for points, expires_at in rows.all()]
-
-
-async def history(
-    session: AsyncSession,
-    *,
-    tenant_id: uuid.UUID,
-    customer_id: uuid.UUID,
-    limit: int,
-    before: tuple[datetime, uuid.UUID] | None = None,
-) -> list[tuple[JournalEntry, int]]:
-    """The customer's entries newest first, each with its change to their balance."""
-    query = (
-        select(JournalEntry, Posting.amount)
-        .join(Posting, col(Posting.entry_id) == col(JournalEntry.id))
-        .join(Account, col(Account.id) == col(Posting.account_id))
-        .where(
-            JournalEntry.tenant_id == tenant_id,
-            Account.customer_id == customer_id,
-            Account.kind == AccountKind.CUSTOMER.value,
-        )
-        .order_by(col(JournalEntry.created_at).desc(), col(JournalEntry.id).desc())
-        .limit(limit)
-    )
-    if before is not None:
-        query = query.where(
-            tuple_(col(JournalEntry.created_at), col(JournalEntry.id)) < tuple_(*before)
-        )
-    rows = await session.execute(query)
-    return [(entry, int(amount)) for entry, amount in rows.all()]
-
-
-async def check_ledger(session: AsyncSession, tenant_id: uuid.UUID) -> list[str]:
-    """What is wrong with the tenant's ledger; an empty list proves it consistent.
-
-    Checks that every entry's postings sum to zero, every cached balance equals the sum of
-    its account's postings and is not negative, lots hold exactly the balance (and their
-    remaining points match their consumptions), and nothing posts to the liability account.
-    """
-    problems: list[str] = []
-    queries = {
-        "entry does not balance": """
-            SELECT e.id::text, coalesce(sum(p.amount), 0)
-              FROM rewards.journal_entries e LEFT JOIN rewards.postings p ON p.entry_id = e.id
-             WHERE e.tenant_id = :t GROUP BY e.id
-            HAVING coalesce(sum(p.amount), 0) <> 0 OR count(p.id) < 2""",
-        "cached balance differs from postings": """
-            SELECT a.id::text, a.balance - coalesce(sum(p.amount), 0)
-              FROM rewards.accounts a LEFT JOIN rewards.postings p ON p.account_id = a.id
-             WHERE a.tenant_id = :t AND a.kind = 'customer' GROUP BY a.id
-            HAVING a.balance <> coalesce(sum(p.amount), 0)""",
-        "negative balance": """
-            SELECT a.id::text, a.balance FROM rewards.accounts a
-             WHERE a.tenant_id = :t AND a.kind = 'customer' AND a.balance < 0""",
-        "lots differ from balance": """
-            SELECT a.id::text, a.balance - coalesce(sum(l.remaining), 0)
-              FROM rewards.accounts a LEFT JOIN rewards.lots l ON l.account_id = a.id
-             WHERE a.tenant_id = :t AND a.kind = 'customer' GROUP BY a.id
-            HAVING a.balance <> coalesce(sum(l.remaining), 0)""",
-        "lot remaining differs from consumptions": """
-            SELECT l.id::text, l.points - coalesce(sum(c.points), 0) - l.remaining
-              FROM rewards.lots l LEFT JOIN rewards.lot_consumptions c ON c.lot_id = l.id
-             WHERE l.tenant_id = :t GROUP BY l.id
-            HAVING l.points - coalesce(sum(c.points), 0) <> l.remaining""",
-        "posting on the liability account": """
-            SELECT p.entry_id::text, p.amount FROM rewards.postings p
-              JOIN rewards.accounts a ON a.id = p.account_id
-             WHERE a.tenant_id = :t AND a.kind = 'liability'""",
-    }
-    for problem, sql in queries.items():
-        for subject, amount in (await session.execute(text(sql), {"t": tenant_id})).all():
-            problems.append(f"{problem}: {subject} ({amount})")
-    return problems
