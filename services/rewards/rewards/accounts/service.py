@@ -330,6 +330,20 @@ async def _replay(session: AsyncSession, account: _Held, key: str, print_: str) 
 
 
 @dataclass(frozen=True)
+class EntryDraft:
+    """What an entry says, whatever it moves: kind, key and fingerprint, reason, actor, time,
+    and the entry it reverses."""
+
+    kind: EntryKind
+    key: str
+    print_: str
+    reason: str
+    actor: str
+    now: datetime
+    reverses: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
 class _Inserted:
     """What ``_insert`` did: the entry and the customer's new balance, or nothing."""
 
@@ -343,14 +357,8 @@ async def _insert(
     session: AsyncSession,
     *,
     account: _Held,
-    kind: EntryKind,
-    key: str,
-    print_: str,
-    reason: str,
-    actor: str,
+    draft: EntryDraft,
     postings: Sequence[tuple[uuid.UUID, int]],
-    reverses: uuid.UUID | None = None,
-    now: datetime,
     lot_expires_at: datetime | None = None,
     take: int = 0,
     fresh_key: bool = False,
@@ -366,6 +374,15 @@ async def _insert(
     """
     assert account.customer_id is not None
     assert sum(amount for _, amount in postings) == 0, "an entry's postings sum to zero"
+    kind, key, print_, reason, actor, now, reverses = (
+        draft.kind,
+        draft.key,
+        draft.print_,
+        draft.reason,
+        draft.actor,
+        draft.now,
+        draft.reverses,
+    )
     entry_id = uuid.uuid4()
     delta = sum(amount for account_id, amount in postings if account_id == account.id)
     params: dict[str, Any] = {
@@ -429,29 +446,13 @@ async def _write_entry(
     session: AsyncSession,
     *,
     account: _Held,
-    kind: EntryKind,
-    key: str,
-    print_: str,
-    reason: str,
-    actor: str,
+    draft: EntryDraft,
     postings: Sequence[tuple[uuid.UUID, int]],
-    reverses: uuid.UUID | None = None,
-    now: datetime,
 ) -> Movement:
     """One balanced entry with its postings and its event; updates the customer's cached
     balance (``account`` is locked, its balance current)."""
     inserted = await _insert(
-        session,
-        account=account,
-        kind=kind,
-        key=key,
-        print_=print_,
-        reason=reason,
-        actor=actor,
-        postings=postings,
-        reverses=reverses,
-        now=now,
-        announce=True,
+        session, account=account, draft=draft, postings=postings, announce=True
     )
     if inserted.entry is None:
         # The same key, used at this moment for another customer's account.
@@ -464,14 +465,9 @@ async def _move(
     session: AsyncSession,
     *,
     account: _Locked,
-    kind: EntryKind,
-    key: str,
-    print_: str,
-    reason: str,
-    actor: str,
+    draft: EntryDraft,
     points: int,
     counterpart: AccountKind,
-    now: datetime,
     lot_expires_at: datetime | None = None,
 ) -> Movement:
     """An earn's, a spend's or an adjustment's entry of ``points`` (negative: a debit) on the
@@ -485,6 +481,7 @@ async def _move(
     when that check fails (another transaction committed while the lock waited), the steps
     run one by one.
     """
+    key, print_, now = draft.key, draft.print_, draft.now
     take = max(-points, 0)
     fast = (
         account.counterpart is not None
@@ -511,13 +508,8 @@ async def _move(
         inserted = await _insert(
             session,
             account=account,
-            kind=kind,
-            key=key,
-            print_=print_,
-            reason=reason,
-            actor=actor,
+            draft=draft,
             postings=[(account.id, points), (account.counterpart, -points)],
-            now=now,
             lot_expires_at=lot_expires_at,
             take=take,
             fresh_key=True,
@@ -717,14 +709,9 @@ async def _credit(
     return await _move(
         session,
         account=account,
-        kind=kind,
-        key=idempotency_key,
-        print_=print_,
-        reason=reason,
-        actor=actor,
+        draft=EntryDraft(kind, idempotency_key, print_, reason, actor, now),
         points=points,
         counterpart=AccountKind.EXPENSE,
-        now=now,
         lot_expires_at=now + timedelta(days=ttl_days),
     )
 
@@ -824,18 +811,14 @@ async def _debit(
     account = await _lock_for_movement(
         session, tenant_id, customer_id, key=idempotency_key, counterpart=counterpart, now=now
     )
+    # Sign marks a debit in the fingerprint, so a key used for +n cannot replay as -n.
+    print_ = fingerprint(kind=kind, customer=customer_id, points=-points, reason=reason)
     return await _move(
         session,
         account=account,
-        kind=kind,
-        key=idempotency_key,
-        # Sign marks a debit in the fingerprint, so a key used for +n cannot replay as -n.
-        print_=fingerprint(kind=kind, customer=customer_id, points=-points, reason=reason),
-        reason=reason,
-        actor=actor,
+        draft=EntryDraft(kind, idempotency_key, print_, reason, actor, now),
         points=-points,
         counterpart=counterpart,
-        now=now,
     )
 
 
@@ -909,14 +892,10 @@ async def reverse(
     movement = await _write_entry(
         session,
         account=account,
-        kind=EntryKind.REVERSAL,
-        key=idempotency_key,
-        print_=print_,
-        reason=reason,
-        actor=actor,
+        draft=EntryDraft(
+            EntryKind.REVERSAL, idempotency_key, print_, reason, actor, now, reverses=entry_id
+        ),
         postings=[(account_id, -int(amount)) for account_id, amount in postings],
-        reverses=entry_id,
-        now=now,
     )
     if delta < 0:
         for lot in own:
@@ -953,16 +932,11 @@ async def _expire_account(session: AsyncSession, account: _Held, now: datetime) 
         movement = await _write_entry(
             session,
             account=account,
-            kind=EntryKind.EXPIRE,
-            key=key,
-            print_=print_,
-            reason="expired",
-            actor="system:expiry",
+            draft=EntryDraft(EntryKind.EXPIRE, key, print_, "expired", "system:expiry", now),
             postings=[
                 (account.id, -lot.remaining),
                 (accounts[AccountKind.BREAKAGE], lot.remaining),
             ],
-            now=now,
         )
         await _take_from_lot(session, lot.id, movement.entry.id, lot.remaining)
         moved.append(movement)
@@ -1073,13 +1047,8 @@ async def transfer(
     movement = await _write_entry(
         session,
         account=target,
-        kind=EntryKind.TRANSFER,
-        key=key,
-        print_=print_,
-        reason=check_reason(reason),
-        actor=actor,
+        draft=EntryDraft(EntryKind.TRANSFER, key, print_, check_reason(reason), actor, now),
         postings=[(source.id, -points), (target.id, points)],
-        now=now,
     )
     source.balance = (
         await session.execute(
