@@ -5,7 +5,10 @@ transaction as the API and the consumer make them, against a private PostgreSQL 
 The floor, measured in the same run: the same concurrency doing the least a movement must do
 in PostgreSQL (one INSERT per transaction for credits; one ``UPDATE ... SET balance =
 balance - 1`` of one row per transaction for the hot account), and for credits the same
-INSERT with the ``pg_notify`` that the outbox trigger adds to every announced movement. Writes
+INSERT with the ``pg_notify`` that the outbox trigger adds to every announced movement. Also
+the event consumer's way of crediting (``accounts.credits.earn_many``: the accounts held, then
+``--batch`` credits in one statement, one transaction) by ``--batch-writers`` concurrent
+transactions, per credit, against the same floor. Writes
 ``bench/results/ledger.json``.
 
     .venv/bin/python -m bench.ledger [--runs 3] [--seconds 5] [--writers 50]
@@ -31,8 +34,8 @@ from bench.harness import (
     summary,
 )
 from crm_shared import devstack
-from crm_shared.db import Database
-from rewards.accounts import service
+from crm_shared.db import Database, utcnow
+from rewards.accounts import credits, service
 from rewards.settings import RewardsSettings
 from tests.support.private_postgres import PrivatePostgres
 
@@ -114,6 +117,32 @@ async def run(stack: devstack.Stack, args: argparse.Namespace) -> dict[str, Any]
                 actor="bench",
             )
 
+    async def credit_batch(writer: int) -> None:
+        # The consumer's way (rules.batch): the accounts held in one statement, then a batch
+        # of credits in one (accounts.credits.earn_many), one transaction.
+        async with db.session() as session, session.begin():
+            group = customers[writer :: args.batch_writers]
+            accounts = await service.hold_accounts(
+                session=session, tenant_id=tenant_id, customer_ids=group
+            )
+            await credits.earn_many(
+                session,
+                tenant_id=tenant_id,
+                accounts=accounts,
+                credits=[
+                    credits.Credit(
+                        customer_id=group[n % len(group)],
+                        points=10,
+                        reason="bench credit",
+                        idempotency_key=f"bench:{uuid.uuid4()}",
+                    )
+                    for n in range(args.batch)
+                ],
+                actor="bench",
+                ttl_days=365,
+                now=utcnow(),
+            )
+
     async def redeem(writer: int) -> None:
         async with db.session() as session, session.begin():
             await service.spend(
@@ -173,6 +202,27 @@ async def run(stack: devstack.Stack, args: argparse.Namespace) -> dict[str, Any]
                 for _ in range(args.runs)
             ]
             figures[name]["floor_with_notify"] = summary(notifying)
+            # The target: credits/s against one INSERT + NOTIFY per transaction.
+            figures[name]["ratio_to_floor_with_notify"] = ratio(
+                summary(measured)["median"], summary(notifying)["median"]
+            )
+            await _rate(args.batch_writers, 1.0, credit_batch)  # warm-up
+            batched = [
+                args.batch * await _rate(args.batch_writers, args.seconds, credit_batch)
+                for _ in range(args.runs)
+            ]
+            figures["batched_credits_per_second"] = {
+                "batch": args.batch,
+                "writers": args.batch_writers,
+                "rewards": summary(batched),
+                "client_cpu_ms_per_credit": summary(
+                    [ms / args.batch for ms in CPU_MS["credit_batch"][-args.runs :]]
+                ),
+                "ratio_to_floor_with_notify": ratio(
+                    summary(batched)["median"], summary(notifying)["median"]
+                ),
+            }
+            print("batched credits", summary(batched)["median"])
         print(name, figures[name]["rewards"]["median"], "floor", figures[name]["floor"]["median"])
     await raw.close()
     await db.dispose()
@@ -184,6 +234,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--writers", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=100, help="credits a batched transaction")
+    parser.add_argument(
+        "--batch-writers", type=int, default=4, help="concurrent batched transactions"
+    )
     args = parser.parse_args()
     exit_cleanly_on_sigterm()
     with PrivatePostgres(durable=True) as pg:

@@ -10,7 +10,8 @@ from rewards.offers.handlers import OFFER_HANDLERS
 from rewards.privacy.handlers import PRIVACY_HANDLERS
 from rewards.purchases.handlers import purchase_handlers
 from rewards.referrals.handlers import REFERRAL_HANDLERS
-from rewards.rules.handlers import link_handlers, rule_handlers
+from rewards.rules.conditions import Trigger
+from rewards.rules.handlers import link_handlers, pay_trigger, rule_handlers
 from rewards.settings import RewardsSettings
 
 
@@ -21,6 +22,7 @@ def build_handlers(settings: RewardsSettings) -> Registry:
             CustomerRegistered,
             partial(
                 welcome_registered_customer,
+                pay_signup=partial(pay_trigger, trigger=Trigger.CUSTOMER_REGISTERED),
                 welcome_points=settings.welcome_points,
                 ttl_days=settings.points_ttl_days,
             ),

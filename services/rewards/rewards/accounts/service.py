@@ -13,16 +13,13 @@ Every operation runs in the caller's transaction and:
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
-from sqlalchemy import TextClause, func, text, tuple_, update
+from sqlalchemy import text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -32,8 +29,23 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from crm_shared.db import utcnow
 from crm_shared.errors import BadUserInput, Conflict, NotFound
 from crm_shared.events import record_event
-from crm_shared.events.outbox import outbox_envelope, outbox_insert, outbox_params
+from crm_shared.events.outbox import (
+    outbox_envelope,
+    outbox_params,
+    wrapped_envelope,
+)
+from crm_shared.telemetry import current_traceparent
+from rewards.accounts.checks import check_key, check_points, check_reason, fingerprint
+from rewards.accounts.checks import request_key as request_key
+from rewards.accounts.credits import HeldAccount
 from rewards.accounts.events import PointsCredited, PointsDebited, PointsExpired, PointsMoved
+from rewards.accounts.ledger_sql import ADD_LOT as _ADD_LOT
+from rewards.accounts.ledger_sql import CREDIT_ONE
+from rewards.accounts.ledger_sql import LOCK_CUSTOMER_ACCOUNT as _LOCK_CUSTOMER_ACCOUNT
+from rewards.accounts.ledger_sql import LOCK_CUSTOMER_ACCOUNTS as _LOCK_CUSTOMER_ACCOUNTS
+from rewards.accounts.ledger_sql import LOCK_FOR_MOVEMENT as _LOCK_FOR_MOVEMENT
+from rewards.accounts.ledger_sql import TAKE_FROM_LOT as _TAKE_FROM_LOT
+from rewards.accounts.ledger_sql import entry_statement as _entry_statement
 from rewards.accounts.models import (
     TENANT_ACCOUNT_KINDS,
     Account,
@@ -44,11 +56,12 @@ from rewards.accounts.models import (
     LotConsumption,
     Posting,
 )
+from rewards.accounts.reading import check_ledger as check_ledger
+from rewards.accounts.reading import expiring_soon as expiring_soon
+from rewards.accounts.reading import get_balances as get_balances
+from rewards.accounts.reading import history as history
 
 DEFAULT_TTL_DAYS = 365
-MAX_POINTS = 1_000_000_000
-MAX_KEY_LENGTH = 200
-MAX_REASON_LENGTH = 500
 REVERSIBLE = (EntryKind.EARN, EntryKind.SPEND, EntryKind.ADJUSTMENT)
 
 
@@ -64,51 +77,6 @@ class Movement:
     points: int
     balance_after: int
     replayed: bool = False
-
-
-# Validation -------------------------------------------------------------------------------
-
-
-def _check_points(points: int, *, allow_negative: bool = False) -> int:
-    if points == 0 or (points < 0 and not allow_negative):
-        rule = "must not be 0" if allow_negative else "must be greater than 0"
-        raise BadUserInput(f"points: {rule}", field="points")
-    if abs(points) > MAX_POINTS:
-        raise BadUserInput(f"points: must be at most {MAX_POINTS}", field="points")
-    return points
-
-
-def _check_reason(reason: str) -> str:
-    cleaned = reason.strip()
-    if not cleaned:
-        raise BadUserInput("reason: must not be empty", field="reason")
-    if len(cleaned) > MAX_REASON_LENGTH:
-        raise BadUserInput(
-            f"reason: must be at most {MAX_REASON_LENGTH} characters", field="reason"
-        )
-    return cleaned
-
-
-def _check_key(key: str) -> str:
-    if not key.strip():
-        raise BadUserInput("idempotencyKey: must not be empty", field="idempotencyKey")
-    if len(key) > MAX_KEY_LENGTH:
-        raise BadUserInput(
-            f"idempotencyKey: must be at most {MAX_KEY_LENGTH} characters",
-            field="idempotencyKey",
-        )
-    return key
-
-
-def request_key(caller_key: str) -> str:
-    """The ledger key of a caller's idempotency key (``request:<key>``)."""
-    return f"request:{_check_key(caller_key)}"
-
-
-def fingerprint(**content: Any) -> str:
-    """A stable hash of an entry's content (what it does, not when or by whom)."""
-    canonical = orjson.dumps({k: str(v) for k, v in content.items()}, option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(canonical).hexdigest()
 
 
 # Accounts ---------------------------------------------------------------------------------
@@ -161,12 +129,6 @@ async def open_account(
     return await _lock_account(session, tenant_id, customer_id)
 
 
-_LOCK_CUSTOMER_ACCOUNT = text(
-    "SELECT id FROM rewards.accounts WHERE tenant_id = CAST(:tenant AS uuid) "
-    "AND customer_id = CAST(:customer AS uuid) AND kind = 'customer' FOR UPDATE"
-)
-
-
 async def hold_account(
     *, session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID
 ) -> None:
@@ -182,29 +144,27 @@ async def hold_account(
         await open_account(session=session, tenant_id=tenant_id, customer_id=customer_id)
 
 
-_LOCK_CUSTOMER_ACCOUNTS = text(
-    "SELECT customer_id FROM rewards.accounts WHERE tenant_id = CAST(:tenant AS uuid) "
-    "AND customer_id = ANY(CAST(:customers AS uuid[])) AND kind = 'customer' "
-    "ORDER BY customer_id FOR UPDATE"
-)
-
-
 async def hold_accounts(
     *, session: AsyncSession, tenant_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
-) -> None:
+) -> dict[uuid.UUID, HeldAccount]:
     """:func:`hold_account` for many customers: the existing accounts locked in one statement,
     in the order of their customer ids (two transactions locking overlapping sets wait for
-    each other instead of deadlocking), then the missing ones opened, in the same order."""
+    each other instead of deadlocking), then the missing ones opened, in the same order.
+    Each customer's account id and balance under the lock."""
     wanted = sorted(set(customer_ids))
     if not wanted:
-        return
+        return {}
     held = await session.execute(
         _LOCK_CUSTOMER_ACCOUNTS, {"tenant": tenant_id, "customers": wanted}
     )
-    found = {row[0] for row in held.all()}
+    found = {row[0]: HeldAccount(id=row[1], balance=int(row[2])) for row in held.all()}
     for customer_id in wanted:
         if customer_id not in found:
-            await open_account(session=session, tenant_id=tenant_id, customer_id=customer_id)
+            account = await open_account(
+                session=session, tenant_id=tenant_id, customer_id=customer_id
+            )
+            found[customer_id] = HeldAccount(id=account.id, balance=account.balance)
+    return found
 
 
 async def _ensure_account(
@@ -289,25 +249,6 @@ class _Locked:
 # A customer's account: an ORM object (``_lock_account``) or a ``_Locked`` one.
 _Held = Account | _Locked
 
-_LOCK_FOR_MOVEMENT = text(
-    """
-    SELECT a.id, a.balance,
-           (SELECT x.id FROM rewards.accounts x
-             WHERE x.tenant_id = a.tenant_id AND x.kind = CAST(:counterpart AS text)
-               AND x.customer_id IS NULL) AS counterpart,
-           EXISTS (SELECT FROM rewards.journal_entries e
-                    WHERE e.tenant_id = a.tenant_id
-                      AND e.idempotency_key = CAST(:key AS text)) AS key_used,
-           EXISTS (SELECT FROM rewards.lots l
-                    WHERE l.account_id = a.id AND l.remaining > 0
-                      AND l.expires_at <= CAST(:now AS timestamptz)) AS due
-      FROM rewards.accounts a
-     WHERE a.tenant_id = CAST(:tenant AS uuid) AND a.customer_id = CAST(:customer AS uuid)
-       AND a.kind = 'customer'
-       FOR UPDATE
-    """
-)
-
 
 async def _lock_for_movement(
     session: AsyncSession,
@@ -388,96 +329,18 @@ async def _replay(session: AsyncSession, account: _Held, key: str, print_: str) 
     )
 
 
-@functools.cache
-def _entry_statement(
-    postings: int, *, lot: bool, take: bool, fresh_key: bool, outbox: str | None
-) -> TextClause:
-    """The statement that writes one entry and everything that goes with it (see ``_insert``).
+@dataclass(frozen=True)
+class EntryDraft:
+    """What an entry says, whatever it moves: kind, key and fingerprint, reason, actor, time,
+    and the entry it reverses."""
 
-    With ``fresh_key`` it first checks, in its own snapshot, that the key is unused and (with
-    ``take``) that no lot of the account is due; with ``lot`` it adds the credit's lot; with
-    ``take`` it takes the debit's points from the open lots, oldest expiring first; with
-    ``outbox`` (a schema) it adds the entry's event to that outbox. Every part but the check
-    writes only if the entry was written.
-    """
-    due = (
-        " AND NOT EXISTS (SELECT FROM rewards.lots WHERE account_id = CAST(:account AS uuid)"
-        " AND remaining > 0 AND expires_at <= CAST(:now AS timestamptz))"
-        if take
-        else ""
-    )
-    guard = (
-        "SELECT NOT EXISTS (SELECT FROM rewards.journal_entries"
-        " WHERE tenant_id = CAST(:tenant AS uuid) AND idempotency_key = CAST(:key AS text))"
-        f"{due} AS ok"
-        if fresh_key
-        else "SELECT true AS ok"
-    )
-    values = ", ".join(
-        f"(CAST(:account_{n} AS uuid), CAST(:amount_{n} AS bigint))" for n in range(postings)
-    )
-    parts = [
-        f"guard AS ({guard})",
-        """entry AS (
-            INSERT INTO rewards.journal_entries (id, tenant_id, kind, customer_id, idempotency_key,
-                fingerprint, reason, actor, reverses_entry_id, created_at)
-            SELECT CAST(:entry AS uuid), CAST(:tenant AS uuid), CAST(:kind AS text),
-                   CAST(:customer AS uuid), CAST(:key AS text), CAST(:fingerprint AS text),
-                   CAST(:reason AS text), CAST(:actor AS text), CAST(:reverses AS uuid),
-                   CAST(:now AS timestamptz)
-              FROM guard WHERE guard.ok
-            ON CONFLICT ON CONSTRAINT journal_entries_idempotency DO NOTHING
-            RETURNING id)""",
-        f"""postings AS (
-            INSERT INTO rewards.postings (entry_id, account_id, amount)
-            SELECT entry.id, p.account_id, p.amount
-              FROM entry, (VALUES {values}) AS p (account_id, amount))""",
-        """balance AS (
-            UPDATE rewards.accounts SET balance = balance + CAST(:delta AS bigint)
-             WHERE id = CAST(:account AS uuid) AND EXISTS (SELECT FROM entry)
-            RETURNING balance)""",
-    ]
-    if lot:
-        parts.append(
-            """lot AS (
-            INSERT INTO rewards.lots (id, tenant_id, account_id, entry_id, points, remaining,
-                expires_at, created_at)
-            SELECT CAST(:lot AS uuid), CAST(:tenant AS uuid), CAST(:account AS uuid), entry.id,
-                   CAST(:lot_points AS bigint), CAST(:lot_points AS bigint),
-                   CAST(:expires_at AS timestamptz), CAST(:now AS timestamptz)
-              FROM entry)"""
-        )
-    taken = "0"
-    if take:
-        parts += [
-            # Each open lot with the points of the lots before it in the order they are spent.
-            """open_lots AS (
-            SELECT id, remaining,
-                   CAST(sum(remaining) OVER (ORDER BY expires_at, created_at, id) AS bigint)
-                   - remaining AS before
-              FROM rewards.lots
-             WHERE account_id = CAST(:account AS uuid) AND remaining > 0
-               AND EXISTS (SELECT FROM entry))""",
-            """picked AS (
-            SELECT id, least(remaining, CAST(:take AS bigint) - before) AS points
-              FROM open_lots WHERE before < CAST(:take AS bigint))""",
-            """consumed AS (
-            INSERT INTO rewards.lot_consumptions (lot_id, entry_id, points)
-            SELECT picked.id, entry.id, picked.points FROM picked, entry)""",
-            """taken AS (
-            UPDATE rewards.lots SET remaining = lots.remaining - picked.points
-              FROM picked WHERE lots.id = picked.id
-            RETURNING picked.points)""",
-        ]
-        taken = "(SELECT coalesce(sum(points), 0) FROM taken)"
-    if outbox is not None:
-        parts.append(f"event AS ({outbox_insert(outbox, prefix='event_', select_from='entry')})")
-    return text(
-        "WITH "
-        + ",\n".join(parts)
-        + "\nSELECT (SELECT ok FROM guard), (SELECT id FROM entry), (SELECT balance FROM balance),"
-        + f" {taken}"
-    )
+    kind: EntryKind
+    key: str
+    print_: str
+    reason: str
+    actor: str
+    now: datetime
+    reverses: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -494,14 +357,8 @@ async def _insert(
     session: AsyncSession,
     *,
     account: _Held,
-    kind: EntryKind,
-    key: str,
-    print_: str,
-    reason: str,
-    actor: str,
+    draft: EntryDraft,
     postings: Sequence[tuple[uuid.UUID, int]],
-    reverses: uuid.UUID | None = None,
-    now: datetime,
     lot_expires_at: datetime | None = None,
     take: int = 0,
     fresh_key: bool = False,
@@ -517,6 +374,15 @@ async def _insert(
     """
     assert account.customer_id is not None
     assert sum(amount for _, amount in postings) == 0, "an entry's postings sum to zero"
+    kind, key, print_, reason, actor, now, reverses = (
+        draft.kind,
+        draft.key,
+        draft.print_,
+        draft.reason,
+        draft.actor,
+        draft.now,
+        draft.reverses,
+    )
     entry_id = uuid.uuid4()
     delta = sum(amount for account_id, amount in postings if account_id == account.id)
     params: dict[str, Any] = {
@@ -580,29 +446,13 @@ async def _write_entry(
     session: AsyncSession,
     *,
     account: _Held,
-    kind: EntryKind,
-    key: str,
-    print_: str,
-    reason: str,
-    actor: str,
+    draft: EntryDraft,
     postings: Sequence[tuple[uuid.UUID, int]],
-    reverses: uuid.UUID | None = None,
-    now: datetime,
 ) -> Movement:
     """One balanced entry with its postings and its event; updates the customer's cached
     balance (``account`` is locked, its balance current)."""
     inserted = await _insert(
-        session,
-        account=account,
-        kind=kind,
-        key=key,
-        print_=print_,
-        reason=reason,
-        actor=actor,
-        postings=postings,
-        reverses=reverses,
-        now=now,
-        announce=True,
+        session, account=account, draft=draft, postings=postings, announce=True
     )
     if inserted.entry is None:
         # The same key, used at this moment for another customer's account.
@@ -615,14 +465,9 @@ async def _move(
     session: AsyncSession,
     *,
     account: _Locked,
-    kind: EntryKind,
-    key: str,
-    print_: str,
-    reason: str,
-    actor: str,
+    draft: EntryDraft,
     points: int,
     counterpart: AccountKind,
-    now: datetime,
     lot_expires_at: datetime | None = None,
 ) -> Movement:
     """An earn's, a spend's or an adjustment's entry of ``points`` (negative: a debit) on the
@@ -636,6 +481,7 @@ async def _move(
     when that check fails (another transaction committed while the lock waited), the steps
     run one by one.
     """
+    key, print_, now = draft.key, draft.print_, draft.now
     take = max(-points, 0)
     fast = (
         account.counterpart is not None
@@ -662,13 +508,8 @@ async def _move(
         inserted = await _insert(
             session,
             account=account,
-            kind=kind,
-            key=key,
-            print_=print_,
-            reason=reason,
-            actor=actor,
+            draft=draft,
             postings=[(account.id, points), (account.counterpart, -points)],
-            now=now,
             lot_expires_at=lot_expires_at,
             take=take,
             fresh_key=True,
@@ -713,19 +554,6 @@ async def _announce(session: AsyncSession, account: _Held, entry: JournalEntry, 
         tenant_id=account.tenant_id,
         subject=str(account.customer_id),
     )
-
-
-_ADD_LOT = text(
-    "INSERT INTO rewards.lots (id, tenant_id, account_id, entry_id, points, remaining,"
-    " expires_at, created_at) VALUES (:id, :tenant, :account, :entry, :points, :points,"
-    " :expires_at, :now)"
-)
-_TAKE_FROM_LOT = text(
-    "WITH consumed AS (INSERT INTO rewards.lot_consumptions (lot_id, entry_id, points)"
-    " VALUES (:lot, :entry, :points))"
-    " UPDATE rewards.lots SET remaining = remaining - CAST(:points AS bigint)"
-    " WHERE id = CAST(:lot AS uuid)"
-)
 
 
 async def _add_lot(
@@ -778,9 +606,9 @@ async def earn(
         kind=EntryKind.EARN,
         tenant_id=tenant_id,
         customer_id=customer_id,
-        points=_check_points(points),
-        reason=_check_reason(reason),
-        idempotency_key=_check_key(idempotency_key),
+        points=check_points(points),
+        reason=check_reason(reason),
+        idempotency_key=check_key(idempotency_key),
         actor=actor,
         ttl_days=ttl_days,
         now=now or utcnow(),
@@ -804,9 +632,9 @@ async def spend(
         kind=EntryKind.SPEND,
         tenant_id=tenant_id,
         customer_id=customer_id,
-        points=_check_points(points),
-        reason=_check_reason(reason),
-        idempotency_key=_check_key(idempotency_key),
+        points=check_points(points),
+        reason=check_reason(reason),
+        idempotency_key=check_key(idempotency_key),
         actor=actor,
         now=now or utcnow(),
     )
@@ -825,14 +653,14 @@ async def adjust(
     now: datetime | None = None,
 ) -> Movement:
     """A staff correction: positive points credit a new lot, negative ones debit like a spend."""
-    points = _check_points(points, allow_negative=True)
+    points = check_points(points, allow_negative=True)
     args: dict[str, Any] = {
         "kind": EntryKind.ADJUSTMENT,
         "tenant_id": tenant_id,
         "customer_id": customer_id,
         "points": abs(points),
-        "reason": _check_reason(reason),
-        "idempotency_key": _check_key(idempotency_key),
+        "reason": check_reason(reason),
+        "idempotency_key": check_key(idempotency_key),
         "actor": actor,
         "now": now or utcnow(),
     }
@@ -854,6 +682,22 @@ async def _credit(
     ttl_days: int,
     now: datetime,
 ) -> Movement:
+    print_ = fingerprint(kind=kind, customer=customer_id, points=points, reason=reason)
+    fast = await _credit_at_once(
+        session,
+        kind=kind,
+        tenant_id=tenant_id,
+        customer_id=customer_id,
+        points=points,
+        reason=reason,
+        key=idempotency_key,
+        print_=print_,
+        actor=actor,
+        expires_at=now + timedelta(days=ttl_days),
+        now=now,
+    )
+    if fast is not None:
+        return fast
     account = await _lock_for_movement(
         session,
         tenant_id,
@@ -865,16 +709,90 @@ async def _credit(
     return await _move(
         session,
         account=account,
-        kind=kind,
-        key=idempotency_key,
-        print_=fingerprint(kind=kind, customer=customer_id, points=points, reason=reason),
-        reason=reason,
-        actor=actor,
+        draft=EntryDraft(kind, idempotency_key, print_, reason, actor, now),
         points=points,
         counterpart=AccountKind.EXPENSE,
-        now=now,
         lot_expires_at=now + timedelta(days=ttl_days),
     )
+
+
+async def _credit_at_once(
+    session: AsyncSession,
+    *,
+    kind: EntryKind,
+    tenant_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    points: int,
+    reason: str,
+    key: str,
+    print_: str,
+    actor: str,
+    expires_at: datetime,
+    now: datetime,
+) -> Movement | None:
+    """The credit in one statement (``ledger_sql.CREDIT_ONE``), or None, having written
+    nothing, when it needs the locking path: no account, a key used (a replay or a
+    conflict), or taken by a movement that committed while this one waited."""
+    entry_id = uuid.uuid4()
+    envelope, body = wrapped_envelope(
+        PointsCredited(
+            customer_id=customer_id,
+            entry_id=entry_id,
+            kind=kind.value,
+            points=points,
+            balance_after=0,  # set by the statement, from the balance it wrote
+            reason=reason,
+        ),
+        source=session.info["source"],
+        # A plain UUID: one read through the ORM is asyncpg's own type, which orjson refuses.
+        tenant_id=uuid.UUID(int=tenant_id.int),
+        subject=str(customer_id),
+        trace_headers=current_traceparent(),
+    )
+    row = (
+        await session.execute(
+            CREDIT_ONE(session.info["schema"]),
+            {
+                "tenant": tenant_id,
+                "customer": customer_id,
+                "counterpart": AccountKind.EXPENSE.value,
+                "entry": entry_id,
+                "kind": kind.value,
+                "key": key,
+                "fingerprint": print_,
+                "reason": reason,
+                "actor": actor,
+                "now": now,
+                "points": points,
+                "lot": uuid.uuid4(),
+                "expires_at": expires_at,
+                "event_id": envelope.id,
+                "event_type": envelope.type,
+                "routing_key": envelope.routing_key,
+                "envelope": body.decode(),
+            },
+        )
+    ).one()
+    _, inserted, account_id, balance = row
+    if inserted is None:
+        return None
+    identity_map = session.sync_session.identity_map
+    loaded = identity_map.get(identity_key(Account, account_id)) if identity_map else None
+    if isinstance(loaded, Account):
+        set_committed_value(loaded, "balance", int(balance))
+    entry = JournalEntry(
+        id=entry_id,
+        tenant_id=tenant_id,
+        kind=kind.value,
+        customer_id=customer_id,
+        idempotency_key=key,
+        fingerprint=print_,
+        reason=reason,
+        actor=actor,
+        reverses_entry_id=None,
+        created_at=now,
+    )
+    return Movement(entry=entry, points=points, balance_after=int(balance))
 
 
 async def _debit(
@@ -893,18 +811,14 @@ async def _debit(
     account = await _lock_for_movement(
         session, tenant_id, customer_id, key=idempotency_key, counterpart=counterpart, now=now
     )
+    # Sign marks a debit in the fingerprint, so a key used for +n cannot replay as -n.
+    print_ = fingerprint(kind=kind, customer=customer_id, points=-points, reason=reason)
     return await _move(
         session,
         account=account,
-        kind=kind,
-        key=idempotency_key,
-        # Sign marks a debit in the fingerprint, so a key used for +n cannot replay as -n.
-        print_=fingerprint(kind=kind, customer=customer_id, points=-points, reason=reason),
-        reason=reason,
-        actor=actor,
+        draft=EntryDraft(kind, idempotency_key, print_, reason, actor, now),
         points=-points,
         counterpart=counterpart,
-        now=now,
     )
 
 
@@ -924,8 +838,8 @@ async def reverse(
     spent or expired are refused (BAD_USER_INPUT on entryId; adjust instead). Reversing a debit
     gives the points back as new lots that keep the expiry of the lots they came from.
     """
-    reason = _check_reason(reason)
-    idempotency_key = _check_key(idempotency_key)
+    reason = check_reason(reason)
+    idempotency_key = check_key(idempotency_key)
     now = now or utcnow()
     original = (
         await session.exec(
@@ -978,14 +892,10 @@ async def reverse(
     movement = await _write_entry(
         session,
         account=account,
-        kind=EntryKind.REVERSAL,
-        key=idempotency_key,
-        print_=print_,
-        reason=reason,
-        actor=actor,
+        draft=EntryDraft(
+            EntryKind.REVERSAL, idempotency_key, print_, reason, actor, now, reverses=entry_id
+        ),
         postings=[(account_id, -int(amount)) for account_id, amount in postings],
-        reverses=entry_id,
-        now=now,
     )
     if delta < 0:
         for lot in own:
@@ -1022,16 +932,11 @@ async def _expire_account(session: AsyncSession, account: _Held, now: datetime) 
         movement = await _write_entry(
             session,
             account=account,
-            kind=EntryKind.EXPIRE,
-            key=key,
-            print_=print_,
-            reason="expired",
-            actor="system:expiry",
+            draft=EntryDraft(EntryKind.EXPIRE, key, print_, "expired", "system:expiry", now),
             postings=[
                 (account.id, -lot.remaining),
                 (accounts[AccountKind.BREAKAGE], lot.remaining),
             ],
-            now=now,
         )
         await _take_from_lot(session, lot.id, movement.entry.id, lot.remaining)
         moved.append(movement)
@@ -1102,7 +1007,7 @@ async def transfer(
     needed; both accounts are locked in id order so that two transfers cannot deadlock.
     """
     now = now or utcnow()
-    key = _check_key(idempotency_key)
+    key = check_key(idempotency_key)
     source_exists = (
         await session.exec(
             select(Account.id).where(
@@ -1142,13 +1047,8 @@ async def transfer(
     movement = await _write_entry(
         session,
         account=target,
-        kind=EntryKind.TRANSFER,
-        key=key,
-        print_=print_,
-        reason=_check_reason(reason),
-        actor=actor,
+        draft=EntryDraft(EntryKind.TRANSFER, key, print_, check_reason(reason), actor, now),
         postings=[(source.id, -points), (target.id, points)],
-        now=now,
     )
     source.balance = (
         await session.execute(
@@ -1177,117 +1077,3 @@ async def entry_by_key(
             )
         )
     ).first()
-
-
-# Reading ----------------------------------------------------------------------------------
-
-
-async def get_balances(
-    *, session: AsyncSession, tenant_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, int]:
-    """Balances of the customers among ``customer_ids`` that have an account."""
-    rows = await session.execute(
-        select(Account.customer_id, Account.balance).where(
-            Account.tenant_id == tenant_id,
-            Account.kind == AccountKind.CUSTOMER.value,
-            col(Account.customer_id).in_(customer_ids),
-        )
-    )
-    return {customer_id: int(balance) for customer_id, balance in rows.all() if customer_id}
-
-
-async def expiring_soon(
-    session: AsyncSession,
-    *,
-    tenant_id: uuid.UUID,
-    customer_id: uuid.UUID,
-    within: timedelta,
-    now: datetime | None = None,
-) -> list[tuple[int, datetime]]:
-    """Points that expire within ``within``, grouped by expiry time, soonest first."""
-    now = now or utcnow()
-    rows = await session.execute(
-        select(func.sum(Lot.remaining), Lot.expires_at)
-        .join(Account, col(Account.id) == col(Lot.account_id))
-        .where(
-            Account.tenant_id == tenant_id,
-            Account.customer_id == customer_id,
-            col(Lot.remaining) > 0,
-            col(Lot.expires_at) <= now + within,
-        )
-        .group_by(col(Lot.expires_at))
-        .order_by(col(Lot.expires_at))
-    )
-    return [(int(points), expires_at) for points, expires_at in rows.all()]
-
-
-async def history(
-    session: AsyncSession,
-    *,
-    tenant_id: uuid.UUID,
-    customer_id: uuid.UUID,
-    limit: int,
-    before: tuple[datetime, uuid.UUID] | None = None,
-) -> list[tuple[JournalEntry, int]]:
-    """The customer's entries newest first, each with its change to their balance."""
-    query = (
-        select(JournalEntry, Posting.amount)
-        .join(Posting, col(Posting.entry_id) == col(JournalEntry.id))
-        .join(Account, col(Account.id) == col(Posting.account_id))
-        .where(
-            JournalEntry.tenant_id == tenant_id,
-            Account.customer_id == customer_id,
-            Account.kind == AccountKind.CUSTOMER.value,
-        )
-        .order_by(col(JournalEntry.created_at).desc(), col(JournalEntry.id).desc())
-        .limit(limit)
-    )
-    if before is not None:
-        query = query.where(
-            tuple_(col(JournalEntry.created_at), col(JournalEntry.id)) < tuple_(*before)
-        )
-    rows = await session.execute(query)
-    return [(entry, int(amount)) for entry, amount in rows.all()]
-
-
-async def check_ledger(session: AsyncSession, tenant_id: uuid.UUID) -> list[str]:
-    """What is wrong with the tenant's ledger; an empty list proves it consistent.
-
-    Checks that every entry's postings sum to zero, every cached balance equals the sum of
-    its account's postings and is not negative, lots hold exactly the balance (and their
-    remaining points match their consumptions), and nothing posts to the liability account.
-    """
-    problems: list[str] = []
-    queries = {
-        "entry does not balance": """
-            SELECT e.id::text, coalesce(sum(p.amount), 0)
-              FROM rewards.journal_entries e LEFT JOIN rewards.postings p ON p.entry_id = e.id
-             WHERE e.tenant_id = :t GROUP BY e.id
-            HAVING coalesce(sum(p.amount), 0) <> 0 OR count(p.id) < 2""",
-        "cached balance differs from postings": """
-            SELECT a.id::text, a.balance - coalesce(sum(p.amount), 0)
-              FROM rewards.accounts a LEFT JOIN rewards.postings p ON p.account_id = a.id
-             WHERE a.tenant_id = :t AND a.kind = 'customer' GROUP BY a.id
-            HAVING a.balance <> coalesce(sum(p.amount), 0)""",
-        "negative balance": """
-            SELECT a.id::text, a.balance FROM rewards.accounts a
-             WHERE a.tenant_id = :t AND a.kind = 'customer' AND a.balance < 0""",
-        "lots differ from balance": """
-            SELECT a.id::text, a.balance - coalesce(sum(l.remaining), 0)
-              FROM rewards.accounts a LEFT JOIN rewards.lots l ON l.account_id = a.id
-             WHERE a.tenant_id = :t AND a.kind = 'customer' GROUP BY a.id
-            HAVING a.balance <> coalesce(sum(l.remaining), 0)""",
-        "lot remaining differs from consumptions": """
-            SELECT l.id::text, l.points - coalesce(sum(c.points), 0) - l.remaining
-              FROM rewards.lots l LEFT JOIN rewards.lot_consumptions c ON c.lot_id = l.id
-             WHERE l.tenant_id = :t GROUP BY l.id
-            HAVING l.points - coalesce(sum(c.points), 0) <> l.remaining""",
-        "posting on the liability account": """
-            SELECT p.entry_id::text, p.amount FROM rewards.postings p
-              JOIN rewards.accounts a ON a.id = p.account_id
-             WHERE a.tenant_id = :t AND a.kind = 'liability'""",
-    }
-    for problem, sql in queries.items():
-        for subject, amount in (await session.execute(text(sql), {"t": tenant_id})).all():
-            problems.append(f"{problem}: {subject} ({amount})")
-    return problems

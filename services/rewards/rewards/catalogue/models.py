@@ -12,7 +12,7 @@ from sqlalchemy import BigInteger, Column, DateTime, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from crm_shared.db import created_at_field
-from rewards.accounts.service import MAX_POINTS
+from rewards.accounts.checks import MAX_POINTS
 
 MAX_STOCK = 10_000_000
 

@@ -27,6 +27,7 @@ from crm_shared.events import record_event
 from crm_shared.pagination import keyset_page
 from crm_shared.validation import validated
 from rewards.accounts import service as ledger
+from rewards.accounts.checks import MAX_REASON_LENGTH
 from rewards.catalogue.events import CatalogueItemRedeemed
 from rewards.catalogue.models import (
     CatalogueClaim,
@@ -270,7 +271,7 @@ async def redeem_item(
             tenant_id=tenant_id,
             customer_id=customer_id,
             points=cost,
-            reason=f"catalogue: {item.name}"[: ledger.MAX_REASON_LENGTH],
+            reason=f"catalogue: {item.name}"[:MAX_REASON_LENGTH],
             idempotency_key=f"catalogue:{key}",
             actor=actor,
             now=now,

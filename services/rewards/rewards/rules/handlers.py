@@ -9,9 +9,11 @@ pays it as the customer then, as if it had arrived with them (same event id, so 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -21,9 +23,11 @@ from crm_shared.events.consumer import BatchHandler, Handler
 from crm_shared.privacy import ProfileRef
 from rewards.accounts import service as ledger
 from rewards.purchases.events import PurchaseRecorded, PurchaseRefunded
-from rewards.rules import service
+from rewards.rules import batch, service
 from rewards.rules.conditions import Trigger
 from rewards.tiers import service as tiers
+
+E = TypeVar("E", bound=Event)
 
 
 class TenantCreated(Event):
@@ -240,45 +244,63 @@ async def pay_interaction(
     ttl_days: int,
 ) -> None:
     """Rules on interactions, for a batch of them (named as the one-event handler was: its
-    inbox key). Per tenant, the customers' accounts locked in one
-    statement (in customer order), then their events paid together (``service.pay_many``),
-    or one by one, in order, when the batch needs that."""
+    inbox key). Per tenant: the customers' accounts locked in one statement (in customer
+    order), their events paid together (``batch.pay_many``, or one by one, in order, when the
+    batch holds a redelivered event), the events of unlinked authors kept pending in one
+    statement."""
     by_tenant: dict[uuid.UUID, list[tuple[InteractionRecorded, Envelope]]] = {}
     for event, envelope in zip(events, envelopes, strict=True):
         by_tenant.setdefault(envelope.tenantid, []).append((event, envelope))
     for tenant_id, items in by_tenant.items():
         await service.ensure_tenant(session, tenant_id=tenant_id, welcome_points=welcome_points)
+        await service.keep_pending_many(
+            session,
+            tenant_id=tenant_id,
+            pending=[
+                service.Pending(
+                    event_id=envelope.id,
+                    trigger=Trigger.INTERACTION_RECORDED,
+                    profile=ProfileRef(channel=e.channel, platform_user_id=e.platform_user_id),
+                    occurred_at=e.occurred_at,
+                    data=_interaction_data(e),
+                )
+                for e, envelope in items
+                if e.customer_id is None and e.platform_user_id
+            ],
+        )
         known = [(e, envelope) for e, envelope in items if e.customer_id is not None]
-        await ledger.hold_accounts(
+        if not known:
+            continue
+        accounts = await ledger.hold_accounts(
             session=session,
             tenant_id=tenant_id,
             customer_ids=[e.customer_id for e, _ in known if e.customer_id is not None],
         )
         calls = [
-            service.TriggerCall(
+            batch.TriggerCall(
                 event_id=envelope.id,
                 customer_id=e.customer_id,
                 occurred_at=e.occurred_at,
-                data={
-                    "channel": e.channel,
-                    "kind": e.kind,
-                    "sentiment": e.sentiment,
-                    "sentiment_label": e.sentiment_label,
-                },
+                data=_interaction_data(e),
             )
             for e, envelope in known
             if e.customer_id is not None
         ]
-        together = await service.pay_many(
+        rules = await service.current_rules(session, tenant_id, Trigger.INTERACTION_RECORDED)
+        paid = await batch.pay_many(
             session,
-            tenant_id=tenant_id,
-            trigger=Trigger.INTERACTION_RECORDED,
-            calls=calls,
-            ttl_days=ttl_days,
+            batch=batch.Batch(
+                tenant_id=tenant_id,
+                trigger=Trigger.INTERACTION_RECORDED,
+                calls=calls,
+                accounts=accounts,
+                ttl_days=ttl_days,
+            ),
+            rules=rules,
         )
-        for event, envelope in items:
-            if together and event.customer_id is not None:
-                continue
+        if paid:
+            continue
+        for event, envelope in known:
             await pay_one_interaction(
                 event,
                 envelope=envelope,
@@ -288,110 +310,90 @@ async def pay_interaction(
             )
 
 
-async def pay_poll_vote(
-    event: PollVoted,
-    *,
-    envelope: Envelope,
-    session: AsyncSession,
-    welcome_points: int,
-    ttl_days: int,
-) -> None:
-    """Rules on poll votes."""
-    await pay_trigger(
-        session,
-        envelope=envelope,
-        trigger=Trigger.POLL_VOTED,
-        customer_id=event.customer_id,
-        occurred_at=envelope.time,
-        welcome_points=welcome_points,
-        ttl_days=ttl_days,
-    )
+def _interaction_data(event: InteractionRecorded) -> dict[str, Any]:
+    """The facts of an interaction that rules look at."""
+    return {
+        "channel": event.channel,
+        "kind": event.kind,
+        "sentiment": event.sentiment,
+        "sentiment_label": event.sentiment_label,
+    }
 
 
-async def pay_idea_status(
-    event: IdeaStatusChanged,
-    *,
-    envelope: Envelope,
-    session: AsyncSession,
-    welcome_points: int,
-    ttl_days: int,
-) -> None:
-    """Rules on an idea's status (its author is the customer)."""
-    await pay_trigger(
-        session,
-        envelope=envelope,
-        trigger=Trigger.IDEA_STATUS_CHANGED,
-        customer_id=event.customer_id,
-        occurred_at=envelope.time,
-        status=event.status,
-        welcome_points=welcome_points,
-        ttl_days=ttl_days,
-    )
+@dataclass(frozen=True)
+class TriggerSource(Generic[E]):
+    """How one consumed event type triggers rules: which trigger, when it happened and the
+    facts conditions look at (besides the customer's context)."""
+
+    event: type[E]
+    trigger: Trigger
+    # The handler's name, and so its inbox key: kept from when each had a function of its own.
+    handler: str
+    facts: Callable[[E], dict[str, Any]] = lambda _: {}
+    occurred_at: Callable[[E, Envelope], datetime] = lambda _, envelope: envelope.time
 
 
-async def pay_contest_winner(
-    event: ContestWinnerChosen,
-    *,
-    envelope: Envelope,
-    session: AsyncSession,
-    welcome_points: int,
-    ttl_days: int,
-) -> None:
-    """Rules on contest wins (rank)."""
-    await pay_trigger(
-        session,
-        envelope=envelope,
-        trigger=Trigger.CONTEST_WINNER_CHOSEN,
-        customer_id=event.customer_id,
-        occurred_at=envelope.time,
-        rank=event.rank,
-        welcome_points=welcome_points,
-        ttl_days=ttl_days,
-    )
+# Every event that pays rules one at a time (interactions come in batches: pay_interaction;
+# sign-ups: accounts' handler).
+TRIGGER_SOURCES: tuple[TriggerSource[Any], ...] = (
+    TriggerSource(PollVoted, Trigger.POLL_VOTED, "pay_poll_vote"),
+    TriggerSource(
+        IdeaStatusChanged,
+        Trigger.IDEA_STATUS_CHANGED,
+        "pay_idea_status",
+        facts=lambda e: {"status": e.status},
+    ),
+    TriggerSource(
+        ContestWinnerChosen,
+        Trigger.CONTEST_WINNER_CHOSEN,
+        "pay_contest_winner",
+        facts=lambda e: {"rank": e.rank},
+    ),
+    TriggerSource(
+        ContentShared,
+        Trigger.CONTENT_SHARED,
+        "pay_content_share",
+        facts=lambda e: {"channel": e.channel},
+    ),
+    TriggerSource(
+        PurchaseRecorded,
+        Trigger.PURCHASE_RECORDED,
+        "pay_purchase",
+        facts=lambda e: {
+            "amount_cents": e.amount_cents,
+            "currency": e.currency,
+            "purchase_id": e.purchase_id,
+        },
+        occurred_at=lambda e, _: e.occurred_at,
+    ),
+)
 
 
-async def pay_content_share(
-    event: ContentShared,
-    *,
-    envelope: Envelope,
-    session: AsyncSession,
-    welcome_points: int,
-    ttl_days: int,
-) -> None:
-    """Rules on content shared (channel)."""
-    await pay_trigger(
-        session,
-        envelope=envelope,
-        trigger=Trigger.CONTENT_SHARED,
-        customer_id=event.customer_id,
-        occurred_at=envelope.time,
-        channel=event.channel,
-        welcome_points=welcome_points,
-        ttl_days=ttl_days,
-    )
+def trigger_handler(source: TriggerSource[Any]) -> Callable[..., Awaitable[None]]:
+    """The handler of ``source``'s events: store the event, pay the rules it matches."""
 
+    async def handle(
+        event: Event,
+        *,
+        envelope: Envelope,
+        session: AsyncSession,
+        welcome_points: int,
+        ttl_days: int,
+    ) -> None:
+        await pay_trigger(
+            session,
+            envelope=envelope,
+            trigger=source.trigger,
+            customer_id=getattr(event, "customer_id", None),
+            occurred_at=source.occurred_at(event, envelope),
+            welcome_points=welcome_points,
+            ttl_days=ttl_days,
+            **source.facts(event),
+        )
 
-async def pay_purchase(
-    event: PurchaseRecorded,
-    *,
-    envelope: Envelope,
-    session: AsyncSession,
-    welcome_points: int,
-    ttl_days: int,
-) -> None:
-    """Rules on purchases (amount, currency)."""
-    await pay_trigger(
-        session,
-        envelope=envelope,
-        trigger=Trigger.PURCHASE_RECORDED,
-        customer_id=event.customer_id,
-        occurred_at=event.occurred_at,
-        amount_cents=event.amount_cents,
-        currency=event.currency,
-        purchase_id=event.purchase_id,
-        welcome_points=welcome_points,
-        ttl_days=ttl_days,
-    )
+    handle.__name__ = handle.__qualname__ = source.handler
+    handle.__doc__ = f"Rules on {source.event.type}."
+    return handle
 
 
 async def refund_purchase(
@@ -444,24 +446,12 @@ def rule_handlers(*, welcome_points: int, ttl_days: int) -> list[Handler[Any]]:
             InteractionRecorded,
             partial(pay_interaction, welcome_points=welcome_points, ttl_days=ttl_days),
         ),
-        Handler(
-            PollVoted, partial(pay_poll_vote, welcome_points=welcome_points, ttl_days=ttl_days)
-        ),
-        Handler(
-            IdeaStatusChanged,
-            partial(pay_idea_status, welcome_points=welcome_points, ttl_days=ttl_days),
-        ),
-        Handler(
-            ContestWinnerChosen,
-            partial(pay_contest_winner, welcome_points=welcome_points, ttl_days=ttl_days),
-        ),
-        Handler(
-            ContentShared,
-            partial(pay_content_share, welcome_points=welcome_points, ttl_days=ttl_days),
-        ),
-        Handler(
-            PurchaseRecorded,
-            partial(pay_purchase, welcome_points=welcome_points, ttl_days=ttl_days),
+        *(
+            Handler(
+                source.event,
+                partial(trigger_handler(source), welcome_points=welcome_points, ttl_days=ttl_days),
+            )
+            for source in TRIGGER_SOURCES
         ),
         Handler(PurchaseRefunded, refund_purchase),
         Handler(SegmentChanged, project_segment),

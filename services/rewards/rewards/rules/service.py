@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 from sqlalchemy import delete, func, or_, text, tuple_, update
@@ -397,6 +398,28 @@ async def record_trigger(
 # Pending triggers -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A trigger event of a profile no customer is linked to, for :func:`keep_pending_many`."""
+
+    event_id: uuid.UUID
+    trigger: Trigger
+    profile: ProfileRef
+    occurred_at: datetime
+    data: dict[str, Any]
+
+
+_KEEP_PENDING = text(
+    "INSERT INTO rewards.pending_triggers (tenant_id, event_id, type, channel,"
+    " platform_user_id, occurred_at, data, created_at)"
+    " SELECT CAST(:t AS uuid), e, ty, ch, u, o, CAST(d AS jsonb), CAST(:now AS timestamptz)"
+    " FROM unnest(CAST(:events AS uuid[]), CAST(:types AS text[]), CAST(:channels AS text[]),"
+    " CAST(:users AS text[]), CAST(:occurred AS timestamptz[]), CAST(:data AS text[]))"
+    " AS p(e, ty, ch, u, o, d)"
+    " ON CONFLICT DO NOTHING"
+)
+
+
 async def keep_pending(
     session: AsyncSession,
     *,
@@ -421,6 +444,27 @@ async def keep_pending(
             created_at=utcnow(),
         )
         .on_conflict_do_nothing()
+    )
+
+
+async def keep_pending_many(
+    session: AsyncSession, *, tenant_id: uuid.UUID, pending: Sequence[Pending]
+) -> None:
+    """:func:`keep_pending` for many events, in one statement."""
+    if not pending:
+        return
+    await session.execute(
+        _KEEP_PENDING,
+        {
+            "t": tenant_id,
+            "now": utcnow(),
+            "events": [p.event_id for p in pending],
+            "types": [p.trigger.value for p in pending],
+            "channels": [p.profile.channel for p in pending],
+            "users": [p.profile.platform_user_id for p in pending],
+            "occurred": [p.occurred_at for p in pending],
+            "data": [orjson.dumps(to_jsonable_python(p.data)).decode() for p in pending],
+        },
     )
 
 
@@ -480,9 +524,11 @@ async def prune_pending(db: Database, *, max_age_days: int, now: datetime | None
 # Payouts ----------------------------------------------------------------------------------
 
 
-async def _current_rules(
+async def current_rules(
     session: AsyncSession, tenant_id: uuid.UUID, trigger: Trigger
 ) -> list[tuple[Rule, RuleDefinition]]:
+    """The tenant's enabled rules of ``trigger`` with their current definitions, in the order
+    they pay (highest priority first)."""
     rows = await session.exec(
         select(Rule, RuleVersion)
         .join(
@@ -585,7 +631,7 @@ async def pay(
     customer's tier when points were credited.
     """
     made: list[RulePayout] = []
-    for rule, definition in await _current_rules(session, tenant_id, facts.trigger):
+    for rule, definition in await current_rules(session, tenant_id, facts.trigger):
         payout = await _pay_rule(session, rule, definition, event_id, facts, ttl_days)
         if payout is None:
             continue
@@ -595,168 +641,6 @@ async def pay(
     if any(p.points for p in made):
         await tiers.recompute(session, tenant_id=tenant_id, customer_id=facts.customer_id)
     return made
-
-
-@dataclass(frozen=True)
-class TriggerCall:
-    """One trigger event of a customer, for :func:`pay_many`."""
-
-    event_id: uuid.UUID
-    customer_id: uuid.UUID
-    occurred_at: datetime
-    data: dict[str, Any]
-
-
-# Whether a batch needs the one-by-one path: events stored or paid already (a redelivery, a
-# pending trigger paid on a link), or tiers in use (each payout may move the customer's tier,
-# and the next event's facts snapshot it).
-_BATCH_STATE = text(
-    """
-    SELECT EXISTS (SELECT FROM rewards.trigger_events
-                    WHERE event_id = ANY(CAST(:events AS uuid[]))) AS stored,
-           EXISTS (SELECT FROM rewards.rule_payouts WHERE tenant_id = CAST(:t AS uuid)
-                      AND event_id = ANY(CAST(:events AS uuid[]))) AS paid,
-           EXISTS (SELECT FROM rewards.tiers WHERE tenant_id = CAST(:t AS uuid)
-                      AND removed_at IS NULL) AS tiers,
-           EXISTS (SELECT FROM rewards.customer_tiers WHERE tenant_id = CAST(:t AS uuid)
-                      AND customer_id = ANY(CAST(:customers AS uuid[]))
-                      AND tier_id IS NOT NULL) AS tiered
-    """
-)
-
-# _SNAPSHOT's context of each customer of a batch (without tiers: none are in use).
-_BATCH_CONTEXT = text(
-    """
-    SELECT c.id AS customer_id,
-           (SELECT segment FROM rewards.customer_segments
-             WHERE tenant_id = CAST(:t AS uuid) AND customer_id = c.id) AS segment,
-           ARRAY(SELECT purpose FROM rewards.consents
-                  WHERE tenant_id = CAST(:t AS uuid) AND customer_id = c.id AND granted)
-             AS consents,
-           EXISTS (SELECT FROM rewards.trigger_events
-                    WHERE tenant_id = CAST(:t AS uuid) AND customer_id = c.id
-                      AND type = CAST(:type AS text)) AS earlier
-      FROM unnest(CAST(:customers AS uuid[])) AS c(id)
-    """
-)
-
-
-async def pay_many(
-    session: AsyncSession,
-    *,
-    tenant_id: uuid.UUID,
-    trigger: Trigger,
-    calls: Sequence[TriggerCall],
-    ttl_days: int = ledger.DEFAULT_TTL_DAYS,
-) -> bool:
-    """Store and pay the trigger events of a batch, in order, with a few statements for the
-    whole batch (the rules, the customers' context, the stored events and the payouts) and
-    the ledger's two per credit; False, having done nothing, when the batch needs
-    :func:`record_trigger` and :func:`pay` one event at a time: a rule with caps, a budget or
-    a coupon, tiers in use, or an event stored or paid already.
-
-    The caller has locked every customer's account (``ledger.hold_accounts``). The result is
-    what the one-by-one path gives: the same facts (the customer's first event of the
-    trigger is the first of the batch when none was stored before), the same payouts and
-    ledger entries (keys ``rule:<rule id>:event:<event id>``), and no tier to recompute.
-    """
-    if not calls:
-        return True
-    rules = await _current_rules(session, tenant_id, trigger)
-    if any(
-        definition.caps
-        or definition.budget_points is not None
-        or definition.budget_count is not None
-        or definition.reward.kind is RewardKind.COUPON
-        for _, definition in rules
-    ):
-        return False
-    customers = sorted({call.customer_id for call in calls})
-    events = [call.event_id for call in calls]
-    state = (
-        await session.execute(
-            _BATCH_STATE, {"t": tenant_id, "events": events, "customers": customers}
-        )
-    ).one()
-    if state.stored or state.paid or state.tiers or state.tiered:
-        return False
-    context = {
-        row.customer_id: row
-        for row in (
-            await session.execute(
-                _BATCH_CONTEXT, {"t": tenant_id, "customers": customers, "type": trigger.value}
-            )
-        ).all()
-    }
-    earlier = {customer_id: bool(row.earlier) for customer_id, row in context.items()}
-    now = utcnow()
-    stored: list[dict[str, Any]] = []
-    paid: list[dict[str, Any]] = []
-    shared: set[uuid.UUID] = set()
-    for call in calls:
-        row = context[call.customer_id]
-        facts = Facts(
-            trigger=trigger,
-            customer_id=call.customer_id,
-            occurred_at=call.occurred_at,
-            segment=row.segment,
-            consents=frozenset(row.consents),
-            first_time=not earlier[call.customer_id],
-            **call.data,
-        )
-        earlier[call.customer_id] = True
-        stored.append(
-            {
-                "event_id": call.event_id,
-                "tenant_id": tenant_id,
-                "type": trigger.value,
-                "customer_id": call.customer_id,
-                "occurred_at": call.occurred_at,
-                "facts": facts.model_dump(mode="json"),
-                "created_at": now,
-            }
-        )
-        for rule, definition in rules:
-            if not matches(definition, facts):
-                continue
-            points = reward_points(definition.reward, facts)
-            if points <= 0:
-                continue
-            if rule.id not in shared:
-                # _take_budget without a budget: held shared until commit, once a batch.
-                await session.execute(_SHARE_RULE, {"id": rule.id})
-                shared.add(rule.id)
-            movement = await ledger.earn(
-                session,
-                tenant_id=tenant_id,
-                customer_id=call.customer_id,
-                points=points,
-                reason=definition.name,
-                idempotency_key=f"rule:{rule.id}:event:{call.event_id}",
-                actor=RULE_ACTOR,
-                ttl_days=ttl_days,
-            )
-            paid.append(
-                {
-                    "id": uuid.uuid4(),
-                    "tenant_id": tenant_id,
-                    "rule_id": rule.id,
-                    "version": rule.version,
-                    "event_id": call.event_id,
-                    "customer_id": call.customer_id,
-                    "occurred_at": call.occurred_at,
-                    "points": points,
-                    "entry_id": movement.entry.id,
-                    "purchase_id": facts.purchase_id,
-                    "created_at": utcnow(),
-                }
-            )
-            if definition.stop_after:
-                break
-    await session.execute(insert(TriggerEvent).on_conflict_do_nothing(), stored)
-    if paid:
-        await session.execute(insert(RulePayout), paid)
-    return True
 
 
 async def _pay_rule(
