@@ -12,6 +12,7 @@ from rewards.purchases.handlers import purchase_handlers
 from rewards.referrals.handlers import REFERRAL_HANDLERS
 from rewards.rules.handlers import link_handlers, rule_handlers
 from rewards.settings import RewardsSettings
+from rewards.value.merges import move_money_back, move_money_to_survivor
 
 
 def build_handlers(settings: RewardsSettings) -> Registry:
@@ -27,6 +28,8 @@ def build_handlers(settings: RewardsSettings) -> Registry:
         ),
         Handler(CustomerMerged, move_points_to_survivor),
         Handler(CustomerUnmerged, move_points_back),
+        Handler(CustomerMerged, move_money_to_survivor),
+        Handler(CustomerUnmerged, move_money_back),
         *OFFER_HANDLERS,
         # Before privacy's: its erasure handler confirms, so it runs after the others' effects.
         *purchase_handlers(settings.points_ttl_days),

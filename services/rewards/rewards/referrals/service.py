@@ -50,6 +50,7 @@ from rewards.referrals.models import (
     ReferralStatus,
 )
 from rewards.value import service as value
+from rewards.value.merges import current_customer
 
 log = logging.getLogger(__name__)
 
@@ -294,6 +295,8 @@ async def attribute(
     if referrer_id is None:
         log.info("registration with unknown referral code in tenant %s: ignored", tenant_id)
         return None
+    # The code of a customer merged into another refers for the survivor.
+    referrer_id = await current_customer(session, tenant_id, referrer_id)
     inserted = await session.execute(
         insert(Referral)
         .values(
