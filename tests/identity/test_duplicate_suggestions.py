@@ -85,7 +85,7 @@ async def test_look_alike_customers_are_suggested_then_dismissed_or_merged_by_st
     assert dismissed["dismissDuplicateSuggestion"]["status"] == "DISMISSED"
     assert dismissed["dismissDuplicateSuggestion"]["dismissedBy"].startswith("staff:")
     again = await devstack.graphql(
-        stack, DISMISS, {"input": {"id": found["id"], "reason": "again"}}, admin
+        stack, DISMISS, {"input": {"id": found["id"], "reason": "again"}}, token=admin
     )
     assert again["errors"][0]["extensions"]["code"] == "CONFLICT"
     # A later change to one of them does not bring the dismissed pair back.
