@@ -456,3 +456,33 @@ async def test_interactions_take_every_channel_profiles_do(
         admin,
     )
     assert recorded["recordInteraction"]["outcome"]
+
+
+MERGE = "mutation($input: MergeCustomersInput!) { mergeCustomers(input: $input) { id } }"
+UNMERGE = "mutation($input: UnmergeCustomersInput!) { unmergeCustomers(input: $input) { id } }"
+
+
+async def test_tags_follow_a_merge_and_come_back_on_unmerge(
+    stack: devstack.Stack, tenant: str
+) -> None:
+    admin = await staff_token(stack, tenant)
+    survivor = await _register(stack, admin, name="Ann")
+    merged = await _register(stack, admin, name="Ann B")
+    await _ok(stack, TAG, {"input": {"customerId": survivor, "tags": ["press"]}}, admin)
+    await _ok(stack, TAG, {"input": {"customerId": merged, "tags": ["vip", "press"]}}, admin)
+    merge = await _ok(
+        stack,
+        MERGE,
+        {"input": {"survivorId": survivor, "mergedId": merged, "reason": "same person"}},
+        admin,
+    )
+    assert await _names(stack, admin, filter={"tags": ["vip"]}) == ["Ann"]
+    await _ok(
+        stack,
+        UNMERGE,
+        {"input": {"mergeId": merge["mergeCustomers"]["id"], "reason": "two people"}},
+        admin,
+    )
+    data = await _ok(stack, LIST, {"first": 10}, admin)
+    tags = {e["node"]["name"]: e["node"]["tags"] for e in data["customers"]["edges"]}
+    assert tags == {"Ann": ["press"], "Ann B": ["press", "vip"]}
