@@ -271,7 +271,7 @@ def bench_stack(
         services = (*devstack.SUBGRAPHS, "gateway")
         processes = devstack.start(stack, services, replicas=replicas)
         try:
-            devstack.wait_ready(stack, tuple(processes), timeout=180)
+            devstack.wait_ready(stack, tuple(processes), timeout=420)
             tenant_id = _make_tenant(stack)
             token = asyncio.run(staff_token(stack, tenant_id))
             yield BenchStack(stack, processes, tenant_id, token)

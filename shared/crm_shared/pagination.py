@@ -1,10 +1,13 @@
-"""Cursor connections: stable keyset paging over ``(created_at, id)``."""
+"""Cursor connections: stable keyset paging over ``(created_at, id)``, or over any sort key
+and the id (:class:`SortCursor`)."""
 
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -29,6 +32,14 @@ class PageInfo:
 
     has_next_page: bool
     end_cursor: str | None
+    has_previous_page: bool = strawberry.field(
+        default=False,
+        description="Whether rows come before this page (answered when paging backward, or "
+        "forward from a cursor; false otherwise).",
+    )
+    start_cursor: str | None = strawberry.field(
+        default=None, description="The first edge's cursor: ask `before` it for the page before."
+    )
 
 
 @strawberry.federation.type(shareable=True)
@@ -63,9 +74,48 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 def check_first(first: int) -> int:
     """``first`` within 1..MAX_PAGE, or BAD_USER_INPUT."""
-    if not 1 <= first <= MAX_PAGE:
-        raise BadUserInput(f"first: must be between 1 and {MAX_PAGE}", field="first")
-    return first
+    return check_page_size(first, "first")
+
+
+def check_page_size(size: int, field: str) -> int:
+    """A page size (``first``, ``last``) within 1..MAX_PAGE, or BAD_USER_INPUT naming it."""
+    if not 1 <= size <= MAX_PAGE:
+        raise BadUserInput(f"{field}: must be between 1 and {MAX_PAGE}", field=field)
+    return size
+
+
+@dataclass(frozen=True)
+class SortCursor:
+    """Cursors of a list sorted by ``sort`` (either way) then id: each carries its row's sort
+    key (a string, a number or a timestamp), and one made for another order is refused."""
+
+    sort: str
+    descending: bool = False
+
+    def encode(self, key: object, id_: uuid.UUID) -> str:
+        """The opaque cursor of the row with sort key ``key`` and id ``id_``."""
+        if isinstance(key, datetime):
+            value: object = {"at": key.isoformat()}
+        elif isinstance(key, str | int | float) and not isinstance(key, bool):
+            value = key
+        else:
+            raise TypeError(f"no cursor for a sort key of type {type(key).__name__}")
+        raw = json.dumps([self.sort, self.descending, value, str(id_)], separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode()
+
+    def decode(self, cursor: str, field: str) -> tuple[object, uuid.UUID]:
+        """The ``(sort key, id)`` a cursor stands for; BAD_USER_INPUT naming ``field`` on a
+        cursor we did not make or made for another order."""
+        try:
+            sort, descending, value, id_ = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+            if isinstance(value, dict):
+                value = datetime.fromisoformat(value["at"])
+            valid = isinstance(value, str | int | float | datetime) and not isinstance(value, bool)
+            if valid and (sort, descending) == (self.sort, self.descending):
+                return value, uuid.UUID(id_)
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+            pass
+        raise BadUserInput(f"{field}: not a cursor of this list and order", field=field)
 
 
 def by_creation(row: Any) -> str:
@@ -86,7 +136,9 @@ def connection(
     return Connection(
         edges=edges,
         page_info=PageInfo(
-            has_next_page=len(rows) > limit, end_cursor=edges[-1].cursor if edges else None
+            has_next_page=len(rows) > limit,
+            end_cursor=edges[-1].cursor if edges else None,
+            start_cursor=edges[0].cursor if edges else None,
         ),
     )
 

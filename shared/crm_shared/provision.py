@@ -20,6 +20,9 @@ import aio_pika
 import asyncpg
 
 SERVICES = ("identity", "engagement", "rewards")
+# Extensions a service's migrations use, created in its schema by the admin: a service role
+# may not create extensions (it has no CREATE on the database).
+EXTENSIONS = {"identity": ("unaccent", "pg_trgm")}
 
 
 def role_of(service: str) -> str:
@@ -53,6 +56,8 @@ async def provision_database(admin_dsn: str, database: str, *, passwords: dict[s
             await db.execute(f'GRANT CONNECT, TEMPORARY ON DATABASE "{database}" TO {role}')
             await db.execute(f"CREATE SCHEMA IF NOT EXISTS {service} AUTHORIZATION {role}")
             await db.execute(f"REVOKE ALL ON SCHEMA {service} FROM PUBLIC")
+            for extension in EXTENSIONS.get(service, ()):
+                await db.execute(f"CREATE EXTENSION IF NOT EXISTS {extension} SCHEMA {service}")
     finally:
         await db.close()
 

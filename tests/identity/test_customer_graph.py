@@ -221,7 +221,7 @@ async def test_search_by_name_contact_point_and_handle(stack: devstack.Stack, te
 
     assert await found("hopp") == ["Grace Hopper"]
     assert await found("GRACE@navy.example") == ["Grace Hopper"]
-    assert await found("(202) 555-0143") == []  # no country: not a whole international number
+    assert await found("(202) 555-0143") == ["Grace Hopper"]  # a national format
     assert await found("+12025550143") == ["Grace Hopper"]
     assert await found("@Amazing_Grace") == ["Grace Hopper"]
     assert await found("100%") == []

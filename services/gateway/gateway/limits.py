@@ -14,6 +14,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLArgument,
     GraphQLField,
     GraphQLInterfaceType,
     GraphQLNamedType,
@@ -199,6 +200,21 @@ class Measure:
     refusal: Refusal | None = None
 
 
+def schema_default(argument: GraphQLArgument) -> Any:
+    """An argument's default in the schema (Undefined if none). graphql-core 3.3 keeps a
+    default built from SDL as a literal in ``argument.default``, not in ``default_value``."""
+    if argument.default_value is not Undefined:
+        return argument.default_value
+    default = argument.default
+    if default is None:
+        return Undefined
+    if default.value is not Undefined:
+        return default.value
+    if default.literal is None:
+        return Undefined
+    return value_from_ast(default.literal, argument.type)
+
+
 class _Meter:
     """Walks a validated operation with the API schema: list sizes and cost."""
 
@@ -232,7 +248,7 @@ class _Meter:
                     value = value_from_ast(given.value, argument.type, self.variables)
                     break
             else:
-                value = argument.default_value
+                value = schema_default(argument)
             if isinstance(value, int) and not isinstance(value, bool):
                 if value > self.max_list_size and self.refusal is None:
                     self.refusal = Refusal(

@@ -1,8 +1,11 @@
-"""The events identity consumes: staff actions for the audit log, authors engagement saw, and
-other services' erasure confirmations."""
+"""The events identity consumes: staff actions for the audit log, authors engagement saw,
+other services' erasure confirmations, the figures customer lists sort and filter on, and
+identity's own customer changes (duplicate suggestions)."""
 
 from crm_shared.events.consumer import Handler, Registry, registry
 from identity.access.handlers import AUDIT_HANDLERS
+from identity.activity.handlers import ACTIVITY_HANDLERS
+from identity.duplicates.handlers import DUPLICATE_HANDLERS
 from identity.privacy.handlers import confirmation_handlers
 from identity.profiles.handlers import AuthorSeen, record_author
 from identity.settings import IdentitySettings
@@ -14,4 +17,6 @@ def build_handlers(settings: IdentitySettings) -> Registry:
         *AUDIT_HANDLERS,
         Handler(AuthorSeen, record_author),
         *confirmation_handlers(settings.erasure_services),
+        *ACTIVITY_HANDLERS,
+        *DUPLICATE_HANDLERS,
     )

@@ -13,6 +13,7 @@ from rewards.referrals.handlers import REFERRAL_HANDLERS
 from rewards.rules.conditions import Trigger
 from rewards.rules.handlers import link_handlers, pay_trigger, rule_handlers
 from rewards.settings import RewardsSettings
+from rewards.value.merges import move_money_back, move_money_to_survivor
 
 
 def build_handlers(settings: RewardsSettings) -> Registry:
@@ -29,6 +30,8 @@ def build_handlers(settings: RewardsSettings) -> Registry:
         ),
         Handler(CustomerMerged, move_points_to_survivor),
         Handler(CustomerUnmerged, move_points_back),
+        Handler(CustomerMerged, move_money_to_survivor),
+        Handler(CustomerUnmerged, move_money_back),
         *OFFER_HANDLERS,
         # Before privacy's: its erasure handler confirms, so it runs after the others' effects.
         *purchase_handlers(settings.points_ttl_days),

@@ -8,7 +8,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 from crm_shared.errors import CrmError
 
-Channel = Literal["x", "facebook", "instagram", "youtube", "reddit", "other"]
+# crm_shared.channels.INTERACTION_CHANNELS, spelled out for the type checker (a test keeps
+# the two equal).
+Channel = Literal[
+    "x", "facebook", "instagram", "youtube", "reddit", "tiktok", "web", "email", "other"
+]
 Kind = Literal[
     "post", "comment", "reply", "mention", "message", "review", "question", "complaint", "share"
 ]

@@ -8,9 +8,11 @@ from sqlalchemy import Column, DateTime, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
+from crm_shared.channels import INTERACTION_CHANNELS
 from crm_shared.db import created_at_field
 
-CHANNELS = ("x", "facebook", "instagram", "youtube", "reddit", "other")
+# The shared vocabulary (identity's profiles use the same channels), plus "other".
+CHANNELS = INTERACTION_CHANNELS
 KINDS = (
     "post",
     "comment",

@@ -48,6 +48,33 @@ async def record_consent(
     return record
 
 
+async def record_initial_consents(
+    *,
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    consents: Sequence[ConsentInput],
+    recorded_by: str,
+) -> None:
+    """The consents a new customer gave at registration, in its transaction: the grants are
+    announced (so that the registration event itself may reach partners), a refusal is only
+    recorded (nothing stood granted before)."""
+    for data in consents:
+        record = ConsentRecord(
+            tenant_id=tenant_id,
+            customer_id=customer_id,
+            purpose=data.purpose.value,
+            granted=data.granted,
+            source=data.source,
+            policy_version=data.policy_version,
+            recorded_by=recorded_by,
+        )
+        session.add(record)
+        await session.flush()
+        if record.granted:
+            await announce_consent(session, record)
+
+
 async def announce_consent(session: AsyncSession, record: ConsentRecord) -> None:
     """``identity.consent.changed.v1``: the purpose now stands as ``record`` says."""
     await record_event(

@@ -14,7 +14,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Column
+from sqlalchemy import Column, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -134,6 +134,8 @@ async def merge_customers(
         record.customer_id = survivor_id
     session.add_all([*contacts, *consents])
     moved_links = await _move_links(session, principal, merged_id, survivor_id, "merge")
+    tags_added = await _merge_tags(session, tenant_id, merged_id, survivor_id)
+    interaction_before = await _merge_last_interaction(session, tenant_id, merged_id, survivor_id)
 
     merge = CustomerMerge(
         tenant_id=tenant_id,
@@ -147,6 +149,8 @@ async def merge_customers(
             "contact_point_ids": [str(c.id) for c in contacts],
             "consent_record_ids": [str(r.id) for r in consents],
             "links": moved_links,
+            "tags_added": tags_added,
+            "last_interaction_before": interaction_before,
         },
     )
     session.add(merge)
@@ -173,6 +177,60 @@ async def merge_customers(
         details={"merge_id": str(merge.id), "merged_id": str(merged_id)},
     )
     return merge
+
+
+async def _merge_tags(
+    session: AsyncSession, tenant_id: uuid.UUID, merged_id: uuid.UUID, survivor_id: uuid.UUID
+) -> list[str]:
+    """Give the survivor the merged record's tags it lacks; the tags it got."""
+    added = await session.execute(
+        text(
+            "INSERT INTO identity.customer_tags (tenant_id, customer_id, tag) "
+            "SELECT tenant_id, :s, tag FROM identity.customer_tags "
+            "WHERE tenant_id = :t AND customer_id = :m ON CONFLICT DO NOTHING RETURNING tag"
+        ),
+        {"t": tenant_id, "s": survivor_id, "m": merged_id},
+    )
+    return sorted(row[0] for row in added)
+
+
+async def _unmerge_tags(
+    session: AsyncSession, tenant_id: uuid.UUID, survivor_id: uuid.UUID, tags: list[str]
+) -> None:
+    if tags:
+        await session.execute(
+            text(
+                "DELETE FROM identity.customer_tags WHERE tenant_id = :t AND customer_id = :s "
+                "AND tag = ANY(CAST(:tags AS text[]))"
+            ),
+            {"t": tenant_id, "s": survivor_id, "tags": tags},
+        )
+
+
+async def _merge_last_interaction(
+    session: AsyncSession, tenant_id: uuid.UUID, merged_id: uuid.UUID, survivor_id: uuid.UUID
+) -> str | None:
+    """The survivor's last interaction becomes the later of the two (engagement moves the
+    interactions themselves); the survivor's own before, for the unmerge."""
+    rows = await session.execute(
+        text(
+            "SELECT customer_id, last_interaction_at FROM identity.customer_activity "
+            "WHERE tenant_id = :t AND customer_id IN (:m, :s)"
+        ),
+        {"t": tenant_id, "m": merged_id, "s": survivor_id},
+    )
+    found = {row[0]: row[1] for row in rows}
+    before, theirs = found.get(survivor_id), found.get(merged_id)
+    if theirs is not None and (before is None or theirs > before):
+        await session.execute(
+            text(
+                "INSERT INTO identity.customer_activity AS a (tenant_id, customer_id, "
+                "last_interaction_at) VALUES (:t, :s, :at) ON CONFLICT (tenant_id, customer_id) "
+                "DO UPDATE SET last_interaction_at = EXCLUDED.last_interaction_at"
+            ),
+            {"t": tenant_id, "s": survivor_id, "at": theirs},
+        )
+    return before.isoformat() if before is not None else None
 
 
 async def _move_links(
@@ -274,6 +332,15 @@ async def unmerge_customers(
             for row in rows:
                 row.customer_id = restored.id
                 session.add(row)
+    await _unmerge_tags(session, tenant_id, survivor.id, undo.get("tags_added", []))
+    if "last_interaction_before" in undo:
+        await session.execute(
+            text(
+                "UPDATE identity.customer_activity SET last_interaction_at = "
+                "CAST(:before AS timestamptz) WHERE tenant_id = :t AND customer_id = :c"
+            ),
+            {"before": undo["last_interaction_before"], "t": tenant_id, "c": survivor.id},
+        )
     opened = {uuid.UUID(link["opened"]) for link in undo["links"]}
     moved_back = await _move_links(
         session, principal, survivor.id, restored.id, "unmerge", only_links=opened

@@ -196,3 +196,26 @@ class CustomerCreate(ProfileFields):
 
     name: str = PydanticField(min_length=1, max_length=200)
     contact_points: list[ContactPointInput] = PydanticField(default_factory=list, max_length=20)
+
+
+class CustomerTag(SQLModel, table=True):
+    """A label staff put on a customer ("vip", "press") to find them by."""
+
+    __tablename__ = "customer_tags"
+    __table_args__ = {"schema": "identity"}
+
+    tenant_id: uuid.UUID
+    customer_id: uuid.UUID = Field(foreign_key="identity.customers.id", primary_key=True)
+    tag: str = Field(primary_key=True)
+    tagged_at: datetime = created_at_field()
+
+
+MAX_TAG_LENGTH = 60
+
+
+def normalize_tag(tag: str) -> str:
+    """A tag as stored: trimmed, lower case, 1 to 60 characters (ValueError otherwise)."""
+    tag = tag.strip().lower()
+    if not 1 <= len(tag) <= MAX_TAG_LENGTH:
+        raise ValueError(f"a tag has 1 to {MAX_TAG_LENGTH} characters")
+    return tag

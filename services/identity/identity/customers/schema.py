@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date, datetime
+from enum import Enum
 from typing import Any
 
 import strawberry
@@ -15,10 +16,20 @@ from strawberry.scalars import JSON
 from crm_shared.auth import Permission
 from crm_shared.errors import BadUserInput
 from crm_shared.graphql import CrmInfo, authorize, keyed_loader
-from crm_shared.pagination import Connection, check_first, connection, decode_cursor, encode_cursor
+from crm_shared.pagination import (
+    Connection,
+    Edge,
+    PageInfo,
+    SortCursor,
+    check_first,
+    check_page_size,
+    connection,
+    decode_cursor,
+    encode_cursor,
+)
 from crm_shared.validation import parse_id, validated
 from identity.consent import service as consent_service
-from identity.consent.models import ConsentRecord, Purpose
+from identity.consent.models import ConsentInput, ConsentRecord, Purpose
 from identity.consent.schema import ConsentRecordType, ConsentType
 from identity.customers import merge as merging
 from identity.customers import service
@@ -34,12 +45,65 @@ from identity.customers.models import (
     normalize_contact,
 )
 from identity.profiles import service as profile_service
-from identity.profiles.models import SocialProfile
+from identity.profiles.models import Channel, SocialProfile
 from identity.profiles.schema import SocialProfileType
 from identity.settings import IdentitySettings
 
 strawberry.enum(LifecycleStatus, name="LifecycleStatus")  # makes the model enum a GraphQL enum
 strawberry.enum(ContactKind, name="ContactKind")  # makes the model enum a GraphQL enum
+strawberry.enum(service.CustomerSortField, name="CustomerSortField")
+
+
+@strawberry.enum
+class SortDirection(Enum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+@strawberry.input
+class CustomerOrder:
+    """How a customer list is ordered; ties are broken by id, so pages never overlap."""
+
+    field: service.CustomerSortField = service.CustomerSortField.CREATED
+    direction: SortDirection = SortDirection.ASC
+
+
+@strawberry.input
+class ConsentCondition:
+    purpose: Purpose
+    granted: bool = strawberry.field(
+        default=True, description="false: customers without that consent now (never asked too)."
+    )
+
+
+@strawberry.input(description="Conditions a listed customer meets (all of them; a list: any).")
+class CustomerFilter:
+    segments: list[str] | None = strawberry.field(
+        default=None, description="Participation segments (from engagement), e.g. creators."
+    )
+    tiers: list[str] | None = strawberry.field(
+        default=None, description="Tier names (from rewards)."
+    )
+    channels: list[Channel] | None = strawberry.field(
+        default=None, description="Customers with a social profile on one of these channels."
+    )
+    tags: list[str] | None = strawberry.field(default=None, description="Customers tagged so.")
+    consent: ConsentCondition | None = None
+
+
+def _filters(search: str | None, given: CustomerFilter | None) -> service.CustomerFilters:
+    if given is None:
+        return service.CustomerFilters(search=search)
+    return service.CustomerFilters(
+        search=search,
+        segments=tuple(given.segments or ()),
+        tiers=tuple(given.tiers or ()),
+        channels=tuple(c.value for c in given.channels or ()),
+        tags=tuple(t.strip().lower() for t in given.tags or ()),
+        consent=(
+            (given.consent.purpose.value, given.consent.granted) if given.consent else None
+        ),
+    )
 
 
 @strawberry.type(name="ContactPoint")
@@ -127,6 +191,13 @@ class CustomerType:
         )
         return await loader.load(customer_id)
 
+    @strawberry.field(description="Labels staff put on the customer, alphabetically.")
+    async def tags(self, info: CrmInfo) -> list[str]:
+        customer_id = uuid.UUID(self.id)
+        authorize(info, Permission.CUSTOMERS_READ, customer_id=customer_id)
+        loader: DataLoader[uuid.UUID, list[str]] = keyed_loader(info, "tags", _tags, [])
+        return await loader.load(customer_id)
+
     @strawberry.field(description="The social profiles linked to the customer.")
     async def social_profiles(self, info: CrmInfo) -> list[SocialProfileType]:
         customer_id = uuid.UUID(self.id)
@@ -192,6 +263,19 @@ class CustomerType:
         )
 
 
+@strawberry.type(name="CustomerConnection")
+class CustomerConnection:
+    """A page of customers; ``totalCount`` counts every customer the list holds."""
+
+    edges: list[Edge[CustomerType]]
+    page_info: PageInfo
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="How many customers the whole list holds (all pages).")
+    async def total_count(self) -> int:
+        return await self.count()
+
+
 async def _customers(
     session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
 ) -> Mapping[uuid.UUID, CustomerType]:
@@ -203,6 +287,12 @@ async def _contact_points(
     session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
 ) -> Mapping[uuid.UUID, list[ContactPoint]]:
     return await service.contact_points_of(session=session, tenant_id=tenant_id, customer_ids=ids)
+
+
+async def _tags(
+    session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> Mapping[uuid.UUID, list[str]]:
+    return await service.tags_of(session=session, tenant_id=tenant_id, customer_ids=ids)
 
 
 async def _profiles(
@@ -236,6 +326,34 @@ class ContactPointEntry:
 
 
 @strawberry.input
+class RegistrationConsent:
+    purpose: Purpose
+    granted: bool
+    source: str
+    policy_version: str
+
+
+def _registration_consents(info: CrmInfo, given: list[RegistrationConsent] | None) -> list[Any]:
+    """The consents of a registration, checked (consent:write is needed to give any)."""
+    if not given:
+        return []
+    authorize(info, Permission.CONSENT_WRITE)
+    return [
+        validated(
+            ConsentInput,
+            {
+                "purpose": c.purpose,
+                "granted": c.granted,
+                "source": c.source,
+                "policy_version": c.policy_version,
+            },
+            prefix=f"input.consents.{index}",
+        )
+        for index, c in enumerate(given)
+    ]
+
+
+@strawberry.input
 class RegisterCustomerInput:
     name: str
     email: str | None = strawberry.field(
@@ -257,6 +375,11 @@ class RegisterCustomerInput:
         default=None,
         description="The code of the customer who referred this one (rewards attributes it).",
     )
+    consents: list[RegistrationConsent] | None = strawberry.field(
+        default=None,
+        description="Consents given while registering (consent:write), recorded with the "
+        "customer: a grant of partner_sharing lets the registration itself reach partners.",
+    )
 
 
 @strawberry.input
@@ -273,6 +396,12 @@ class UpdateCustomerInput:
     country: str | None = strawberry.UNSET
     preferences: JSON | None = strawberry.UNSET
     lifecycle_status: LifecycleStatus | None = strawberry.UNSET
+
+
+@strawberry.input
+class CustomerTagsInput:
+    customer_id: strawberry.ID
+    tags: list[str] = strawberry.field(description="1 to 20 tags, each 1 to 60 characters.")
 
 
 @strawberry.input
@@ -314,27 +443,68 @@ class Query:
         return await customer_loader(info).load(customer_id)
 
     @strawberry.field(
-        description="The tenant's customers, oldest first, a page at a time; `search` matches "
-        "part of the name, a whole e-mail or phone number, or a whole social handle."
+        description="The tenant's customers (not merged away, not erased), a page at a time: "
+        "`first`/`after` forward, `last`/`before` backward (a `before` without `last` takes "
+        "`first` rows). Ordered by `orderBy` (default: oldest first); `filter` narrows them; "
+        "`search` matches part of the name (accents and case ignored), part of an e-mail "
+        "address, phone number (international or national format) or social handle."
     )
     async def customers(
-        self, info: CrmInfo, first: int = 20, after: str | None = None, search: str | None = None
-    ) -> Connection[CustomerType]:
+        self,
+        info: CrmInfo,
+        first: int = 20,
+        after: str | None = None,
+        search: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        order_by: CustomerOrder | None = None,
+        filter: CustomerFilter | None = None,
+    ) -> CustomerConnection:
         principal = authorize(info, Permission.CUSTOMERS_READ)
-        limit = check_first(first)
+        order = order_by or CustomerOrder()
+        backward = last is not None or before is not None
+        if last is not None:
+            limit = check_page_size(last, "last")
+        else:
+            limit = check_first(first)
+        filters = _filters(search, filter)
+        list_cursor = SortCursor(order.field.value, order.direction is SortDirection.DESC)
+        rows: list[tuple[Customer, Any]] = []
         async with info.context.session() as session:
             rows = await service.list_customers(
                 session=session,
                 tenant_id=principal.tenant_id,
                 limit=limit + 1,
-                after=decode_cursor(after) if after is not None else None,
-                search=search,
+                filters=filters,
+                sort=order.field,
+                descending=order.direction is SortDirection.DESC,
+                after=list_cursor.decode(after, "after") if after is not None else None,
+                before=list_cursor.decode(before, "before") if before is not None else None,
+                backward=backward,
             )
-        return connection(
-            rows,
-            limit,
-            cursor=lambda c: encode_cursor(c.created_at, c.id),
-            node=CustomerType.from_model,
+        more = len(rows) > limit
+        page = rows[1:] if backward and more else rows[:limit]
+        edges = [
+            Edge(cursor=list_cursor.encode(key, c.id), node=CustomerType.from_model(c))
+            for c, key in page
+        ]
+        tenant_id = principal.tenant_id
+
+        async def count() -> int:
+            async with info.context.session() as session:
+                return await service.count_customers(
+                    session=session, tenant_id=tenant_id, filters=filters
+                )
+
+        return CustomerConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=(more and not backward) or (backward and before is not None),
+                end_cursor=edges[-1].cursor if edges else None,
+                has_previous_page=(more and backward) or (not backward and after is not None),
+                start_cursor=edges[0].cursor if edges else None,
+            ),
+            count=count,
         )
 
 
@@ -363,6 +533,7 @@ class Mutation:
                 "contact_points": points,
             },
         )
+        consents = _registration_consents(info, input.consents)
         async with info.context.transaction() as session:
             customer = await service.register_customer(
                 session=session,
@@ -371,6 +542,8 @@ class Mutation:
                 fields=fields,
                 referral_code=input.referral_code,
                 fingerprint_secret=_fingerprint_secret(info),
+                consents=consents,
+                recorded_by=principal.actor,
             )
         return CustomerType.from_model(customer)
 
@@ -425,5 +598,31 @@ class Mutation:
         async with info.context.transaction() as session:
             customer = await service.remove_contact_point(
                 session=session, tenant_id=principal.tenant_id, contact_point_id=contact_id
+            )
+        return CustomerType.from_model(customer)
+
+    @strawberry.mutation(description="Put tags on a customer (kept lower case).")
+    async def tag_customer(self, info: CrmInfo, input: CustomerTagsInput) -> CustomerType:
+        customer_id = parse_id(input.customer_id, field="input.customerId")
+        principal = authorize(info, Permission.CUSTOMERS_WRITE)
+        async with info.context.transaction() as session:
+            customer = await service.tag_customer(
+                session=session,
+                tenant_id=principal.tenant_id,
+                customer_id=customer_id,
+                tags=input.tags,
+            )
+        return CustomerType.from_model(customer)
+
+    @strawberry.mutation(description="Take tags off a customer.")
+    async def untag_customer(self, info: CrmInfo, input: CustomerTagsInput) -> CustomerType:
+        customer_id = parse_id(input.customer_id, field="input.customerId")
+        principal = authorize(info, Permission.CUSTOMERS_WRITE)
+        async with info.context.transaction() as session:
+            customer = await service.untag_customer(
+                session=session,
+                tenant_id=principal.tenant_id,
+                customer_id=customer_id,
+                tags=input.tags,
             )
         return CustomerType.from_model(customer)

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import exists, func, or_
+from sqlalchemy import and_, delete, exists, false, func, literal, tuple_, union
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_shared.db import utcnow
 from crm_shared.errors import BadUserInput, Conflict, NotFound, Unauthenticated
 from crm_shared.events import record_event
-from crm_shared.pagination import keyset_page
+from identity.activity.models import CustomerActivity
+from identity.consent.models import ConsentInput, ConsentRecord
 from identity.customers.events import ContactPointVerified, CustomerRegistered, CustomerUpdated
 from identity.customers.models import (
     ContactKind,
@@ -22,9 +27,11 @@ from identity.customers.models import (
     ContactPointInput,
     Customer,
     CustomerCreate,
+    CustomerTag,
     ProfileFields,
     contact_fingerprint,
     normalize_contact,
+    normalize_tag,
 )
 from identity.profiles.models import SocialProfile
 from identity.settings import DEVELOPMENT_FINGERPRINT_SECRET
@@ -62,10 +69,16 @@ async def register_customer(
     fields: Sequence[str] = (),
     referral_code: str | None = None,
     fingerprint_secret: str = DEVELOPMENT_FINGERPRINT_SECRET,
+    consents: Sequence[ConsentInput] = (),
+    recorded_by: str = "",
 ) -> Customer:
-    """Store a new customer with their contact points; announce it. ``fields`` names each
+    """Store a new customer with their contact points and the consents they gave (one
+    purpose once; ``recorded_by`` names the caller); announce it. ``fields`` names each
     contact point's value as the caller gave it (for errors), by default its list position.
     ``referral_code`` travels on the event for rewards to attribute (identity keeps none)."""
+    purposes = [c.purpose for c in consents]
+    if len(set(purposes)) != len(purposes):
+        raise BadUserInput("input.consents: one entry per purpose", field="input.consents")
     if referral_code is not None:
         referral_code = referral_code.strip()
         if not 1 <= len(referral_code) <= MAX_REFERRAL_CODE_LENGTH:
@@ -104,6 +117,17 @@ async def register_customer(
         tenant_id=tenant_id,
         subject=str(customer.id),
     )
+    if consents:
+        # Imported here: consent's service builds on this module (customer_for_update).
+        from identity.consent.service import record_initial_consents
+
+        await record_initial_consents(
+            session=session,
+            tenant_id=tenant_id,
+            customer_id=customer.id,
+            consents=consents,
+            recorded_by=recorded_by,
+        )
     await session.flush()
     return customer
 
@@ -263,16 +287,205 @@ async def contact_points_of(
     return found
 
 
-def _search_terms(text: str) -> tuple[str, list[str], str]:
-    """The name pattern, the contact values and the handle a search text may mean."""
-    text = text.strip()
-    contacts = [text.lower()]
+def _tags(tags: Sequence[str], field: str) -> list[str]:
+    if not 1 <= len(tags) <= 20:
+        raise BadUserInput(f"{field}: 1 to 20 tags", field=field)
     try:
-        contacts.append(normalize_contact(ContactKind.PHONE, text))
-    except ValueError:
-        pass
-    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%", contacts, text.lstrip("@").lower()
+        return sorted({normalize_tag(tag) for tag in tags})
+    except ValueError as error:
+        raise BadUserInput(f"{field}: {error}", field=field) from None
+
+
+async def tag_customer(
+    *, session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID, tags: Sequence[str]
+) -> Customer:
+    """Put ``tags`` on the customer (those it has already stay as they are)."""
+    wanted = _tags(tags, "input.tags")
+    customer = await customer_for_update(session, tenant_id, customer_id, "input.customerId")
+    have = await tags_of(session=session, tenant_id=tenant_id, customer_ids=[customer_id])
+    added = [tag for tag in wanted if tag not in have.get(customer_id, [])]
+    for tag in added:
+        session.add(CustomerTag(tenant_id=tenant_id, customer_id=customer_id, tag=tag))
+    if added:
+        await _announce_update(session, customer, ["tags"])
+    return customer
+
+
+async def untag_customer(
+    *, session: AsyncSession, tenant_id: uuid.UUID, customer_id: uuid.UUID, tags: Sequence[str]
+) -> Customer:
+    """Take ``tags`` off the customer (those it does not have are ignored)."""
+    unwanted = _tags(tags, "input.tags")
+    customer = await customer_for_update(session, tenant_id, customer_id, "input.customerId")
+    removed = await session.execute(
+        delete(CustomerTag).where(
+            col(CustomerTag.tenant_id) == tenant_id,
+            col(CustomerTag.customer_id) == customer_id,
+            col(CustomerTag.tag).in_(unwanted),
+        )
+    )
+    if getattr(removed, "rowcount", 0):
+        await _announce_update(session, customer, ["tags"])
+    return customer
+
+
+async def tags_of(
+    *, session: AsyncSession, tenant_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[str]]:
+    """Each customer's tags, alphabetically."""
+    rows = await session.exec(
+        select(CustomerTag)
+        .where(
+            col(CustomerTag.tenant_id) == tenant_id, col(CustomerTag.customer_id).in_(customer_ids)
+        )
+        .order_by(col(CustomerTag.tag))
+    )
+    found: dict[uuid.UUID, list[str]] = defaultdict(list)
+    for row in rows:
+        found[row.customer_id].append(row.tag)
+    return found
+
+
+class CustomerSortField(StrEnum):
+    """What a customer list is ordered by (value, balance and last interaction come from the
+    activity projection: customers nobody told identity about count as 0 / never)."""
+
+    NAME = "name"
+    CREATED = "created"
+    VALUE = "value"
+    BALANCE = "balance"
+    LAST_INTERACTION = "last_interaction"
+
+
+@dataclass(frozen=True)
+class CustomerFilters:
+    """Which customers a list keeps: all of the given conditions hold; a list condition
+    holds when any of its values does."""
+
+    search: str | None = None
+    segments: tuple[str, ...] = ()
+    tiers: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    # (purpose, granted): the customer's current consent for the purpose is ``granted``
+    # (never asked counts as not granted).
+    consent: tuple[str, bool] | None = None
+
+
+# Where a row sits in a sorted list: its sort key and its id.
+Position = tuple[Any, uuid.UUID]
+
+# Customers with no interaction sort as if their last one were at the epoch.
+_NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _search(tenant_id: uuid.UUID, text: str) -> Any:
+    """Accent- and case-insensitive part of the name; part of an e-mail address, phone number
+    (international or national format) or social handle: the ids of the customers matching,
+    one index-backed (trigram) select per kind, united."""
+    text = text.strip()
+    lowered = text.lower()
+    matches: list[Any] = [
+        select(Customer.id).where(
+            Customer.tenant_id == tenant_id,
+            func.identity.search_text(Customer.name).like(func.identity.search_text(_like(text))),
+        ),
+        select(ContactPoint.customer_id).where(
+            ContactPoint.tenant_id == tenant_id, col(ContactPoint.value).like(_like(lowered))
+        ),
+        select(col(SocialProfile.customer_id)).where(
+            SocialProfile.tenant_id == tenant_id,
+            func.lower(col(SocialProfile.handle)).like(_like(lowered.lstrip("@"))),
+        ),
+    ]
+    digits = re.sub(r"\D", "", text).lstrip("0")
+    if len(digits) >= 6 and not re.search(r"[A-Za-z@]", text):
+        # A national format ("020 7946 0958", "(11) 98765-4321") is the E.164 number's tail
+        # once its trunk prefix 0 is dropped.
+        matches.append(
+            select(ContactPoint.customer_id).where(
+                ContactPoint.tenant_id == tenant_id,
+                col(ContactPoint.kind) == ContactKind.PHONE.value,
+                col(ContactPoint.value).like(f"%{digits}"),
+            )
+        )
+    return col(Customer.id).in_(union(*matches))
+
+
+def _filtered(tenant_id: uuid.UUID, filters: CustomerFilters) -> Any:
+    """The tenant's listable customers (not merged away, not erased) that pass ``filters``,
+    with their activity row (outer-joined) for sorting."""
+    query = (
+        select(Customer)
+        .outerjoin(
+            CustomerActivity,
+            and_(
+                col(CustomerActivity.tenant_id) == col(Customer.tenant_id),
+                col(CustomerActivity.customer_id) == col(Customer.id),
+            ),
+        )
+        .where(
+            Customer.tenant_id == tenant_id,
+            col(Customer.merged_into_id).is_(None),
+            col(Customer.erased_at).is_(None),
+        )
+    )
+    if filters.search and filters.search.strip():
+        query = query.where(_search(tenant_id, filters.search))
+    if filters.segments:
+        query = query.where(col(CustomerActivity.segment).in_(filters.segments))
+    if filters.tiers:
+        query = query.where(col(CustomerActivity.tier).in_(filters.tiers))
+    if filters.channels:
+        query = query.where(
+            exists().where(
+                col(SocialProfile.customer_id) == col(Customer.id),
+                col(SocialProfile.tenant_id) == tenant_id,
+                col(SocialProfile.channel).in_(filters.channels),
+            )
+        )
+    if filters.tags:
+        query = query.where(
+            exists().where(
+                col(CustomerTag.customer_id) == col(Customer.id),
+                col(CustomerTag.tag).in_(filters.tags),
+            )
+        )
+    if filters.consent is not None:
+        purpose, granted = filters.consent
+        current = (
+            select(ConsentRecord.granted)
+            .where(
+                col(ConsentRecord.tenant_id) == tenant_id,
+                col(ConsentRecord.customer_id) == col(Customer.id),
+                col(ConsentRecord.purpose) == purpose,
+            )
+            .order_by(col(ConsentRecord.recorded_at).desc(), col(ConsentRecord.id).desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        query = query.where(func.coalesce(current, false()) == granted)
+    return query
+
+
+def sort_key(sort: CustomerSortField) -> Any:
+    """The SQL expression a list is ordered by (before the id)."""
+    match sort:
+        case CustomerSortField.NAME:
+            return func.identity.search_text(Customer.name)
+        case CustomerSortField.CREATED:
+            return col(Customer.created_at)
+        case CustomerSortField.VALUE:
+            return func.coalesce(col(CustomerActivity.value_cents), 0)
+        case CustomerSortField.BALANCE:
+            return func.coalesce(col(CustomerActivity.balance), 0)
+        case CustomerSortField.LAST_INTERACTION:
+            return func.coalesce(col(CustomerActivity.last_interaction_at), _NEVER)
 
 
 async def list_customers(
@@ -280,28 +493,37 @@ async def list_customers(
     session: AsyncSession,
     tenant_id: uuid.UUID,
     limit: int,
-    after: tuple[datetime, uuid.UUID] | None = None,
-    search: str | None = None,
-) -> list[Customer]:
-    """A page of the tenant's customers, oldest first, optionally only those matching
-    ``search`` by name (part of it), contact point (whole) or social handle (whole)."""
-    query = select(Customer).where(
-        Customer.tenant_id == tenant_id, col(Customer.merged_into_id).is_(None)
-    )
-    if search:
-        pattern, contacts, handle = _search_terms(search)
-        query = query.where(
-            or_(
-                func.lower(Customer.name).like(pattern),
-                exists().where(
-                    col(ContactPoint.customer_id) == col(Customer.id),
-                    col(ContactPoint.value).in_(contacts),
-                ),
-                exists().where(
-                    col(SocialProfile.customer_id) == col(Customer.id),
-                    func.lower(col(SocialProfile.handle)) == handle,
-                ),
-            )
-        )
-    query = keyset_page(query, col(Customer.created_at), col(Customer.id), after, limit=limit)
-    return list(await session.exec(query))
+    filters: CustomerFilters = CustomerFilters(),
+    sort: CustomerSortField = CustomerSortField.CREATED,
+    descending: bool = False,
+    after: Position | None = None,
+    before: Position | None = None,
+    backward: bool = False,
+) -> list[tuple[Customer, Any]]:
+    """A page of the tenant's listable customers with each one's sort key, in list order.
+
+    Forward (``after``), the page starts after that position; ``backward`` (``before``), it is
+    the ``limit`` rows just before that position (or the list's end), still in list order.
+    """
+    key = sort_key(sort)
+    query = _filtered(tenant_id, filters).add_columns(key.label("sort_key"))
+    ascending = descending == backward  # walking backward reverses the list's order
+    for position, upward in ((after, True), (before, False)):
+        if position is not None:
+            mark = tuple_(key, col(Customer.id))
+            bound = tuple_(literal(position[0]), literal(position[1]))
+            query = query.where(mark > bound if upward != descending else mark < bound)
+    if ascending:
+        query = query.order_by(key, col(Customer.id))
+    else:
+        query = query.order_by(key.desc(), col(Customer.id).desc())
+    rows = [(row[0], row[1]) for row in await session.execute(query.limit(limit))]
+    return rows[::-1] if backward else rows
+
+
+async def count_customers(
+    *, session: AsyncSession, tenant_id: uuid.UUID, filters: CustomerFilters = CustomerFilters()
+) -> int:
+    """How many of the tenant's listable customers pass ``filters``."""
+    query = _filtered(tenant_id, filters).with_only_columns(func.count()).order_by(None)
+    return int((await session.execute(query)).scalar_one())

@@ -24,10 +24,12 @@ from crm_shared.events import Event, record_event
 from crm_shared.pagination import keyset_page
 from crm_shared.privacy import ErasureRequested, ProfileRef, scrub_outbox
 from identity.access.audit import record_staff_action
+from identity.activity.models import CustomerActivity
 from identity.consent.models import ConsentRecord
 from identity.customers.merge import CustomerMerge
-from identity.customers.models import OPTIONAL_PROFILE_FIELDS, ContactPoint, Customer
+from identity.customers.models import OPTIONAL_PROFILE_FIELDS, ContactPoint, Customer, CustomerTag
 from identity.customers.service import customer_for_update
+from identity.duplicates.models import DuplicateSuggestion
 from identity.partners.service import scrub_webhook_events
 from identity.privacy.models import ErasureConfirmation, ErasureRequest
 from identity.profiles.models import LinkSuggestion, ProfileLink, SocialProfile
@@ -117,6 +119,10 @@ async def request_erasure(
         (ConsentRecord, ConsentRecord.customer_id),
         (LinkSuggestion, LinkSuggestion.customer_id),
         (ProfileLink, ProfileLink.customer_id),
+        (CustomerTag, CustomerTag.customer_id),
+        (CustomerActivity, CustomerActivity.customer_id),
+        (DuplicateSuggestion, DuplicateSuggestion.customer_id),
+        (DuplicateSuggestion, DuplicateSuggestion.candidate_id),
     ):
         await session.execute(delete(model).where(col(column).in_(ids)))
     await session.execute(

@@ -8,20 +8,10 @@ from enum import StrEnum
 
 from sqlmodel import Field, SQLModel
 
+from crm_shared.channels import Channel
 from crm_shared.db import created_at_field
 
-
-class Channel(StrEnum):
-    """One vocabulary of channels in every service (docs/events.md)."""
-
-    X = "x"
-    FACEBOOK = "facebook"
-    INSTAGRAM = "instagram"
-    YOUTUBE = "youtube"
-    REDDIT = "reddit"
-    TIKTOK = "tiktok"
-    WEB = "web"
-    EMAIL = "email"
+__all__ = ["Channel", "Evidence", "LinkSuggestion", "ProfileLink", "SocialProfile"]
 
 
 class Evidence(StrEnum):

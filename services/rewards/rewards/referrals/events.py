@@ -22,11 +22,12 @@ class ReferralAttributed(ReferralEvent):
 
 
 class ReferralQualified(ReferralEvent):
-    """The referred customer's purchase qualified the referral, and the fraud checks passed."""
+    """The referred customer's purchase (or, under a sign-up program, their sign-up: no
+    purchase) qualified the referral, and the fraud checks passed."""
 
     type = "rewards.referral.qualified.v1"
 
-    purchase_id: uuid.UUID
+    purchase_id: uuid.UUID | None
 
 
 class ReferralRewarded(ReferralEvent):
@@ -46,7 +47,8 @@ class ReferralHeld(ReferralEvent):
     type = "rewards.referral.held.v1"
 
     reasons: list[str]
-    purchase_id: uuid.UUID
+    # None when the sign-up qualified it.
+    purchase_id: uuid.UUID | None
 
 
 class ReferralRejected(ReferralEvent):

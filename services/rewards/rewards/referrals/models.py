@@ -27,11 +27,13 @@ class ReferralStatus(StrEnum):
 
 
 class QualifyingKind(StrEnum):
-    """Which purchases qualify a referral."""
+    """What qualifies a referral: a purchase (of any kind, or of one kind), or the referred
+    customer's sign-up itself ("$20 when your referral signs up")."""
 
     ANY = "any"
     PURCHASE = "purchase"
     SUBSCRIPTION = "subscription"
+    SIGNUP = "signup"
 
 
 class HoldReason(StrEnum):

@@ -50,6 +50,7 @@ from rewards.referrals.models import (
     ReferralStatus,
 )
 from rewards.value import service as value
+from rewards.value.merges import current_customer
 
 log = logging.getLogger(__name__)
 
@@ -281,8 +282,10 @@ async def attribute(
     referred_id: uuid.UUID,
     code: str,
     at: datetime | None = None,
+    ttl_days: int = ledger.DEFAULT_TTL_DAYS,
 ) -> Referral | None:
-    """Record that ``referred_id`` registered with ``code`` (once); None for an unknown code."""
+    """Record that ``referred_id`` registered with ``code`` (once); None for an unknown code.
+    Under a sign-up program the referral qualifies at once (held or paid)."""
     normalized = normalize_code(code)
     referrer_id = (
         await session.execute(
@@ -294,6 +297,8 @@ async def attribute(
     if referrer_id is None:
         log.info("registration with unknown referral code in tenant %s: ignored", tenant_id)
         return None
+    # The code of a customer merged into another refers for the survivor.
+    referrer_id = await current_customer(session, tenant_id, referrer_id)
     inserted = await session.execute(
         insert(Referral)
         .values(
@@ -324,6 +329,11 @@ async def attribute(
     )
     # The referred customer's purchases so far now count for the referrer.
     await value.refresh(session=session, tenant_id=tenant_id, customer_ids=[referrer_id])
+    program = await get_program(session, tenant_id)
+    if program.enabled and program.qualifying_kind is QualifyingKind.SIGNUP:
+        locked = await _lock(session, tenant_id, referral.id)
+        await _qualify(session, locked, program, ttl_days)
+        return locked
     return referral
 
 
@@ -359,6 +369,8 @@ async def _lock(session: AsyncSession, tenant_id: uuid.UUID, referral_id: uuid.U
 
 def qualifies(purchase: Purchase, program: ProgramSettings) -> bool:
     """Whether ``purchase`` (net of refunds) qualifies a referral under ``program``."""
+    if program.qualifying_kind is QualifyingKind.SIGNUP:
+        return False  # the sign-up qualified it (or it was not attributed under this program)
     if (
         program.qualifying_kind is not QualifyingKind.ANY
         and purchase.kind != program.qualifying_kind
@@ -388,8 +400,18 @@ async def purchase_recorded(
     program = await get_program(session, purchase.tenant_id)
     if not program.enabled or not qualifies(purchase, program):
         return referral
+    referral.qualifying_purchase_id = purchase.id
+    await _qualify(session, referral, program, ttl_days)
+    return referral
+
+
+async def _qualify(
+    session: AsyncSession, referral: Referral, program: ProgramSettings, ttl_days: int
+) -> None:
+    """The referral qualified (by ``qualifying_purchase_id``, or by the sign-up when None):
+    hold it if a fraud check fails, else pay both sides."""
     now = utcnow()
-    referral.qualifying_purchase_id, referral.qualified_at = purchase.id, now
+    referral.qualified_at = now
     reasons = await hold_reasons(session, referral, program)
     if reasons:
         referral.status, referral.hold_reasons = (
@@ -400,14 +422,24 @@ async def purchase_recorded(
         session.add(referral)
         await record_event(
             session,
-            ReferralHeld(**_ids(referral), reasons=referral.hold_reasons, purchase_id=purchase.id),
+            ReferralHeld(
+                **_ids(referral),
+                reasons=referral.hold_reasons,
+                purchase_id=referral.qualifying_purchase_id,
+            ),
             tenant_id=referral.tenant_id,
             subject=str(referral.referrer_id),
         )
         await session.flush()
-        return referral
+        return
     await _pay(session, referral, program, ttl_days)
-    return referral
+
+
+def _qualifier(referral: Referral) -> str:
+    """What qualified the referral, in ledger keys and grant names: the purchase, or the
+    sign-up."""
+    purchase = referral.qualifying_purchase_id
+    return str(purchase) if purchase is not None else "signup"
 
 
 def _ids(referral: Referral) -> dict[str, uuid.UUID]:
@@ -437,7 +469,7 @@ async def _credit(
         customer_id=customer_id,
         points=points,
         reason=f"referral ({side})",
-        idempotency_key=f"referral:{referral.id}:{side}:{referral.qualifying_purchase_id}",
+        idempotency_key=f"referral:{referral.id}:{side}:{_qualifier(referral)}",
         actor=ACTOR,
         ttl_days=ttl_days,
     )
@@ -447,7 +479,6 @@ async def _pay(
     session: AsyncSession, referral: Referral, program: ProgramSettings, ttl_days: int
 ) -> None:
     """Pay both sides of a qualified referral, grant its coupons, check the milestones."""
-    assert referral.qualifying_purchase_id is not None
     qualified = await record_event(
         session,
         ReferralQualified(**_ids(referral), purchase_id=referral.qualifying_purchase_id),
@@ -465,10 +496,7 @@ async def _pay(
         ("referred", referral.referred_id, program.referred_offer_id),
     ):
         if offer_id is not None:
-            grant = (
-                f"{referral.tenant_id}/referral/{referral.id}/{side}/"
-                f"{referral.qualifying_purchase_id}"
-            )
+            grant = f"{referral.tenant_id}/referral/{referral.id}/{side}/{_qualifier(referral)}"
             await record_event(
                 session,
                 CouponGranted(

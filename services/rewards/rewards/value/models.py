@@ -28,3 +28,30 @@ class CustomerValue(SQLModel, table=True):
     def value_cents(self) -> int:
         """Own revenue plus referral revenue."""
         return self.own_revenue_cents + self.referral_revenue_cents
+
+
+class AppliedMerge(SQLModel, table=True):
+    """A merge of identity's as rewards applied it: while open (merged, not unmerged), what
+    names the merged-away customer (its referral code) means the survivor."""
+
+    __tablename__ = "customer_merges"
+    __table_args__ = {"schema": "rewards"}
+
+    merge_id: uuid.UUID = Field(primary_key=True)
+    tenant_id: uuid.UUID
+    survivor_id: uuid.UUID
+    merged_id: uuid.UUID
+    merged_at: datetime | None = None
+    # Set by the unmerge (also when it arrived first: the merge then changes nothing).
+    unmerged_at: datetime | None = None
+
+
+class MergeMove(SQLModel, table=True):
+    """One row a merge moved to the survivor: the unmerge moves back exactly these."""
+
+    __tablename__ = "merge_moves"
+    __table_args__ = {"schema": "rewards"}
+
+    merge_id: uuid.UUID = Field(primary_key=True, foreign_key="rewards.customer_merges.merge_id")
+    kind: str = Field(primary_key=True)
+    row_id: uuid.UUID = Field(primary_key=True)
