@@ -2,7 +2,7 @@
 (identity.access.service.revoke_tokens), listed for every service at ``GET /auth/revocations``.
 
 Revision ID: 0975
-Revises: 0965
+Revises: 0971
 Create Date: 2026-12-03
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0975"
-down_revision: str | None = "0965"
+down_revision: str | None = "0971"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
