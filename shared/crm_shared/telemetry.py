@@ -26,6 +26,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
 _configured = False
+_tracing = False
+
+
+def tracing_enabled() -> bool:
+    """Whether this process traces: ``OTEL_SDK_DISABLED`` is not ``true``. With the SDK
+    disabled the instrumentations (a wrapper around every SQL statement, broker message and
+    HTTP call) are not installed at all, rather than installed to make spans nobody records."""
+    return _tracing
 
 
 def _exporter_from_env() -> SpanExporter | None:
@@ -50,17 +58,20 @@ def configure_telemetry(service_name: str, *, environment: str | None = None) ->
 
     ``environment`` (a ``ServiceSettings.environment``) picks the default log format.
     """
-    global _configured
+    global _configured, _tracing
     if _configured:
         return
     _configured = True
     name = os.environ.get("OTEL_SERVICE_NAME", service_name)
     resource = Resource.create({"service.name": name})
-    provider = TracerProvider(resource=resource)
-    exporter = _exporter_from_env()
-    if exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
+    disabled = os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+    _tracing = not disabled
+    if _tracing:
+        provider = TracerProvider(resource=resource)
+        exporter = _exporter_from_env()
+        if exporter is not None:
+            provider.add_span_processor(BatchSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
 
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
 
@@ -74,9 +85,10 @@ def configure_telemetry(service_name: str, *, environment: str | None = None) ->
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
     from opentelemetry.instrumentation.logging import LoggingInstrumentor
 
-    AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
-    AioPikaInstrumentor().instrument()
-    HTTPXClientInstrumentor().instrument()
+    if _tracing:
+        AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
+        AioPikaInstrumentor().instrument()
+        HTTPXClientInstrumentor().instrument()
     # Log records carry otelTraceID / otelSpanID so logs join their trace.
     LoggingInstrumentor().instrument(set_logging_format=False)
     environment = environment or os.environ.get(f"{service_name.upper()}_ENVIRONMENT")
@@ -177,6 +189,8 @@ def instrument_app(app: Any) -> None:
         "/metrics", guarded_metrics(metrics_endpoint), methods=["GET"], include_in_schema=False
     )
     app.add_middleware(HttpMetricsMiddleware)
+    if not _tracing:
+        return
     app.add_middleware(TraceResponseMiddleware)
     # Request metrics come from HttpMetricsMiddleware (route templates, seconds), not from here.
     FastAPIInstrumentor.instrument_app(
