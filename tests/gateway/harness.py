@@ -50,10 +50,15 @@ def subgraph_sdl(schema: strawberry.federation.Schema) -> str:
 
 def compose(urls: dict[str, str]) -> str:
     """Composes the test subgraphs with infra/federation/compose.mjs."""
+    return compose_schemas(SUBGRAPH_SCHEMAS, urls)
+
+
+def compose_schemas(schemas: dict[str, strawberry.federation.Schema], urls: dict[str, str]) -> str:
+    """Composes strawberry subgraphs (name -> schema) served at ``urls`` with compose.mjs."""
     payload = {
         "subgraphs": [
             {"name": name, "url": urls[name], "sdl": subgraph_sdl(schema)}
-            for name, schema in SUBGRAPH_SCHEMAS.items()
+            for name, schema in schemas.items()
         ]
     }
     completed = subprocess.run(
