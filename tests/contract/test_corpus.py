@@ -108,8 +108,11 @@ async def test_corpus_answers_equal_apollo(
     gateway = Gateway(supergraph, subgraph_client)
 
     generator = QueryGenerator(supergraph.api_schema, case.arguments, seed=case.name)
-    asked = [(query.text, query.variables, query.divergent, False) for query in case.queries]
-    asked += [(text, None, None, True) for text in generator.queries(RANDOM_QUERIES_PER_CASE)]
+    asked = [(query.text, query.variables, case.divergence(query), False) for query in case.queries]
+    asked += [
+        (text, None, case.divergence(text), True)
+        for text in generator.queries(RANDOM_QUERIES_PER_CASE)
+    ]
     unexpected: list[str] = []
     for text, variables, divergent, generated in asked:
         theirs_reply = probe if first is not None and text == first.text and not variables else None

@@ -37,6 +37,16 @@ class Case:
     arguments: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Apollo refuses the supergraph at start-up: so must we (the message need not be equal).
     invalid: bool = False
+    # Known divergences of any query (written or generated) containing the text: text -> why.
+    divergences: dict[str, str] = field(default_factory=dict)
+
+    def divergence(self, query: Query | str) -> str | None:
+        """Why we knowingly answer this query otherwise than Apollo, if we do."""
+        if isinstance(query, Query):
+            if query.divergent:
+                return query.divergent
+            query = query.text
+        return next((why for text, why in self.divergences.items() if text in query), None)
 
 
 def q(text: str, variables: dict[str, Any] | None = None, divergent: str | None = None) -> Query:
