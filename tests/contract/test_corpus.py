@@ -38,7 +38,10 @@ RANDOM_QUERIES_PER_CASE = 4
 @pytest.fixture(scope="session")
 def corpus_server() -> Iterator[str]:
     """Every corpus subgraph, served by one uvicorn server."""
-    server = ServerThread(Router(CASES)).start()
+    # Idle keep-alive connections are kept longer than uvicorn's default 5 s: on a loaded
+    # machine the reference's client reused connections the server had just closed ("socket
+    # hang up").
+    server = ServerThread(Router(CASES), keep_alive_seconds=120).start()
     yield server.url
     server.stop()
 

@@ -124,9 +124,14 @@ class CountingMiddleware:
 class ServerThread:
     """A uvicorn server on a free 127.0.0.1 port, in a thread of its own."""
 
-    def __init__(self, app: Any, port: int = 0) -> None:
+    def __init__(self, app: Any, port: int = 0, keep_alive_seconds: int = 5) -> None:
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="auto"
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="auto",
+            timeout_keep_alive=keep_alive_seconds,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
