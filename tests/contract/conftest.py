@@ -20,3 +20,13 @@ def apollo_url(supergraph_path: Path) -> Iterator[str]:
     url = apollo.wait_ready()
     yield url
     apollo.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The differential corpus' share of queries answered as @apollo/gateway does."""
+    from tests.contract.corpus_runner import TALLY
+
+    if TALLY.outcomes:
+        terminalreporter.section("federation corpus")
+        for line in TALLY.lines():
+            terminalreporter.write_line(line)

@@ -50,10 +50,15 @@ def subgraph_sdl(schema: strawberry.federation.Schema) -> str:
 
 def compose(urls: dict[str, str]) -> str:
     """Composes the test subgraphs with infra/federation/compose.mjs."""
+    return compose_schemas(SUBGRAPH_SCHEMAS, urls)
+
+
+def compose_schemas(schemas: dict[str, strawberry.federation.Schema], urls: dict[str, str]) -> str:
+    """Composes strawberry subgraphs (name -> schema) served at ``urls`` with compose.mjs."""
     payload = {
         "subgraphs": [
             {"name": name, "url": urls[name], "sdl": subgraph_sdl(schema)}
-            for name, schema in SUBGRAPH_SCHEMAS.items()
+            for name, schema in schemas.items()
         ]
     }
     completed = subprocess.run(
@@ -119,9 +124,14 @@ class CountingMiddleware:
 class ServerThread:
     """A uvicorn server on a free 127.0.0.1 port, in a thread of its own."""
 
-    def __init__(self, app: Any, port: int = 0) -> None:
+    def __init__(self, app: Any, port: int = 0, keep_alive_seconds: int = 5) -> None:
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="auto"
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="auto",
+            timeout_keep_alive=keep_alive_seconds,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -190,13 +190,27 @@ class Execution:
         representations: list[dict[str, Any]] = []
         targets: list[list[tuple[dict[str, Any], JsonPath]]] = []
         index_of: dict[bytes, int] = {}
+        renames = fetch.rep_typenames
         for obj, path in objects_at(self.data, fetch.path):
             typename = obj.get("__typename")
             fields = specs.get(typename) if isinstance(typename, str) else None
             if fields is None:
                 continue
-            rep = representation(obj, typename, fields)  # type: ignore[arg-type]
+            sent = renames.get(typename, typename) if renames else typename  # type: ignore[arg-type]
+            rep = representation(obj, sent, fields)  # type: ignore[arg-type]
             if rep is None:
+                # Never a silent null: the fields this fetch owes the object stay unanswered.
+                self.errors.append(
+                    {
+                        "message": f"Cannot complete {typename} from subgraph "
+                        f'"{fetch.subgraph}": its key or required fields are missing',
+                        "path": path,
+                        "extensions": {
+                            "code": "QUERY_PLANNING_FAILED",
+                            "serviceName": fetch.subgraph,
+                        },
+                    }
+                )
                 continue
             # Identical representations are asked once; the answer goes to every occurrence.
             identity = orjson.dumps(rep, option=orjson.OPT_SORT_KEYS)
@@ -231,6 +245,9 @@ class Execution:
             if not isinstance(entity, dict):
                 continue
             first = True
+            if renames:
+                # An @interfaceObject answers with the interface's name: keep the object's own.
+                entity.pop("__typename", None)
             for obj, _ in occurrences:
                 if "__typename" not in entity:
                     entity["__typename"] = obj.get("__typename")

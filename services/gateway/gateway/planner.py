@@ -10,13 +10,14 @@ Every fetch forwards only the client's selections plus what joins need.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from graphql import (
     ArgumentNode,
     FieldNode,
     FragmentDefinitionNode,
+    GraphQLInterfaceType,
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
@@ -68,6 +69,8 @@ class Fetch:
     # For entity fetches: how to build a representation, per __typename. None for root fetches.
     representations: Mapping[str, tuple[RepField, ...]] | None
     depends_on: tuple[int, ...]
+    # Concrete __typename -> the @interfaceObject name the subgraph knows the entity by.
+    rep_typenames: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_entity_fetch(self) -> bool:
@@ -199,7 +202,17 @@ def _merge_reps(into: list[RepField], more: Iterable[RepField]) -> None:
 
 
 class _FetchBuilder:
-    __slots__ = ("id", "graph", "path", "entity", "selection", "variables", "deps", "reps")
+    __slots__ = (
+        "id",
+        "graph",
+        "path",
+        "entity",
+        "selection",
+        "variables",
+        "deps",
+        "reps",
+        "renames",
+    )
 
     def __init__(self, fetch_id: int, graph: str, path: tuple[str, ...], entity: bool) -> None:
         self.id = fetch_id
@@ -210,18 +223,26 @@ class _FetchBuilder:
         self.variables: list[str] = []
         self.deps: set[int] = set()
         self.reps: dict[str, tuple[RepField, ...]] = {}
+        self.renames: dict[str, str] = {}
 
 
 class _Pending:
     """Fields one position must get from another subgraph through ``_entities``."""
 
-    __slots__ = ("fields", "reps", "after")
+    __slots__ = ("fields", "reps", "after", "nested", "whole", "renames")
 
     def __init__(self) -> None:
         self.fields: dict[str, list[CollectedField]] = {}
+        # Interface objects resolved by the interface's owner: the client's whole selections.
+        self.whole: dict[str, list[SelectionSetNode]] = {}
+        # Concrete type -> the @interfaceObject name the target subgraph knows it by.
+        self.renames: dict[str, str] = {}
         self.reps: dict[str, tuple[RepField, ...]] = {}
         # Subgraphs (pending at the same position) whose data the representations need.
         self.after: set[str] = set()
+        # Fetches below this position whose data the representations need (nested required
+        # fields owned elsewhere): (position, subgraph).
+        self.nested: list[tuple[_Position, str]] = []
 
     def add(self, type_name: str, collected: CollectedField) -> None:
         group = self.fields.setdefault(type_name, [])
@@ -263,6 +284,8 @@ class _Position:
         self.pending: dict[str, _Pending] = {}
         self.children: dict[tuple[str, str], _Position] = {}
         self.signatures: dict[tuple[str, str], str] = {}
+        # The entity fetches made at this position, by subgraph (once finished).
+        self.built: dict[str, _FetchBuilder] = {}
         self.is_root = not path and not fetch.entity
 
     # client selections
@@ -273,12 +296,25 @@ class _Position:
             return
         if self.typed:
             self.selection.typename = True
+            if self.supergraph.is_interface_object(self.graph, static_type):
+                self._delegate(static_type, selection_sets)
+                return
             types = self.supergraph.possible_types_in(self.graph, static_type)
         else:
             types = [static_type]
         collector = self.planner.collector
         for type_name in types:
             self.add(type_name, collector.collect(type_name, selection_sets))
+
+    def _delegate(self, interface: str, selection_sets: tuple[SelectionSetNode, ...]) -> None:
+        """An ``@interfaceObject`` answers ``__typename: "<interface>"``: the runtime type and
+        the rest of the selection come from a subgraph that defines the interface itself."""
+        owners = self.supergraph.interface_owner(interface)
+        keyed = [g for g in owners if self.supergraph.keys(interface, g)]
+        if not keyed:
+            raise PlanningError(f"no subgraph resolves the types of interface object {interface}")
+        pending = self.pending.setdefault(keyed[0], _Pending())
+        pending.whole.setdefault(interface, []).extend(selection_sets)
 
     def add(self, type_name: str, fields: Iterable[CollectedField]) -> None:
         """Plans client fields asked of objects of ``type_name`` at this position."""
@@ -321,7 +357,13 @@ class _Position:
         name: str,
         internal: bool = False,
         selection_sets: tuple[SelectionSetNode, ...] = (),
+        exclude: str | None = None,
     ) -> str:
+        """The subgraph to take ``type.name`` from at this position.
+
+        ``exclude`` is the subgraph a representation is being built for: it cannot supply the
+        fields of its own representation.
+        """
         supergraph = self.supergraph
         local = self._resolvable(type_name, name, internal)
         if local and (
@@ -331,7 +373,7 @@ class _Position:
         candidates = supergraph.field_graphs(type_name, name, internal=internal)
         if not candidates:
             raise PlanningError(f"no subgraph resolves {type_name}.{name}")
-        with_keys = [c for c in candidates if supergraph.keys(type_name, c)]
+        with_keys = [c for c in candidates if c != exclude and supergraph.keys(type_name, c)]
         if local:
             # A shareable field whose value type this subgraph only partly knows: take it from
             # a subgraph that can answer the whole selection, when the parent can hop there.
@@ -344,15 +386,13 @@ class _Position:
         if not with_keys:
             raise PlanningError(
                 f"{type_name}.{name} is not resolvable from subgraph {self.graph!r} and "
-                f"{type_name} has no key in {candidates}"
+                f"{type_name} has no key in {[c for c in candidates if c != exclude]}"
             )
-        for candidate in with_keys:
+        reachable = [c for c in with_keys if self._local_key(type_name, c) is not None]
+        for candidate in reachable or with_keys:
             if candidate in self.pending:
                 return candidate
-        for candidate in with_keys:
-            if self._local_key(type_name, candidate) is not None:
-                return candidate
-        return with_keys[0]
+        return (reachable or with_keys)[0]
 
     def _local_key(self, type_name: str, graph: str) -> Key | None:
         for key in self.supergraph.keys(type_name, graph):
@@ -376,7 +416,7 @@ class _Position:
             for argument in arguments:
                 _variables_in(argument.value, self.fetch.variables)
         object_type = self.planner.schema.get_type(type_name)
-        assert isinstance(object_type, GraphQLObjectType)
+        assert isinstance(object_type, GraphQLObjectType | GraphQLInterfaceType)
         field_def = object_type.fields.get(name)
         if field_def is None:
             raise PlanningError(f"unknown field {type_name}.{name}")
@@ -412,9 +452,19 @@ class _Position:
     # what joins need
 
     def add_internal(
-        self, type_name: str, selection: SelectionSetNode | None, deps: set[str]
+        self,
+        type_name: str,
+        selection: SelectionSetNode | None,
+        deps: set[str],
+        nested: list[tuple[_Position, str]],
+        exclude: str | None = None,
     ) -> tuple[RepField, ...]:
-        """Adds key/@requires fields; returns how to read them back as a representation."""
+        """Adds key/@requires fields; returns how to read them back as a representation.
+
+        ``deps`` receives the subgraphs pending at this position whose data the representation
+        needs, ``nested`` the (position, subgraph) pairs pending below it (a required field's
+        sub-field owned elsewhere); ``exclude`` is the subgraph the representation is for.
+        """
         reps: list[RepField] = []
         for node in selection.selections if selection else ():
             if isinstance(node, InlineFragmentNode):
@@ -422,17 +472,19 @@ class _Position:
                 if condition is None or self.planner.collector.applies(
                     condition.name.value, type_name
                 ):
-                    _merge_reps(reps, self.add_internal(type_name, node.selection_set, deps))
+                    more = self.add_internal(type_name, node.selection_set, deps, nested, exclude)
+                    _merge_reps(reps, more)
                 continue
             if not isinstance(node, FieldNode):
                 continue
             name = node.name.value
             if name == "__typename":
                 continue
-            key = self._internal_key(type_name, name)
-            graph = self._choose(type_name, name, internal=True)
+            arguments = tuple(node.arguments or ())
+            key = self._internal_key(type_name, name, arguments)
+            graph = self._choose(type_name, name, internal=True, exclude=exclude)
             if graph == self.graph:
-                child = self._add_local(type_name, key, name, (), ())
+                child = self._add_local(type_name, key, name, arguments, ())
                 children: tuple[RepField, ...] = ()
                 if child is not None and node.selection_set is not None:
                     child_type = child.static_type
@@ -441,10 +493,17 @@ class _Position:
                             f"key or @requires selection on abstract {type_name}.{name}"
                             " is not supported"
                         )
-                    children = child.add_internal(child_type, node.selection_set, deps)
+                    below: set[str] = set()
+                    children = child.add_internal(child_type, node.selection_set, below, nested)
+                    nested.extend((child, other) for other in sorted(below))
             else:
                 alias = NameNode(value=key) if key != name else None
-                forwarded = FieldNode(alias=alias, name=node.name, selection_set=node.selection_set)
+                forwarded = FieldNode(
+                    alias=alias,
+                    name=node.name,
+                    arguments=arguments,
+                    selection_set=node.selection_set,
+                )
                 collected = CollectedField(key, name, (forwarded,), type_name)
                 self.pending.setdefault(graph, _Pending()).add(type_name, collected)
                 deps.add(graph)
@@ -452,15 +511,20 @@ class _Position:
             _merge_reps(reps, [RepField(name, key, children)])
         return tuple(reps)
 
-    def _internal_key(self, type_name: str, name: str) -> str:
-        existing = self.signatures.get((type_name, name))
-        if existing is None or existing == name:
-            self.signatures[(type_name, name)] = name
-            return name
-        # The client used this response key for something else: read ours under an alias.
-        alias = f"__fed_{name}"
-        self.signatures[(type_name, alias)] = name
-        return alias
+    def _internal_key(
+        self, type_name: str, name: str, arguments: tuple[ArgumentNode, ...] = ()
+    ) -> str:
+        signature = _signature(name, arguments)
+        key = name
+        number = 0
+        while True:
+            existing = self.signatures.get((type_name, key))
+            if existing is None or existing == signature:
+                self.signatures[(type_name, key)] = signature
+                return key
+            # The client used this response key for something else: read ours under an alias.
+            number += 1
+            key = f"__fed_{name}" if number == 1 else f"__fed_{name}_{number}"
 
     def finish(self) -> None:
         """Turns pending cross-subgraph fields into entity fetches, depth first."""
@@ -471,7 +535,7 @@ class _Position:
             progressed = False
             for target in list(self.pending):
                 pending = self.pending[target]
-                for type_name in list(pending.fields):
+                for type_name in [*pending.fields, *pending.whole]:
                     if (target, type_name) in done:
                         continue
                     done.add((target, type_name))
@@ -483,12 +547,19 @@ class _Position:
                             raise PlanningError(f"{type_name} has no key in subgraph {target!r}")
                         key = keys[0]
                     deps: set[str] = set()
-                    reps = list(self.add_internal(type_name, key.selection, deps))
-                    for collected in pending.fields[type_name]:
-                        join = supergraph.field_join(type_name, collected.name, target)
+                    nested = pending.nested
+                    reps = list(
+                        self.add_internal(type_name, key.selection, deps, nested, exclude=target)
+                    )
+                    sent = supergraph.entity_type_in(target, type_name)
+                    if sent != type_name:
+                        pending.renames[type_name] = sent
+                    for collected in pending.fields.get(type_name, ()):
+                        join = supergraph.field_join(sent, collected.name, target)
                         if join is not None and join.requires:
                             required = parse_field_set(join.requires)
-                            _merge_reps(reps, self.add_internal(type_name, required, deps))
+                            more = self.add_internal(type_name, required, deps, nested, target)
+                            _merge_reps(reps, more)
                     pending.reps[type_name] = tuple(reps)
                     pending.after |= deps - {target}
                     if self.typed:
@@ -504,13 +575,21 @@ class _Position:
         order = self._dependency_order()
         builders: dict[str, _FetchBuilder] = {}
         for target in order:
-            builders[target] = self.planner.new_fetch(target, self.path, entity=True)
+            builders[target] = self.built[target] = self.planner.new_fetch(
+                target, self.path, entity=True
+            )
         for target in order:
             pending = self.pending[target]
             builder = builders[target]
             builder.deps.add(self.fetch.id)
             builder.deps.update(builders[other].id for other in pending.after)
+            for child, other in pending.nested:
+                below = child.built.get(other)
+                if below is None:
+                    raise PlanningError(f"no fetch of {other!r} below {'.'.join(self.path)}")
+                builder.deps.add(below.id)
             builder.reps = dict(pending.reps)
+            builder.renames = dict(pending.renames)
             position = _Position(
                 self.planner,
                 builder,
@@ -521,7 +600,9 @@ class _Position:
                 requires_satisfied=True,
             )
             for type_name, fields in pending.fields.items():
-                position.add(type_name, fields)
+                position.add(pending.renames.get(type_name, type_name), fields)
+            for interface, sets in pending.whole.items():
+                position.add_sets(interface, tuple(sets))
             position.finish()
 
     def _dependency_order(self) -> list[str]:
@@ -538,6 +619,8 @@ class _Position:
                 )
             state[target] = 1
             for other in sorted(self.pending[target].after):
+                if other not in self.pending:
+                    raise PlanningError(f"no fetch of {other!r} at {'.'.join(self.path)}")
                 visit(other)
             state[target] = 2
             order.append(target)
@@ -719,6 +802,7 @@ class Planner:
             path=builder.path,
             representations=builder.reps if builder.entity else None,
             depends_on=tuple(sorted(builder.deps)),
+            rep_typenames=builder.renames,
         )
 
 

@@ -53,6 +53,20 @@ class FieldJoin:
     provides: str | None = None
     override: str | None = None
     used_overridden: bool = False
+    # Progressive override: the label that switches the override on (``overrideLabel``).
+    override_label: str | None = None
+
+    def active(self, labels: frozenset[str]) -> bool:
+        """Whether this join applies, given the enabled progressive-override labels.
+
+        The overriding subgraph's join carries ``override`` and the label: it applies when the
+        label is on. The overridden subgraph's join carries the label alone: it applies while
+        the label is off.
+        """
+        if self.override_label is None:
+            return True
+        enabled = self.override_label in labels
+        return enabled if self.override else not enabled
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +159,14 @@ def _features(document: DocumentNode) -> _Features:
 class Supergraph:
     """The composed supergraph: full schema, API schema and per-subgraph ownership."""
 
-    def __init__(self, sdl: str, url_overrides: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        sdl: str,
+        url_overrides: dict[str, str] | None = None,
+        override_labels: Iterable[str] = (),
+    ) -> None:
+        # Progressive-override labels switched on (none: every labelled override is off).
+        self.override_labels = frozenset(override_labels)
         document = parse(sdl, no_location=True)
         self.features = _features(document)
         self.schema: GraphQLSchema = build_ast_schema(document, assume_valid=True)
@@ -158,9 +179,14 @@ class Supergraph:
         self._possible_types_cache: dict[tuple[str, str], list[str]] = {}
 
     @classmethod
-    def from_file(cls, path: Path, url_overrides: dict[str, str] | None = None) -> Supergraph:
+    def from_file(
+        cls,
+        path: Path,
+        url_overrides: dict[str, str] | None = None,
+        override_labels: Iterable[str] = (),
+    ) -> Supergraph:
         """Loads the supergraph SDL from a file."""
-        return cls(path.read_text(encoding="utf-8"), url_overrides)
+        return cls(path.read_text(encoding="utf-8"), url_overrides, override_labels)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -245,6 +271,7 @@ class Supergraph:
                             provides=args.get("provides"),
                             override=args.get("override"),
                             used_overridden=bool(args.get("usedOverridden")),
+                            override_label=args.get("overrideLabel"),
                         )
                     )
                 meta.fields[field_node.name.value] = joins
@@ -351,11 +378,52 @@ class Supergraph:
                 continue
             if join.used_overridden and not internal:
                 continue
+            if join.override_label is not None and not join.active(self.override_labels):
+                continue
             if join.graph not in graphs:
                 graphs.append(join.graph)
         if not graphs and all(j.graph is None for j in joins):
-            return list(meta.graphs)
+            # A bare @join__field: the field comes from an @interfaceObject of an interface
+            # the type implements (composition adds it to every implementation).
+            via = self._interface_object_graphs(type_name, field_name)
+            return via if via else list(meta.graphs)
         return graphs
+
+    def _interface_object_graphs(self, type_name: str, field_name: str) -> list[str]:
+        graphs: list[str] = []
+        object_type = self.schema.get_type(type_name)
+        for interface in getattr(object_type, "interfaces", ()):
+            meta = self.types.get(interface.name)
+            if meta is None or not meta.interface_object_in:
+                continue
+            for join in meta.fields.get(field_name, ()):
+                if join.graph in meta.interface_object_in and join.graph not in graphs:
+                    graphs.append(join.graph)
+        return graphs
+
+    def entity_type_in(self, graph: str, type_name: str) -> str:
+        """The type a subgraph knows an entity by: its own name, or the name of an interface it
+        implements that the subgraph declares as an ``@interfaceObject``."""
+        if self.type_in(graph, type_name):
+            return type_name
+        object_type = self.schema.get_type(type_name)
+        for interface in getattr(object_type, "interfaces", ()):
+            meta = self.types.get(interface.name)
+            if meta is not None and graph in meta.interface_object_in:
+                return str(interface.name)
+        return type_name
+
+    def is_interface_object(self, graph: str, type_name: str) -> bool:
+        """Whether the subgraph declares the interface as an ``@interfaceObject``."""
+        meta = self.types.get(type_name)
+        return meta is not None and graph in meta.interface_object_in
+
+    def interface_owner(self, type_name: str) -> list[str]:
+        """Subgraphs that define an entity interface as an interface (they know its types)."""
+        meta = self.types.get(type_name)
+        if meta is None:
+            return []
+        return [g for g in meta.graphs if g not in meta.interface_object_in]
 
     def can_resolve(
         self, graph: str, type_name: str, field_name: str, *, internal: bool = False
@@ -376,8 +444,8 @@ class Supergraph:
         return None
 
     def keys(self, type_name: str, graph: str) -> list[Key]:
-        """The resolvable keys of an entity in one subgraph."""
-        meta = self.types.get(type_name)
+        """The resolvable keys of an entity in one subgraph (through its interface object)."""
+        meta = self.types.get(self.entity_type_in(graph, type_name))
         if meta is None:
             return []
         return [key for key in meta.keys.get(graph, ()) if key.resolvable]
