@@ -21,7 +21,7 @@ from crm_shared.audit import record_staff_action
 from crm_shared.auth import Permission, Principal
 from crm_shared.db import utcnow
 from crm_shared.errors import BadUserInput, Forbidden
-from crm_shared.graphql import CrmInfo, authorize, keyed_loader
+from crm_shared.graphql import CrmInfo, keyed_loader
 from crm_shared.pagination import (
     Connection,
     check_first,
@@ -29,6 +29,7 @@ from crm_shared.pagination import (
     decode_cursor,
     encode_cursor,
 )
+from crm_shared.resolvers import needs
 from crm_shared.validation import parse_id
 from engagement.community import service
 from engagement.community.models import (
@@ -42,16 +43,10 @@ from engagement.community.models import (
 )
 
 
-def _member(info: CrmInfo, permission: Permission) -> Principal:
-    """The caller, if they hold ``permission``; staff and clients act for the tenant, a
-    customer token for its own customer."""
-    principal = info.context.principal
-    return authorize(info, permission, customer_id=principal.customer_id)
-
-
 def _participant(info: CrmInfo) -> tuple[Principal, uuid.UUID]:
-    """The customer taking part, from their own token; FORBIDDEN for anyone else."""
-    principal = _member(info, Permission.COMMUNITY_PARTICIPATE)
+    """The customer taking part, from their own token; FORBIDDEN for anyone else (the field
+    checks community:participate first)."""
+    principal = info.context.principal
     if principal.kind != "customer" or principal.customer_id is None:
         raise Forbidden("only a customer takes part, with their own customer token")
     return principal, principal.customer_id
@@ -135,9 +130,11 @@ class PollType:
     created_at: datetime
     is_open: bool = strawberry.field(description="Whether it takes votes now.")
 
-    @strawberry.field(description="The options in order, with their vote counts.")
+    @strawberry.field(
+        description="The options in order, with their vote counts.",
+        extensions=[needs(Permission.COMMUNITY_READ, own=True)],
+    )
     async def options(self, info: CrmInfo) -> list[PollOptionType]:
-        _member(info, Permission.COMMUNITY_READ)
         results = await poll_results_loader(info).load(uuid.UUID(str(self.id)))
         return [
             PollOptionType(
@@ -149,15 +146,20 @@ class PollType:
             for r in results
         ]
 
-    @strawberry.field(description="How many customers voted.")
+    @strawberry.field(
+        description="How many customers voted.",
+        extensions=[needs(Permission.COMMUNITY_READ, own=True)],
+    )
     async def total_votes(self, info: CrmInfo) -> int:
-        _member(info, Permission.COMMUNITY_READ)
         results = await poll_results_loader(info).load(uuid.UUID(str(self.id)))
         return sum(r.votes for r in results)
 
-    @strawberry.field(description="The option the calling customer chose (null for staff).")
+    @strawberry.field(
+        description="The option the calling customer chose (null for staff).",
+        extensions=[needs(Permission.COMMUNITY_READ, own=True)],
+    )
     async def my_vote(self, info: CrmInfo) -> strawberry.ID | None:
-        principal = _member(info, Permission.COMMUNITY_READ)
+        principal = info.context.principal
         if principal.customer_id is None:
             return None
         chosen = await my_poll_votes_loader(info, principal.customer_id).load(
@@ -246,9 +248,12 @@ class IdeaType:
     votes: int
     created_at: datetime
 
-    @strawberry.field(description="Whether the calling customer voted for it (false for staff).")
+    @strawberry.field(
+        description="Whether the calling customer voted for it (false for staff).",
+        extensions=[needs(Permission.COMMUNITY_READ, own=True)],
+    )
     async def voted_by_me(self, info: CrmInfo) -> bool:
-        principal = _member(info, Permission.COMMUNITY_READ)
+        principal = info.context.principal
         if principal.customer_id is None:
             return False
         return await my_idea_votes_loader(info, principal.customer_id).load(uuid.UUID(str(self.id)))
@@ -392,11 +397,14 @@ class ContestType:
     winners_chosen_at: datetime | None
     created_at: datetime
 
-    @strawberry.field(description="The entries in the order they came.")
+    @strawberry.field(
+        description="The entries in the order they came.",
+        extensions=[needs(Permission.COMMUNITY_READ, own=True)],
+    )
     async def entries(
         self, info: CrmInfo, first: int = 20, after: str | None = None
     ) -> Connection[ContestEntryType]:
-        principal = _member(info, Permission.COMMUNITY_READ)
+        principal = info.context.principal
         limit = check_first(first)
         async with info.context.session() as session:
             rows = await service.list_entries(
@@ -412,9 +420,11 @@ class ContestType:
             node=ContestEntryType.from_model,
         )
 
-    @strawberry.field(description="The winners by rank, once chosen.")
+    @strawberry.field(
+        description="The winners by rank, once chosen.",
+        extensions=[needs(Permission.COMMUNITY_READ, own=True)],
+    )
     async def winners(self, info: CrmInfo) -> list[ContestWinnerType]:
-        _member(info, Permission.COMMUNITY_READ)
         rows = await winners_loader(info).load(uuid.UUID(str(self.id)))
         return [ContestWinnerType.from_model(r) for r in rows]
 
@@ -516,12 +526,15 @@ class CustomerCommunity:
 
     id: strawberry.ID
 
-    @strawberry.field(description="The ideas the customer submitted, newest first.")
+    @strawberry.field(
+        description="The ideas the customer submitted, newest first.",
+        extensions=[needs(Permission.COMMUNITY_READ, customer="self.id")],
+    )
     async def ideas(
         self, info: CrmInfo, first: int = 20, after: str | None = None
     ) -> Connection[IdeaType]:
         customer_id = parse_id(self.id, field="id")
-        principal = authorize(info, Permission.COMMUNITY_READ, customer_id=customer_id)
+        principal = info.context.principal
         return await _ideas(
             info,
             principal.tenant_id,
@@ -537,11 +550,14 @@ class CustomerCommunity:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="The tenant's polls, newest first (community:read).")
+    @strawberry.field(
+        description="The tenant's polls, newest first (community:read).",
+        extensions=[needs(Permission.COMMUNITY_READ, own=True)],
+    )
     async def polls(
         self, info: CrmInfo, first: int = 20, after: str | None = None
     ) -> Connection[PollType]:
-        principal = _member(info, Permission.COMMUNITY_READ)
+        principal = info.context.principal
         limit = check_first(first)
         async with info.context.session() as session:
             rows = await service.list_polls(
@@ -556,9 +572,12 @@ class Query:
             node=PollType.from_model,
         )
 
-    @strawberry.field(description="One poll with its results (community:read).")
+    @strawberry.field(
+        description="One poll with its results (community:read).",
+        extensions=[needs(Permission.COMMUNITY_READ, own=True)],
+    )
     async def poll(self, info: CrmInfo, id: strawberry.ID) -> PollType | None:
-        principal = _member(info, Permission.COMMUNITY_READ)
+        principal = info.context.principal
         poll_id = parse_id(id, field="id")
         async with info.context.session() as session:
             row = await service.get_poll(
@@ -567,7 +586,8 @@ class Query:
         return PollType.from_model(row) if row else None
 
     @strawberry.field(
-        description="The tenant's ideas, newest first or most voted first (community:read)."
+        description="The tenant's ideas, newest first or most voted first (community:read).",
+        extensions=[needs(Permission.COMMUNITY_READ, own=True)],
     )
     async def ideas(
         self,
@@ -577,14 +597,17 @@ class Query:
         status: str | None = None,
         order_by: IdeaOrder = IdeaOrder.RECENT,
     ) -> Connection[IdeaType]:
-        principal = _member(info, Permission.COMMUNITY_READ)
+        principal = info.context.principal
         return await _ideas(
             info, principal.tenant_id, first=first, after=after, order=order_by, status=status
         )
 
-    @strawberry.field(description="One idea (community:read).")
+    @strawberry.field(
+        description="One idea (community:read).",
+        extensions=[needs(Permission.COMMUNITY_READ, own=True)],
+    )
     async def idea(self, info: CrmInfo, id: strawberry.ID) -> IdeaType | None:
-        principal = _member(info, Permission.COMMUNITY_READ)
+        principal = info.context.principal
         idea_id = parse_id(id, field="id")
         async with info.context.session() as session:
             row = await service.get_idea(
@@ -592,11 +615,14 @@ class Query:
             )
         return IdeaType.from_model(row) if row else None
 
-    @strawberry.field(description="The tenant's contests, newest first (community:read).")
+    @strawberry.field(
+        description="The tenant's contests, newest first (community:read).",
+        extensions=[needs(Permission.COMMUNITY_READ, own=True)],
+    )
     async def contests(
         self, info: CrmInfo, first: int = 20, after: str | None = None
     ) -> Connection[ContestType]:
-        principal = _member(info, Permission.COMMUNITY_READ)
+        principal = info.context.principal
         limit = check_first(first)
         async with info.context.session() as session:
             rows = await service.list_contests(
@@ -611,9 +637,12 @@ class Query:
             node=ContestType.from_model,
         )
 
-    @strawberry.field(description="One contest with its entries and winners (community:read).")
+    @strawberry.field(
+        description="One contest with its entries and winners (community:read).",
+        extensions=[needs(Permission.COMMUNITY_READ, own=True)],
+    )
     async def contest(self, info: CrmInfo, id: strawberry.ID) -> ContestType | None:
-        principal = _member(info, Permission.COMMUNITY_READ)
+        principal = info.context.principal
         contest_id = parse_id(id, field="id")
         async with info.context.session() as session:
             row = await service.get_contest(
@@ -623,7 +652,8 @@ class Query:
 
     @strawberry.field(
         description="Requests to reuse fans' content, newest first (community:read; a customer "
-        "token sees the requests made to its customer)."
+        "token sees the requests made to its customer).",
+        extensions=[needs(Permission.COMMUNITY_READ, own=True)],
     )
     async def content_reuse_requests(
         self,
@@ -632,7 +662,7 @@ class Query:
         after: str | None = None,
         status: str | None = None,
     ) -> Connection[ContentReuseRequestType]:
-        principal = _member(info, Permission.COMMUNITY_READ)
+        principal = info.context.principal
         if status is not None and status not in REUSE_STATUSES:
             raise BadUserInput(
                 f"status: must be one of {', '.join(REUSE_STATUSES)}", field="status"
@@ -656,9 +686,12 @@ class Query:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Ask the community a question (community:manage).")
+    @strawberry.mutation(
+        description="Ask the community a question (community:manage).",
+        extensions=[needs(Permission.COMMUNITY_MANAGE, own=True)],
+    )
     async def create_poll(self, info: CrmInfo, input: CreatePollInput) -> PollType:
-        principal = _member(info, Permission.COMMUNITY_MANAGE)
+        principal = info.context.principal
         async with info.context.transaction() as session:
             poll, _ = await service.create_poll(
                 session=session,
@@ -674,9 +707,12 @@ class Mutation:
             )
         return PollType.from_model(poll)
 
-    @strawberry.mutation(description="Stop a poll taking votes now (community:manage).")
+    @strawberry.mutation(
+        description="Stop a poll taking votes now (community:manage).",
+        extensions=[needs(Permission.COMMUNITY_MANAGE, own=True)],
+    )
     async def close_poll(self, info: CrmInfo, poll_id: strawberry.ID) -> PollType:
-        principal = _member(info, Permission.COMMUNITY_MANAGE)
+        principal = info.context.principal
         poll_key = parse_id(poll_id, field="pollId")
         async with info.context.transaction() as session:
             poll = await service.close_poll(
@@ -686,7 +722,8 @@ class Mutation:
         return PollType.from_model(poll)
 
     @strawberry.mutation(
-        description="The calling customer's one vote (community:participate, customer token)."
+        description="The calling customer's one vote (community:participate, customer token).",
+        extensions=[needs(Permission.COMMUNITY_PARTICIPATE, own=True)],
     )
     async def vote_poll(self, info: CrmInfo, input: VotePollInput) -> PollType:
         principal, customer_id = _participant(info)
@@ -707,7 +744,8 @@ class Mutation:
         return PollType.from_model(poll)
 
     @strawberry.mutation(
-        description="Submit an idea (community:participate, customer token); under review."
+        description="Submit an idea (community:participate, customer token); under review.",
+        extensions=[needs(Permission.COMMUNITY_PARTICIPATE, own=True)],
     )
     async def submit_idea(self, info: CrmInfo, input: SubmitIdeaInput) -> IdeaType:
         principal, customer_id = _participant(info)
@@ -722,7 +760,8 @@ class Mutation:
         return IdeaType.from_model(idea)
 
     @strawberry.mutation(
-        description="Vote for someone else's idea, once (community:participate, customer token)."
+        description="Vote for someone else's idea, once (community:participate, customer token).",
+        extensions=[needs(Permission.COMMUNITY_PARTICIPATE, own=True)],
     )
     async def vote_idea(self, info: CrmInfo, idea_id: strawberry.ID) -> IdeaType:
         principal, customer_id = _participant(info)
@@ -737,7 +776,8 @@ class Mutation:
         return IdeaType.from_model(idea)
 
     @strawberry.mutation(
-        description="Take back a vote for an idea (community:participate, customer token)."
+        description="Take back a vote for an idea (community:participate, customer token).",
+        extensions=[needs(Permission.COMMUNITY_PARTICIPATE, own=True)],
     )
     async def withdraw_idea_vote(self, info: CrmInfo, idea_id: strawberry.ID) -> IdeaType:
         principal, customer_id = _participant(info)
@@ -753,10 +793,11 @@ class Mutation:
 
     @strawberry.mutation(
         description="Move an idea: under_review -> planned -> shipped, or declined "
-        "(community:manage)."
+        "(community:manage).",
+        extensions=[needs(Permission.COMMUNITY_MANAGE, own=True)],
     )
     async def set_idea_status(self, info: CrmInfo, input: SetIdeaStatusInput) -> IdeaType:
-        principal = _member(info, Permission.COMMUNITY_MANAGE)
+        principal = info.context.principal
         idea_key = parse_id(input.idea_id, field="input.ideaId")
         async with info.context.transaction() as session:
             idea, previous = await service.set_idea_status(
@@ -777,9 +818,12 @@ class Mutation:
             )
         return IdeaType.from_model(idea)
 
-    @strawberry.mutation(description="Open a contest (community:manage).")
+    @strawberry.mutation(
+        description="Open a contest (community:manage).",
+        extensions=[needs(Permission.COMMUNITY_MANAGE, own=True)],
+    )
     async def create_contest(self, info: CrmInfo, input: CreateContestInput) -> ContestType:
-        principal = _member(info, Permission.COMMUNITY_MANAGE)
+        principal = info.context.principal
         windows = service.ContestWindows(
             entries_open_at=input.entries_open_at,
             entries_close_at=input.entries_close_at,
@@ -808,7 +852,8 @@ class Mutation:
         return ContestType.from_model(contest)
 
     @strawberry.mutation(
-        description="Enter a contest, once (community:participate, customer token)."
+        description="Enter a contest, once (community:participate, customer token).",
+        extensions=[needs(Permission.COMMUNITY_PARTICIPATE, own=True)],
     )
     async def enter_contest(self, info: CrmInfo, input: EnterContestInput) -> ContestEntryType:
         principal, customer_id = _participant(info)
@@ -831,7 +876,8 @@ class Mutation:
 
     @strawberry.mutation(
         description="Vote for an entry not your own, one vote per contest "
-        "(community:participate, customer token)."
+        "(community:participate, customer token).",
+        extensions=[needs(Permission.COMMUNITY_PARTICIPATE, own=True)],
     )
     async def vote_contest_entry(self, info: CrmInfo, entry_id: strawberry.ID) -> ContestEntryType:
         principal, customer_id = _participant(info)
@@ -847,7 +893,8 @@ class Mutation:
 
     @strawberry.mutation(
         description="Choose the winners after voting closed: the given entries in rank order, "
-        "or by the rule; a second call changes nothing (community:manage)."
+        "or by the rule; a second call changes nothing (community:manage).",
+        extensions=[needs(Permission.COMMUNITY_MANAGE, own=True)],
     )
     async def choose_contest_winners(
         self,
@@ -855,7 +902,7 @@ class Mutation:
         contest_id: strawberry.ID,
         entry_ids: list[strawberry.ID] | None = None,
     ) -> list[ContestWinnerType]:
-        principal = _member(info, Permission.COMMUNITY_MANAGE)
+        principal = info.context.principal
         contest_key = parse_id(contest_id, field="contestId")
         chosen = (
             [parse_id(i, field="entryIds") for i in entry_ids] if entry_ids is not None else None
@@ -879,12 +926,13 @@ class Mutation:
         return [ContestWinnerType.from_model(w) for w in winners]
 
     @strawberry.mutation(
-        description="Ask an interaction's author to let the brand reuse it (community:manage)."
+        description="Ask an interaction's author to let the brand reuse it (community:manage).",
+        extensions=[needs(Permission.COMMUNITY_MANAGE, own=True)],
     )
     async def request_content_reuse(
         self, info: CrmInfo, input: RequestContentReuseInput
     ) -> ContentReuseRequestType:
-        principal = _member(info, Permission.COMMUNITY_MANAGE)
+        principal = info.context.principal
         interaction_id = parse_id(input.interaction_id, field="input.interactionId")
         async with info.context.transaction() as session:
             request = await service.request_content_reuse(
@@ -902,17 +950,20 @@ class Mutation:
     @strawberry.mutation(
         description="The author's answer: a customer answering with their own token "
         "(community:participate), or staff recording an answer given elsewhere "
-        "(community:manage; granting needs the author's content_reuse consent)."
+        "(community:manage; granting needs the author's content_reuse consent).",
+        extensions=[
+            needs(
+                Permission.COMMUNITY_MANAGE,
+                customers=Permission.COMMUNITY_PARTICIPATE,
+                own=True,
+            )
+        ],
     )
     async def answer_content_reuse(
         self, info: CrmInfo, input: AnswerContentReuseInput
     ) -> ContentReuseRequestType:
         principal = info.context.principal
         is_customer = principal.kind == "customer"
-        _member(
-            info,
-            Permission.COMMUNITY_PARTICIPATE if is_customer else Permission.COMMUNITY_MANAGE,
-        )
         request_id = parse_id(input.request_id, field="input.requestId")
         async with info.context.transaction() as session:
             request = await service.answer_content_reuse(
