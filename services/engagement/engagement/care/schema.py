@@ -19,10 +19,9 @@ from crm_shared.pagination import (
     Connection,
     check_first,
     connection,
-    decode_cursor,
     encode_cursor,
 )
-from crm_shared.resolvers import needs
+from crm_shared.resolvers import needs, page
 from crm_shared.validation import parse_id
 from engagement.care import events, service
 from engagement.care.models import BrandAccount, CaseBreach
@@ -141,20 +140,17 @@ class CaseType:
     async def interactions(
         self, info: CrmInfo, first: int = 20, after: str | None = None
     ) -> Connection[InteractionType]:
-        principal = info.context.principal
-        limit = check_first(first)
-        position = decode_cursor(after) if after is not None else None
-        async with info.context.session() as session:
-            rows = await service.case_interactions(
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: service.case_interactions(
                 session=session,
-                tenant_id=principal.tenant_id,
+                tenant_id=tenant_id,
                 case_id=uuid.UUID(str(self.id)),
-                limit=limit + 1,
+                limit=limit,
                 after=position,
-            )
-        return connection(
-            rows,
-            limit,
+            ),
             node=InteractionType.from_model,
         )
 
@@ -453,20 +449,17 @@ class CustomerCases:
         self, info: CrmInfo, first: int = 20, after: str | None = None
     ) -> Connection[CaseType]:
         customer_id = parse_id(self.id, field="id")
-        principal = info.context.principal
-        limit = check_first(first)
-        position = decode_cursor(after) if after is not None else None
-        async with info.context.session() as session:
-            views = await service.customer_cases(
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: service.customer_cases(
                 session=session,
-                tenant_id=principal.tenant_id,
+                tenant_id=tenant_id,
                 customer_id=customer_id,
-                limit=limit + 1,
+                limit=limit,
                 before=position,
-            )
-        return connection(
-            views,
-            limit,
+            ),
             cursor=lambda v: encode_cursor(v.case.opened_at, v.case.id),
             node=CaseType.from_view,
         )

@@ -11,12 +11,9 @@ from crm_shared.auth import Permission
 from crm_shared.graphql import CrmInfo
 from crm_shared.pagination import (
     Connection,
-    check_first,
-    connection,
-    decode_cursor,
     encode_cursor,
 )
-from crm_shared.resolvers import needs
+from crm_shared.resolvers import needs, page
 from crm_shared.validation import parse_id, validated
 from identity.access import audit, keys, service
 from identity.access.models import (
@@ -194,23 +191,20 @@ class Query:
         record_type: str | None = None,
         record_id: str | None = None,
     ) -> Connection[AuditRecordType]:
-        principal = info.context.principal
-        limit = check_first(first)
-        position = decode_cursor(after) if after is not None else None
-        async with info.context.session() as session:
-            rows = await audit.list_audit_records(
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: audit.list_audit_records(
                 session=session,
-                tenant_id=principal.tenant_id,
-                limit=limit + 1,
+                tenant_id=tenant_id,
+                limit=limit,
                 before=position,
                 actor=actor,
                 action=action,
                 record_type=record_type,
                 record_id=record_id,
-            )
-        return connection(
-            rows,
-            limit,
+            ),
             cursor=lambda r: encode_cursor(r.at, r.id),
             node=AuditRecordType.from_model,
         )

@@ -15,8 +15,8 @@ from strawberry.scalars import JSON
 from crm_shared.auth import Permission
 from crm_shared.errors import BadUserInput
 from crm_shared.graphql import CrmInfo, authorize, keyed_loader
-from crm_shared.pagination import Connection, check_first, connection, decode_cursor, encode_cursor
-from crm_shared.resolvers import needs
+from crm_shared.pagination import Connection, encode_cursor
+from crm_shared.resolvers import needs, page
 from crm_shared.validation import parse_id, validated
 from identity.consent import service as consent_service
 from identity.consent.models import ConsentRecord, Purpose
@@ -189,19 +189,17 @@ class CustomerType:
         self, info: CrmInfo, first: int = 20, after: str | None = None
     ) -> Connection[ConsentRecordType]:
         customer_id = uuid.UUID(self.id)
-        principal = info.context.principal
-        limit = check_first(first)
-        async with info.context.session() as session:
-            rows = await consent_service.consent_history(
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: consent_service.consent_history(
                 session=session,
-                tenant_id=principal.tenant_id,
+                tenant_id=tenant_id,
                 customer_id=customer_id,
-                limit=limit + 1,
-                before=decode_cursor(after) if after else None,
-            )
-        return connection(
-            rows,
-            limit,
+                limit=limit,
+                before=position,
+            ),
             cursor=lambda r: encode_cursor(r.recorded_at, r.id),
             node=ConsentRecordType.from_model,
         )
@@ -338,19 +336,13 @@ class Query:
     async def customers(
         self, info: CrmInfo, first: int = 20, after: str | None = None, search: str | None = None
     ) -> Connection[CustomerType]:
-        principal = info.context.principal
-        limit = check_first(first)
-        async with info.context.session() as session:
-            rows = await service.list_customers(
-                session=session,
-                tenant_id=principal.tenant_id,
-                limit=limit + 1,
-                after=decode_cursor(after) if after is not None else None,
-                search=search,
-            )
-        return connection(
-            rows,
-            limit,
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: service.list_customers(
+                session=session, tenant_id=tenant_id, limit=limit, after=position, search=search
+            ),
             cursor=lambda c: encode_cursor(c.created_at, c.id),
             node=CustomerType.from_model,
         )

@@ -9,8 +9,8 @@ import strawberry
 
 from crm_shared.auth import Permission
 from crm_shared.graphql import CrmInfo
-from crm_shared.pagination import Connection, check_first, connection, decode_cursor, encode_cursor
-from crm_shared.resolvers import needs
+from crm_shared.pagination import Connection, encode_cursor
+from crm_shared.resolvers import needs, page
 from crm_shared.validation import parse_id, reason_text, validated
 from identity.profiles import service
 from identity.profiles.models import Channel, Evidence, LinkSuggestion, ProfileLink, SocialProfile
@@ -162,21 +162,19 @@ class Query:
         linked: bool | None = None,
         handle: str | None = None,
     ) -> Connection[SocialProfileType]:
-        principal = info.context.principal
-        limit = check_first(first)
-        async with info.context.session() as session:
-            rows = await service.list_profiles(
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: service.list_profiles(
                 session=session,
-                tenant_id=principal.tenant_id,
-                limit=limit + 1,
-                after=decode_cursor(after) if after else None,
+                tenant_id=tenant_id,
+                limit=limit,
+                after=position,
                 channel=channel,
                 linked=linked,
                 handle=handle,
-            )
-        return connection(
-            rows,
-            limit,
+            ),
             cursor=lambda p: encode_cursor(p.first_seen_at, p.id),
             node=SocialProfileType.from_model,
         )
@@ -188,19 +186,13 @@ class Query:
     async def link_suggestions(
         self, info: CrmInfo, first: int = 20, after: str | None = None, status: str = "open"
     ) -> Connection[LinkSuggestionType]:
-        principal = info.context.principal
-        limit = check_first(first)
-        async with info.context.session() as session:
-            rows = await service.list_suggestions(
-                session=session,
-                tenant_id=principal.tenant_id,
-                limit=limit + 1,
-                after=decode_cursor(after) if after else None,
-                status=status,
-            )
-        return connection(
-            rows,
-            limit,
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: service.list_suggestions(
+                session=session, tenant_id=tenant_id, limit=limit, after=position, status=status
+            ),
             cursor=lambda s: encode_cursor(s.created_at, s.id),
             node=LinkSuggestionType.from_model,
         )

@@ -17,12 +17,9 @@ from crm_shared.errors import BadUserInput
 from crm_shared.graphql import CrmInfo, keyed_loader, live_updates
 from crm_shared.pagination import (
     Connection,
-    check_first,
-    connection,
-    decode_cursor,
     encode_cursor,
 )
-from crm_shared.resolvers import needs
+from crm_shared.resolvers import needs, page
 from crm_shared.validation import parse_id
 from rewards.accounts import service
 from rewards.accounts.events import PointsCredited, PointsDebited, PointsExpired
@@ -105,20 +102,17 @@ class RewardsAccount:
     async def history(
         self, info: CrmInfo, first: int = 20, after: str | None = None
     ) -> Connection[PointsEntryType]:
-        principal = info.context.principal
-        limit = check_first(first)
-        position = decode_cursor(after) if after is not None else None
-        async with info.context.session() as session:
-            rows = await service.history(
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: service.history(
                 session,
-                tenant_id=principal.tenant_id,
+                tenant_id=tenant_id,
                 customer_id=self.customer_id,
-                limit=limit + 1,
+                limit=limit,
                 before=position,
-            )
-        return connection(
-            rows,
-            limit,
+            ),
             cursor=lambda r: encode_cursor(r[0].created_at, r[0].id),
             node=lambda r: PointsEntryType.from_model(*r),
         )

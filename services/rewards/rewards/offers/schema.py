@@ -23,7 +23,7 @@ from crm_shared.pagination import (
     decode_cursor,
     encode_cursor,
 )
-from crm_shared.resolvers import needs
+from crm_shared.resolvers import needs, page
 from crm_shared.validation import parse_id, validated
 from rewards.offers import service
 from rewards.offers.models import (
@@ -281,19 +281,13 @@ class Query:
         first: int = 20,
         after: str | None = None,
     ) -> Connection[OfferType]:
-        principal = info.context.principal
-        limit = check_first(first)
-        async with info.context.session() as session:
-            rows = await service.list_offers(
-                session=session,
-                tenant_id=principal.tenant_id,
-                status=status,
-                limit=limit + 1,
-                position=decode_cursor(after) if after else None,
-            )
-        return connection(
-            rows,
-            limit,
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: service.list_offers(
+                session=session, tenant_id=tenant_id, status=status, limit=limit, position=position
+            ),
             cursor=lambda o: encode_cursor(o.created_at, o.id),
             node=OfferType.from_model,
         )
@@ -317,19 +311,13 @@ class Query:
         first: int = 20,
         after: str | None = None,
     ) -> Connection[CouponGrantType]:
-        principal = info.context.principal
-        limit = check_first(first)
-        async with info.context.session() as session:
-            rows = await service.list_grants(
-                session=session,
-                tenant_id=principal.tenant_id,
-                status=status,
-                limit=limit + 1,
-                position=decode_cursor(after) if after else None,
-            )
-        return connection(
-            rows,
-            limit,
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: service.list_grants(
+                session=session, tenant_id=tenant_id, status=status, limit=limit, position=position
+            ),
             cursor=lambda g: encode_cursor(g.created_at, g.grant_id),
             node=CouponGrantType.from_model,
         )

@@ -10,8 +10,8 @@ import strawberry
 
 from crm_shared.auth import Permission
 from crm_shared.graphql import CrmInfo
-from crm_shared.pagination import Connection, check_first, connection, decode_cursor, encode_cursor
-from crm_shared.resolvers import needs
+from crm_shared.pagination import Connection, encode_cursor
+from crm_shared.resolvers import needs, page
 from crm_shared.validation import parse_id
 from rewards.purchases import service
 from rewards.purchases.models import Purchase, PurchaseKind, PurchaseReport, RefundReport
@@ -82,20 +82,17 @@ class PurchasesCustomerFields:
         self, info: CrmInfo, first: int = 20, after: str | None = None
     ) -> Connection[PurchaseType]:
         customer_id = parse_id(self.id, field="id")
-        principal = info.context.principal
-        limit = check_first(first)
-        position = decode_cursor(after) if after is not None else None
-        async with info.context.session() as session:
-            rows = await service.purchases_of(
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: service.purchases_of(
                 session=session,
-                tenant_id=principal.tenant_id,
+                tenant_id=tenant_id,
                 customer_id=customer_id,
-                limit=limit + 1,
+                limit=limit,
                 after=position,
-            )
-        return connection(
-            rows,
-            limit,
+            ),
             cursor=lambda r: encode_cursor(r.occurred_at, r.id),
             node=PurchaseType.from_model,
         )

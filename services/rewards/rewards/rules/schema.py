@@ -16,8 +16,8 @@ from crm_shared import audit
 from crm_shared.auth import Permission
 from crm_shared.errors import BadUserInput, NotFound
 from crm_shared.graphql import CrmInfo, keyed_loader
-from crm_shared.pagination import Connection, check_first, connection, decode_cursor
-from crm_shared.resolvers import needs
+from crm_shared.pagination import Connection
+from crm_shared.resolvers import needs, one, page
 from crm_shared.validation import parse_id
 from rewards.rules import service
 from rewards.rules.conditions import Period, RewardKind, RuleDefinition, Trigger
@@ -347,16 +347,13 @@ class Query:
     async def rules(
         self, info: CrmInfo, first: int = 20, after: str | None = None
     ) -> Connection[RuleType]:
-        principal = info.context.principal
-        limit = check_first(first)
-        position = decode_cursor(after) if after is not None else None
-        async with info.context.session() as session:
-            rows = await service.list_rules(
-                session, tenant_id=principal.tenant_id, limit=limit + 1, after=position
-            )
-        return connection(
-            rows,
-            limit,
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: service.list_rules(
+                session, tenant_id=tenant_id, limit=limit, after=position
+            ),
             node=RuleType.from_model,
         )
 
@@ -365,11 +362,14 @@ class Query:
         extensions=[needs(Permission.REWARDS_READ)],
     )
     async def rule(self, info: CrmInfo, id: strawberry.ID) -> RuleType | None:
-        principal = info.context.principal
-        rule_id = parse_id(id, field="id")
-        async with info.context.session() as session:
-            rule = await service.get_rule(session, tenant_id=principal.tenant_id, rule_id=rule_id)
-        return RuleType.from_model(rule) if rule else None
+        return await one(
+            info,
+            id,
+            lambda session, tenant_id, rule_id: service.get_rule(
+                session, tenant_id=tenant_id, rule_id=rule_id
+            ),
+            RuleType.from_model,
+        )
 
     @strawberry.field(
         description="A rule's payouts, newest first (rewards:read).",
@@ -378,21 +378,14 @@ class Query:
     async def rule_payouts(
         self, info: CrmInfo, rule_id: strawberry.ID, first: int = 20, after: str | None = None
     ) -> Connection[RulePayoutType]:
-        principal = info.context.principal
         rule = parse_id(rule_id, field="ruleId")
-        limit = check_first(first)
-        position = decode_cursor(after) if after is not None else None
-        async with info.context.session() as session:
-            rows = await service.payouts(
-                session,
-                tenant_id=principal.tenant_id,
-                rule_id=rule,
-                limit=limit + 1,
-                before=position,
-            )
-        return connection(
-            rows,
-            limit,
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: service.payouts(
+                session, tenant_id=tenant_id, rule_id=rule, limit=limit, before=position
+            ),
             node=RulePayoutType.from_model,
         )
 

@@ -14,12 +14,10 @@ from crm_shared.auth import Permission
 from crm_shared.graphql import CrmInfo, keyed_loader
 from crm_shared.pagination import (
     Connection,
-    check_first,
-    connection,
 )
-from crm_shared.resolvers import needs
+from crm_shared.resolvers import needs, one, page
 from crm_shared.validation import parse_id
-from engagement.community.access import audit, participant, position
+from engagement.community.access import audit, participant
 from engagement.community.contests import service
 from engagement.community.models import (
     Contest,
@@ -111,19 +109,17 @@ class ContestType:
     async def entries(
         self, info: CrmInfo, first: int = 20, after: str | None = None
     ) -> Connection[ContestEntryType]:
-        principal = info.context.principal
-        limit = check_first(first)
-        async with info.context.session() as session:
-            rows = await service.list_entries(
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: service.list_entries(
                 session=session,
-                tenant_id=principal.tenant_id,
+                tenant_id=tenant_id,
                 contest_id=uuid.UUID(str(self.id)),
-                limit=limit + 1,
-                after=position(after),
-            )
-        return connection(
-            rows,
-            limit,
+                limit=limit,
+                after=position,
+            ),
             node=ContestEntryType.from_model,
         )
 
@@ -184,18 +180,13 @@ class Query:
     async def contests(
         self, info: CrmInfo, first: int = 20, after: str | None = None
     ) -> Connection[ContestType]:
-        principal = info.context.principal
-        limit = check_first(first)
-        async with info.context.session() as session:
-            rows = await service.list_contests(
-                session=session,
-                tenant_id=principal.tenant_id,
-                limit=limit + 1,
-                before=position(after),
-            )
-        return connection(
-            rows,
-            limit,
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: service.list_contests(
+                session=session, tenant_id=tenant_id, limit=limit, before=position
+            ),
             node=ContestType.from_model,
         )
 
@@ -204,13 +195,14 @@ class Query:
         extensions=[needs(Permission.COMMUNITY_READ, own=True)],
     )
     async def contest(self, info: CrmInfo, id: strawberry.ID) -> ContestType | None:
-        principal = info.context.principal
-        contest_id = parse_id(id, field="id")
-        async with info.context.session() as session:
-            row = await service.get_contest(
-                session=session, tenant_id=principal.tenant_id, contest_id=contest_id
-            )
-        return ContestType.from_model(row) if row else None
+        return await one(
+            info,
+            id,
+            lambda session, tenant_id, contest_id: service.get_contest(
+                session=session, tenant_id=tenant_id, contest_id=contest_id
+            ),
+            ContestType.from_model,
+        )
 
 
 @strawberry.type

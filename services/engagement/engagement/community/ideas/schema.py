@@ -22,7 +22,7 @@ from crm_shared.pagination import (
     connection,
     encode_cursor,
 )
-from crm_shared.resolvers import needs
+from crm_shared.resolvers import needs, one
 from crm_shared.validation import parse_id
 from engagement.community.access import audit, participant, position
 from engagement.community.ideas import service
@@ -177,13 +177,14 @@ class Query:
         extensions=[needs(Permission.COMMUNITY_READ, own=True)],
     )
     async def idea(self, info: CrmInfo, id: strawberry.ID) -> IdeaType | None:
-        principal = info.context.principal
-        idea_id = parse_id(id, field="id")
-        async with info.context.session() as session:
-            row = await service.get_idea(
-                session=session, tenant_id=principal.tenant_id, idea_id=idea_id
-            )
-        return IdeaType.from_model(row) if row else None
+        return await one(
+            info,
+            id,
+            lambda session, tenant_id, idea_id: service.get_idea(
+                session=session, tenant_id=tenant_id, idea_id=idea_id
+            ),
+            IdeaType.from_model,
+        )
 
 
 @strawberry.type

@@ -15,12 +15,10 @@ from crm_shared.db import utcnow
 from crm_shared.graphql import CrmInfo, keyed_loader
 from crm_shared.pagination import (
     Connection,
-    check_first,
-    connection,
 )
-from crm_shared.resolvers import needs
+from crm_shared.resolvers import needs, one, page
 from crm_shared.validation import parse_id
-from engagement.community.access import audit, participant, position
+from engagement.community.access import audit, participant
 from engagement.community.models import (
     Poll,
 )
@@ -152,18 +150,13 @@ class Query:
     async def polls(
         self, info: CrmInfo, first: int = 20, after: str | None = None
     ) -> Connection[PollType]:
-        principal = info.context.principal
-        limit = check_first(first)
-        async with info.context.session() as session:
-            rows = await service.list_polls(
-                session=session,
-                tenant_id=principal.tenant_id,
-                limit=limit + 1,
-                before=position(after),
-            )
-        return connection(
-            rows,
-            limit,
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: service.list_polls(
+                session=session, tenant_id=tenant_id, limit=limit, before=position
+            ),
             node=PollType.from_model,
         )
 
@@ -172,13 +165,14 @@ class Query:
         extensions=[needs(Permission.COMMUNITY_READ, own=True)],
     )
     async def poll(self, info: CrmInfo, id: strawberry.ID) -> PollType | None:
-        principal = info.context.principal
-        poll_id = parse_id(id, field="id")
-        async with info.context.session() as session:
-            row = await service.get_poll(
-                session=session, tenant_id=principal.tenant_id, poll_id=poll_id
-            )
-        return PollType.from_model(row) if row else None
+        return await one(
+            info,
+            id,
+            lambda session, tenant_id, poll_id: service.get_poll(
+                session=session, tenant_id=tenant_id, poll_id=poll_id
+            ),
+            PollType.from_model,
+        )
 
 
 @strawberry.type

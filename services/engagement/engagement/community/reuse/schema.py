@@ -12,12 +12,10 @@ from crm_shared.errors import BadUserInput
 from crm_shared.graphql import CrmInfo
 from crm_shared.pagination import (
     Connection,
-    check_first,
-    connection,
 )
-from crm_shared.resolvers import needs
+from crm_shared.resolvers import needs, page
 from crm_shared.validation import parse_id
-from engagement.community.access import audit, position
+from engagement.community.access import audit
 from engagement.community.models import (
     REUSE_STATUSES,
     ContentReuseRequest,
@@ -90,19 +88,18 @@ class Query:
             raise BadUserInput(
                 f"status: must be one of {', '.join(REUSE_STATUSES)}", field="status"
             )
-        limit = check_first(first)
-        async with info.context.session() as session:
-            rows = await service.list_reuse_requests(
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: service.list_reuse_requests(
                 session=session,
-                tenant_id=principal.tenant_id,
-                limit=limit + 1,
-                before=position(after),
+                tenant_id=tenant_id,
+                limit=limit,
+                before=position,
                 status=status,
                 customer_id=principal.customer_id,
-            )
-        return connection(
-            rows,
-            limit,
+            ),
             node=ContentReuseRequestType.from_model,
         )
 
