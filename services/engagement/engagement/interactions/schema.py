@@ -62,7 +62,8 @@ def customer_interactions_loader(
     async def fetch(
         session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
     ) -> Mapping[uuid.UUID, list[Interaction]]:
-        return await service.customers_interactions(
+        # Plain rows with Interaction's attributes: InteractionType reads them the same way.
+        return await service.customers_interaction_rows(
             session=session, tenant_id=tenant_id, customer_ids=ids, limit=limit, before=before
         )
 
