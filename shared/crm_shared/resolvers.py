@@ -51,7 +51,8 @@ class Needs(BasePermission):
     argument path such as ``"customer_id"`` or ``"input.customer_id"``; absent or null: the
     tenant as a whole, which a customer token never reaches, unless ``own``: then a customer
     token acts for its own customer). ``customers``: the permission a customer token needs
-    instead of ``permission``, where customers act through the field themselves."""
+    instead of ``permission``, where customers act through the field themselves. ``field``:
+    the name an invalid id is reported under, when it is not the path spelled in camelCase."""
 
     def __init__(
         self,
@@ -60,6 +61,7 @@ class Needs(BasePermission):
         customer: str | None = None,
         own: bool = False,
         customers: Permission | None = None,
+        field: str | None = None,
     ) -> None:
         self.permission = permission
         self.customer = customer
@@ -67,7 +69,7 @@ class Needs(BasePermission):
         self.customers = customers or permission
         self._source = customer is not None and customer.startswith("self.")
         self._path = customer.removeprefix("self.").split(".") if customer else []
-        self._field = ".".join(_camel(part) for part in self._path)
+        self._field = field or ".".join(_camel(part) for part in self._path)
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         principal: Principal = info.context.principal
@@ -116,10 +118,13 @@ def needs(
     customer: str | None = None,
     own: bool = False,
     customers: Permission | None = None,
+    field: str | None = None,
 ) -> Authorized:
     """The field extension that checks :class:`Needs` before the resolver runs (no schema
     directive: the schema stays as it is)."""
-    return Authorized(Needs(permission, customer=customer, own=own, customers=customers))
+    return Authorized(
+        Needs(permission, customer=customer, own=own, customers=customers, field=field)
+    )
 
 
 def principal(info: CrmInfo) -> Principal:

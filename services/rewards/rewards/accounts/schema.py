@@ -216,7 +216,9 @@ class Mutation:
     @strawberry.mutation(
         description="Spend a customer's points, expiring-first (rewards:redeem; a customer "
         "token only its own).",
-        extensions=[needs(Permission.REWARDS_REDEEM, customer="input.customer_id")],
+        extensions=[
+            needs(Permission.REWARDS_REDEEM, customer="input.customer_id", field="customerId")
+        ],
     )
     async def spend_points(self, info: CrmInfo, input: SpendPointsInput) -> PointsMovement:
         customer_id = parse_id(input.customer_id, field="customerId")
@@ -235,7 +237,9 @@ class Mutation:
 
     @strawberry.mutation(
         description="Add or take away points, with a reason (points:adjust).",
-        extensions=[needs(Permission.POINTS_ADJUST, customer="input.customer_id")],
+        extensions=[
+            needs(Permission.POINTS_ADJUST, customer="input.customer_id", field="customerId")
+        ],
     )
     async def adjust_points(self, info: CrmInfo, input: AdjustPointsInput) -> PointsMovement:
         customer_id = parse_id(input.customer_id, field="customerId")
