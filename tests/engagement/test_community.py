@@ -13,7 +13,10 @@ from sqlalchemy import text
 
 from crm_shared import devstack
 from crm_shared.db import Database
-from engagement.community import service
+from engagement.community import service as community_service
+from engagement.community.contests import service as contests
+from engagement.community.ideas import service as ideas
+from engagement.community.polls import service as polls
 from engagement.interactions.models import Interaction
 from tests.e2e.conftest import REGISTER, make_tenant
 from tests.engagement.conftest import new_id, outbox
@@ -333,11 +336,11 @@ async def test_contest_winners_are_chosen_by_the_rule_and_announced_once(
     tenant_id = uuid.UUID(make_tenant(stack))
     # In the future, so the running service's own job leaves this contest to the test.
     t0 = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
-    windows = service.ContestWindows(
+    windows = contests.ContestWindows(
         t0, t0 + timedelta(days=2), t0 + timedelta(days=1), t0 + timedelta(days=3)
     )
     async with engagement_db.session() as session, session.begin():
-        contest = await service.create_contest(
+        contest = await contests.create_contest(
             session=session,
             tenant_id=tenant_id,
             title="Best photo",
@@ -351,7 +354,7 @@ async def test_contest_winners_are_chosen_by_the_rule_and_announced_once(
     entries = []
     for minutes, person in enumerate(people[:3]):
         async with engagement_db.session() as session, session.begin():
-            entry = await service.enter_contest(
+            entry = await contests.enter_contest(
                 session=session,
                 tenant_id=tenant_id,
                 contest_id=contest.id,
@@ -365,7 +368,7 @@ async def test_contest_winners_are_chosen_by_the_rule_and_announced_once(
     ballots = [(people[3], 1), (people[4], 1), (people[5], 2), (people[0], 2), (people[1], 0)]
     for voter, choice in ballots:
         async with engagement_db.session() as session, session.begin():
-            await service.vote_contest_entry(
+            await contests.vote_contest_entry(
                 session=session,
                 tenant_id=tenant_id,
                 entry_id=entries[choice].id,
@@ -373,10 +376,10 @@ async def test_contest_winners_are_chosen_by_the_rule_and_announced_once(
                 now=t0 + timedelta(days=1, hours=1),
             )
 
-    await service.choose_due_winners(engagement_db, now=t0 + timedelta(days=2))
+    await contests.choose_due_winners(engagement_db, now=t0 + timedelta(days=2))
     async with engagement_db.session() as session:
         assert (
-            await service.contest_winners(
+            await contests.contest_winners(
                 session=session, tenant_id=tenant_id, contest_ids=[contest.id]
             )
             == {}
@@ -384,11 +387,11 @@ async def test_contest_winners_are_chosen_by_the_rule_and_announced_once(
     after = t0 + timedelta(days=3, seconds=1)
     # Two replicas' jobs and a staff call at once: the contest is chosen once.
     await asyncio.gather(
-        service.choose_due_winners(engagement_db, now=after),
-        service.choose_due_winners(engagement_db, now=after),
+        contests.choose_due_winners(engagement_db, now=after),
+        contests.choose_due_winners(engagement_db, now=after),
     )
     async with engagement_db.session() as session, session.begin():
-        again = await service.choose_winners(
+        again = await contests.choose_winners(
             session=session,
             tenant_id=tenant_id,
             contest_id=contest.id,
@@ -743,16 +746,16 @@ async def test_erasure_takes_the_persons_community_records_and_keeps_vote_counts
     tenant_id = uuid.UUID(make_tenant(stack))
     gone, stays = uuid.uuid4(), uuid.uuid4()
     async with engagement_db.session() as session, session.begin():
-        theirs = await service.submit_idea(
+        theirs = await ideas.submit_idea(
             session=session, tenant_id=tenant_id, customer_id=gone, title="Mine", body="B"
         )
-        kept = await service.submit_idea(
+        kept = await ideas.submit_idea(
             session=session, tenant_id=tenant_id, customer_id=stays, title="Kept", body="B"
         )
-        await service.vote_idea(
+        await ideas.vote_idea(
             session=session, tenant_id=tenant_id, idea_id=kept.id, customer_id=gone
         )
-        poll, options = await service.create_poll(
+        poll, options = await polls.create_poll(
             session=session,
             tenant_id=tenant_id,
             question="Q?",
@@ -761,7 +764,7 @@ async def test_erasure_takes_the_persons_community_records_and_keeps_vote_counts
             closes_at=datetime.now(UTC) + timedelta(hours=1),
             created_by="staff:test",
         )
-        await service.vote_poll(
+        await polls.vote_poll(
             session=session,
             tenant_id=tenant_id,
             poll_id=poll.id,
@@ -769,22 +772,22 @@ async def test_erasure_takes_the_persons_community_records_and_keeps_vote_counts
             customer_id=gone,
         )
     async with engagement_db.session() as session:
-        before = await service.export_community(session, tenant_id=tenant_id, customer_id=gone)
+        before = await community_service.export_community(
+            session, tenant_id=tenant_id, customer_id=gone
+        )
     assert [i["title"] for i in before["ideas"]] == ["Mine"]
     assert len(before["idea_votes"]) == len(before["poll_votes"]) == 1
 
     async with engagement_db.session() as session, session.begin():
-        await service.erase_community(session, tenant_id=tenant_id, customer_ids=[gone])
+        await community_service.erase_community(session, tenant_id=tenant_id, customer_ids=[gone])
 
     async with engagement_db.session() as session:
-        after = await service.export_community(session, tenant_id=tenant_id, customer_id=gone)
+        after = await community_service.export_community(
+            session, tenant_id=tenant_id, customer_id=gone
+        )
         assert all(rows == [] for rows in after.values())
-        assert (
-            await service.get_idea(session=session, tenant_id=tenant_id, idea_id=theirs.id) is None
-        )
-        still = await service.get_idea(session=session, tenant_id=tenant_id, idea_id=kept.id)
+        assert await ideas.get_idea(session=session, tenant_id=tenant_id, idea_id=theirs.id) is None
+        still = await ideas.get_idea(session=session, tenant_id=tenant_id, idea_id=kept.id)
         assert still is not None and still.vote_count == 1
-        results = await service.poll_results(
-            session=session, tenant_id=tenant_id, poll_ids=[poll.id]
-        )
+        results = await polls.poll_results(session=session, tenant_id=tenant_id, poll_ids=[poll.id])
         assert [r.votes for r in results[poll.id]] == [1, 0]

@@ -9,14 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from crm_shared.errors import BadUserInput, Conflict
+from engagement.community.contests.service import ContestWindows, check_windows, rank_entries
+from engagement.community.ideas.service import next_idea_status
 from engagement.community.models import ContestEntry
-from engagement.community.service import (
-    ContestWindows,
-    check_windows,
-    next_idea_status,
-    rank_entries,
-    reply_answer,
-)
+from engagement.community.reuse.service import reply_answer
 
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 

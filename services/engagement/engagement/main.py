@@ -5,7 +5,7 @@ from fastapi import FastAPI
 from crm_shared.app import PeriodicJob, create_service_app
 from crm_shared.db import Database
 from engagement.care.service import check_breaches
-from engagement.community.service import choose_due_winners
+from engagement.community.contests.service import choose_due_winners
 from engagement.connectors.service import publish_due, sync_due
 from engagement.handlers import HANDLERS
 from engagement.influence.service import recompute_every_tenant

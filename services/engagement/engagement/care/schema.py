@@ -14,14 +14,14 @@ from strawberry.dataloader import DataLoader
 from crm_shared.audit import record_staff_action
 from crm_shared.auth import Permission, Principal
 from crm_shared.errors import BadUserInput
-from crm_shared.graphql import CrmInfo, authorize, keyed_loader, live_updates
+from crm_shared.graphql import CrmInfo, keyed_loader, live_updates
 from crm_shared.pagination import (
     Connection,
     check_first,
     connection,
-    decode_cursor,
     encode_cursor,
 )
+from crm_shared.resolvers import needs, page
 from crm_shared.validation import parse_id
 from engagement.care import events, service
 from engagement.care.models import BrandAccount, CaseBreach
@@ -114,41 +114,43 @@ class CaseType:
     def _customer(self) -> uuid.UUID | None:
         return uuid.UUID(str(self.customer_id)) if self.customer_id else None
 
-    @strawberry.field(description="The SLA targets the case missed.")
+    @strawberry.field(
+        description="The SLA targets the case missed.",
+        extensions=[needs(Permission.CASES_READ, customer="self.customer_id")],
+    )
     async def breaches(self, info: CrmInfo) -> list[CaseBreachType]:
-        authorize(info, Permission.CASES_READ, customer_id=self._customer())
         rows = await breaches_loader(info).load(uuid.UUID(str(self.id)))
         return [
             CaseBreachType(target=r.target, due_at=r.due_at, breached_at=r.breached_at)
             for r in rows
         ]
 
-    @strawberry.field(description="The interaction that opened the case.")
+    @strawberry.field(
+        description="The interaction that opened the case.",
+        extensions=[needs(Permission.CASES_READ, customer="self.customer_id")],
+    )
     async def opening_interaction(self, info: CrmInfo) -> InteractionType | None:
-        authorize(info, Permission.CASES_READ, customer_id=self._customer())
         row = await interaction_loader(info).load(self.interaction_id)
         return InteractionType.from_model(row) if row is not None else None
 
     @strawberry.field(
-        description="The case's interactions, oldest first: the customer's and the brand's."
+        description="The case's interactions, oldest first: the customer's and the brand's.",
+        extensions=[needs(Permission.CASES_READ, customer="self.customer_id")],
     )
     async def interactions(
         self, info: CrmInfo, first: int = 20, after: str | None = None
     ) -> Connection[InteractionType]:
-        principal = authorize(info, Permission.CASES_READ, customer_id=self._customer())
-        limit = check_first(first)
-        position = decode_cursor(after) if after is not None else None
-        async with info.context.session() as session:
-            rows = await service.case_interactions(
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: service.case_interactions(
                 session=session,
-                tenant_id=principal.tenant_id,
+                tenant_id=tenant_id,
                 case_id=uuid.UUID(str(self.id)),
-                limit=limit + 1,
+                limit=limit,
                 after=position,
-            )
-        return connection(
-            rows,
-            limit,
+            ),
             node=InteractionType.from_model,
         )
 
@@ -221,18 +223,12 @@ def case_page(views: list[CaseView], limit: int) -> Connection[CaseType]:
     return connection(views, limit, cursor=encode_queue_cursor, node=CaseType.from_view)
 
 
-def _reader(info: CrmInfo, customer_id: uuid.UUID | None = None) -> Principal:
-    """A caller with cases:read; a customer token reaches only its own customer's cases."""
-    caller = info.context.principal
-    own = customer_id if customer_id is not None else caller.customer_id
-    return authorize(info, Permission.CASES_READ, customer_id=own)
-
-
 @strawberry.type
 class Query:
     @strawberry.field(
         description="The case queue: most urgent first, then oldest (cases:read). "
-        "status defaults to the active ones (open, assigned, answered)."
+        "status defaults to the active ones (open, assigned, answered).",
+        extensions=[needs(Permission.CASES_READ, customer="customer_id", own=True)],
     )
     async def cases(
         self,
@@ -245,7 +241,7 @@ class Query:
         customer_id: strawberry.ID | None = None,
     ) -> Connection[CaseType]:
         customer = parse_id(customer_id, field="customerId") if customer_id is not None else None
-        principal = _reader(info, customer)
+        principal = info.context.principal
         if principal.kind == "customer":
             customer = principal.customer_id
         limit = check_first(first)
@@ -263,9 +259,12 @@ class Query:
             )
         return case_page(views, limit)
 
-    @strawberry.field(description="One case (cases:read; a customer token: its own only).")
+    @strawberry.field(
+        description="One case (cases:read; a customer token: its own only).",
+        extensions=[needs(Permission.CASES_READ, own=True)],
+    )
     async def case(self, info: CrmInfo, id: strawberry.ID) -> CaseType | None:
-        principal = _reader(info)
+        principal = info.context.principal
         case_id = parse_id(id, field="id")
         async with info.context.session() as session:
             view = await service.get_case(
@@ -277,9 +276,12 @@ class Query:
             return None
         return CaseType.from_view(view)
 
-    @strawberry.field(description="The brand's own accounts (cases:read).")
+    @strawberry.field(
+        description="The brand's own accounts (cases:read).",
+        extensions=[needs(Permission.CASES_READ)],
+    )
     async def brand_accounts(self, info: CrmInfo) -> list[BrandAccountType]:
-        principal = authorize(info, Permission.CASES_READ)
+        principal = info.context.principal
         async with info.context.session() as session:
             rows = await service.list_brand_accounts(session=session, tenant_id=principal.tenant_id)
         return [BrandAccountType.from_model(r) for r in rows]
@@ -308,12 +310,13 @@ async def _audit(
 @strawberry.type
 class Mutation:
     @strawberry.mutation(
-        description="Give a case to an agent; without assigneeId, to the caller (cases:write)."
+        description="Give a case to an agent; without assigneeId, to the caller (cases:write).",
+        extensions=[needs(Permission.CASES_WRITE)],
     )
     async def assign_case(
         self, info: CrmInfo, case_id: strawberry.ID, assignee_id: strawberry.ID | None = None
     ) -> CaseType:
-        principal = authorize(info, Permission.CASES_WRITE)
+        principal = info.context.principal
         case = parse_id(case_id, field="caseId")
         if assignee_id is not None:
             assignee = str(parse_id(assignee_id, field="assigneeId"))
@@ -332,10 +335,11 @@ class Mutation:
 
     @strawberry.mutation(
         description="Reply in public from the brand's account on the case's channel; recorded "
-        "to publish, it is the case's first response if none came yet (cases:write)."
+        "to publish, it is the case's first response if none came yet (cases:write).",
+        extensions=[needs(Permission.CASES_WRITE)],
     )
     async def reply_to_case(self, info: CrmInfo, case_id: strawberry.ID, text: str) -> CaseType:
-        principal = authorize(info, Permission.CASES_WRITE)
+        principal = info.context.principal
         case = parse_id(case_id, field="caseId")
         service.check_reply_text(text)
         settings = EngagementSettings()
@@ -351,9 +355,12 @@ class Mutation:
             await _audit(session, principal, "case.replied", "case", case)
         return CaseType.from_view(view)
 
-    @strawberry.mutation(description="Mark a case resolved (cases:write).")
+    @strawberry.mutation(
+        description="Mark a case resolved (cases:write).",
+        extensions=[needs(Permission.CASES_WRITE)],
+    )
     async def resolve_case(self, info: CrmInfo, case_id: strawberry.ID) -> CaseType:
-        principal = authorize(info, Permission.CASES_WRITE)
+        principal = info.context.principal
         case = parse_id(case_id, field="caseId")
         async with info.context.transaction() as session:
             view = await service.resolve_case(
@@ -362,9 +369,12 @@ class Mutation:
             await _audit(session, principal, "case.resolved", "case", case)
         return CaseType.from_view(view)
 
-    @strawberry.mutation(description="Close a case: nothing more to do (cases:write).")
+    @strawberry.mutation(
+        description="Close a case: nothing more to do (cases:write).",
+        extensions=[needs(Permission.CASES_WRITE)],
+    )
     async def close_case(self, info: CrmInfo, case_id: strawberry.ID) -> CaseType:
-        principal = authorize(info, Permission.CASES_WRITE)
+        principal = info.context.principal
         case = parse_id(case_id, field="caseId")
         async with info.context.transaction() as session:
             view = await service.close_case(
@@ -373,9 +383,12 @@ class Mutation:
             await _audit(session, principal, "case.closed", "case", case)
         return CaseType.from_view(view)
 
-    @strawberry.mutation(description="Open a resolved or closed case again (cases:write).")
+    @strawberry.mutation(
+        description="Open a resolved or closed case again (cases:write).",
+        extensions=[needs(Permission.CASES_WRITE)],
+    )
     async def reopen_case(self, info: CrmInfo, case_id: strawberry.ID) -> CaseType:
-        principal = authorize(info, Permission.CASES_WRITE)
+        principal = info.context.principal
         case = parse_id(case_id, field="caseId")
         async with info.context.transaction() as session:
             view = await service.reopen_case(
@@ -389,12 +402,13 @@ class Mutation:
 
     @strawberry.mutation(
         description="Declare one of the brand's own accounts (listening:manage): what it writes "
-        "from now on is the brand speaking, and replies to cases are sent from it."
+        "from now on is the brand speaking, and replies to cases are sent from it.",
+        extensions=[needs(Permission.LISTENING_MANAGE)],
     )
     async def create_brand_account(
         self, info: CrmInfo, input: CreateBrandAccountInput
     ) -> BrandAccountType:
-        principal = authorize(info, Permission.LISTENING_MANAGE)
+        principal = info.context.principal
         async with info.context.transaction() as session:
             account = await service.create_brand_account(
                 session=session,
@@ -406,9 +420,12 @@ class Mutation:
             await _audit(session, principal, "brand_account.created", "brand_account", account.id)
         return BrandAccountType.from_model(account)
 
-    @strawberry.mutation(description="Forget a brand account (listening:manage).")
+    @strawberry.mutation(
+        description="Forget a brand account (listening:manage).",
+        extensions=[needs(Permission.LISTENING_MANAGE)],
+    )
     async def remove_brand_account(self, info: CrmInfo, id: strawberry.ID) -> BrandAccountType:
-        principal = authorize(info, Permission.LISTENING_MANAGE)
+        principal = info.context.principal
         account_id = parse_id(id, field="id")
         async with info.context.transaction() as session:
             account = await service.remove_brand_account(
@@ -424,25 +441,25 @@ class CustomerCases:
 
     id: strawberry.ID
 
-    @strawberry.field(description="The customer's cases, newest first (cases:read).")
+    @strawberry.field(
+        description="The customer's cases, newest first (cases:read).",
+        extensions=[needs(Permission.CASES_READ, customer="self.id")],
+    )
     async def cases(
         self, info: CrmInfo, first: int = 20, after: str | None = None
     ) -> Connection[CaseType]:
         customer_id = parse_id(self.id, field="id")
-        principal = authorize(info, Permission.CASES_READ, customer_id=customer_id)
-        limit = check_first(first)
-        position = decode_cursor(after) if after is not None else None
-        async with info.context.session() as session:
-            views = await service.customer_cases(
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: service.customer_cases(
                 session=session,
-                tenant_id=principal.tenant_id,
+                tenant_id=tenant_id,
                 customer_id=customer_id,
-                limit=limit + 1,
+                limit=limit,
                 before=position,
-            )
-        return connection(
-            views,
-            limit,
+            ),
             cursor=lambda v: encode_cursor(v.case.opened_at, v.case.id),
             node=CaseType.from_view,
         )
@@ -468,7 +485,8 @@ class Subscription:
         description="A case each time it opens, is assigned, answered, resolved, reopened, "
         "closed or breaches its SLA, for agents' queues (cases:read; filter by assignee or "
         "customer; a customer token: its own cases). At most once: re-read the queue after "
-        "reconnecting."
+        "reconnecting.",
+        extensions=[needs(Permission.CASES_READ, customer="customer_id", own=True)],
     )
     async def case_updated(
         self,
@@ -477,7 +495,7 @@ class Subscription:
         customer_id: strawberry.ID | None = None,
     ) -> AsyncGenerator[CaseType, None]:
         customer = parse_id(customer_id, field="customerId") if customer_id is not None else None
-        principal = _reader(info, customer)
+        principal = info.context.principal
         if principal.kind == "customer":
             customer = principal.customer_id
         async for envelope in live_updates(

@@ -10,7 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_shared.events import Envelope, Event
 from crm_shared.events.consumer import Handler
-from engagement.community import service
+from engagement.community.reuse import service
 
 
 class ReplyRecorded(Event):

@@ -17,7 +17,8 @@ from crm_shared.audit import record_staff_action
 from crm_shared.auth import Permission, Principal
 from crm_shared.db import utcnow
 from crm_shared.errors import BadUserInput
-from crm_shared.graphql import CrmInfo, authorize
+from crm_shared.graphql import CrmInfo
+from crm_shared.resolvers import needs
 from crm_shared.validation import parse_id
 from engagement.connectors import service
 from engagement.connectors.models import (
@@ -202,10 +203,11 @@ async def _audit(
 @strawberry.type
 class Query:
     @strawberry.field(
-        description="The tenant's connected accounts with their state (listening:read)."
+        description="The tenant's connected accounts with their state (listening:read).",
+        extensions=[needs(Permission.LISTENING_READ)],
     )
     async def connected_accounts(self, info: CrmInfo) -> list[ConnectedAccountType]:
-        principal = authorize(info, Permission.LISTENING_READ)
+        principal = info.context.principal
         async with info.context.session() as session:
             rows = await service.list_accounts(session=session, tenant_id=principal.tenant_id)
             cursors = await service.cursors_of(
@@ -213,11 +215,14 @@ class Query:
             )
         return [ConnectedAccountType.from_model(r, cursors[r.id]) for r in rows]
 
-    @strawberry.field(description="Publications, newest first (cases:read).")
+    @strawberry.field(
+        description="Publications, newest first (cases:read).",
+        extensions=[needs(Permission.CASES_READ)],
+    )
     async def publications(
         self, info: CrmInfo, status: str | None = None, first: int = 20
     ) -> list[PublicationType]:
-        principal = authorize(info, Permission.CASES_READ)
+        principal = info.context.principal
         if status is not None and status not in PUBLICATION_STATUSES:
             raise BadUserInput(f"status: one of {', '.join(PUBLICATION_STATUSES)}", field="status")
         if not 1 <= first <= 100:
@@ -233,12 +238,13 @@ class Query:
 class Mutation:
     @strawberry.mutation(
         description="Begin connecting an account: the platform's authorization URL (OAuth 2.0, "
-        "PKCE where offered) (listening:manage)."
+        "PKCE where offered) (listening:manage).",
+        extensions=[needs(Permission.LISTENING_MANAGE)],
     )
     async def start_connection(
         self, info: CrmInfo, input: StartConnectionInput
     ) -> ConnectionStartType:
-        principal = authorize(info, Permission.LISTENING_MANAGE)
+        principal = info.context.principal
         async with info.context.transaction() as session:
             started = await service.start_connection(
                 session=session,
@@ -258,12 +264,13 @@ class Mutation:
 
     @strawberry.mutation(
         description="Finish connecting with the code and state the platform redirected with "
-        "(listening:manage)."
+        "(listening:manage).",
+        extensions=[needs(Permission.LISTENING_MANAGE)],
     )
     async def complete_connection(
         self, info: CrmInfo, state: str, code: str
     ) -> ConnectedAccountType:
-        principal = authorize(info, Permission.LISTENING_MANAGE)
+        principal = info.context.principal
         settings = _settings()
         async with service.http_client(settings) as http:
             account = await service.complete_connection(
@@ -280,7 +287,8 @@ class Mutation:
         return ConnectedAccountType.from_model(account)
 
     @strawberry.mutation(
-        description="Stop pulling and publishing; cursors wait (listening:manage)."
+        description="Stop pulling and publishing; cursors wait (listening:manage).",
+        extensions=[needs(Permission.LISTENING_MANAGE)],
     )
     async def pause_connection(
         self, info: CrmInfo, account_id: strawberry.ID
@@ -288,7 +296,8 @@ class Mutation:
         return await _set_paused(info, account_id, paused=True)
 
     @strawberry.mutation(
-        description="Pull and publish again from where it stopped (listening:manage)."
+        description="Pull and publish again from where it stopped (listening:manage).",
+        extensions=[needs(Permission.LISTENING_MANAGE)],
     )
     async def resume_connection(
         self, info: CrmInfo, account_id: strawberry.ID
@@ -296,12 +305,13 @@ class Mutation:
         return await _set_paused(info, account_id, paused=False)
 
     @strawberry.mutation(
-        description="Revoke the account's tokens on the platform, forget them (listening:manage)."
+        description="Revoke the account's tokens on the platform, forget them (listening:manage).",
+        extensions=[needs(Permission.LISTENING_MANAGE)],
     )
     async def disconnect_account(
         self, info: CrmInfo, account_id: strawberry.ID
     ) -> ConnectedAccountType:
-        principal = authorize(info, Permission.LISTENING_MANAGE)
+        principal = info.context.principal
         settings = _settings()
         async with service.http_client(settings) as http:
             account = await service.disconnect(
@@ -316,10 +326,11 @@ class Mutation:
 
     @strawberry.mutation(
         description="Publish a post (or a comment under inReplyTo) from a connected account "
-        "(listening:manage)."
+        "(listening:manage).",
+        extensions=[needs(Permission.LISTENING_MANAGE)],
     )
     async def publish_post(self, info: CrmInfo, input: PublishPostInput) -> PublicationType:
-        principal = authorize(info, Permission.LISTENING_MANAGE)
+        principal = info.context.principal
         async with info.context.transaction() as session:
             publication = await service.request_post(
                 session=session,
@@ -340,11 +351,14 @@ class Mutation:
                 )
         return PublicationType.from_model(publication)
 
-    @strawberry.mutation(description="Queue a failed publication again (cases:write).")
+    @strawberry.mutation(
+        description="Queue a failed publication again (cases:write).",
+        extensions=[needs(Permission.CASES_WRITE)],
+    )
     async def retry_publication(
         self, info: CrmInfo, publication_id: strawberry.ID
     ) -> PublicationType:
-        principal = authorize(info, Permission.CASES_WRITE)
+        principal = info.context.principal
         async with info.context.transaction() as session:
             publication = await service.retry_publication(
                 session=session,
@@ -357,7 +371,7 @@ class Mutation:
 async def _set_paused(
     info: CrmInfo, account_id: strawberry.ID, *, paused: bool
 ) -> ConnectedAccountType:
-    principal = authorize(info, Permission.LISTENING_MANAGE)
+    principal = info.context.principal
     async with info.context.transaction() as session:
         account = await service.set_paused(
             session=session,

@@ -16,8 +16,9 @@ from strawberry.dataloader import DataLoader
 from crm_shared.audit import record_staff_action
 from crm_shared.auth import Permission
 from crm_shared.errors import BadUserInput, Conflict
-from crm_shared.graphql import CrmInfo, authorize, keyed_loader
+from crm_shared.graphql import CrmInfo, keyed_loader
 from crm_shared.pagination import Connection, check_first, connection
+from crm_shared.resolvers import needs
 from crm_shared.validation import parse_id
 from engagement.influence import service
 from engagement.influence.models import InfluenceRun, InfluenceScore
@@ -151,7 +152,7 @@ def _node(row: InfluenceScore) -> InfluencerType:
 async def _ranked(
     info: CrmInfo, flag: str, first: int, after: str | None
 ) -> Connection[InfluencerType]:
-    principal = authorize(info, Permission.INTERACTIONS_READ)
+    principal = info.context.principal
     limit = check_first(first)
     position = _position(after)
     async with info.context.session() as session:
@@ -173,11 +174,11 @@ class CustomerInfluenceFields:
 
     @strawberry.field(
         description="The customer's influence; without their profiling consent there is none "
-        "and `unavailable` says so (interactions:read)."
+        "and `unavailable` says so (interactions:read).",
+        extensions=[needs(Permission.INTERACTIONS_READ, customer="self.id")],
     )
     async def influence(self, info: CrmInfo) -> InfluenceType:
         customer_id = parse_id(self.id, field="id")
-        authorize(info, Permission.INTERACTIONS_READ, customer_id=customer_id)
         return await influence_loader(info).load(customer_id)
 
 
@@ -185,7 +186,8 @@ class CustomerInfluenceFields:
 class Query:
     @strawberry.field(
         description="Influential customers positive towards the brand, highest score first "
-        "(interactions:read)."
+        "(interactions:read).",
+        extensions=[needs(Permission.INTERACTIONS_READ)],
     )
     async def advocates(
         self, info: CrmInfo, first: int = 20, after: str | None = None
@@ -194,7 +196,8 @@ class Query:
 
     @strawberry.field(
         description="Influential customers negative towards the brand, highest score first "
-        "(interactions:read)."
+        "(interactions:read).",
+        extensions=[needs(Permission.INTERACTIONS_READ)],
     )
     async def detractors(
         self, info: CrmInfo, first: int = 20, after: str | None = None
@@ -203,10 +206,11 @@ class Query:
 
     @strawberry.field(
         description="When the tenant's influence was last computed; null before the first "
-        "time (interactions:read)."
+        "time (interactions:read).",
+        extensions=[needs(Permission.INTERACTIONS_READ)],
     )
     async def influence_computation(self, info: CrmInfo) -> InfluenceComputationType | None:
-        principal = authorize(info, Permission.INTERACTIONS_READ)
+        principal = info.context.principal
         async with info.context.session() as session:
             row = await service.last_run(session=session, tenant_id=principal.tenant_id)
         return None if row is None else InfluenceComputationType.from_model(row)
@@ -216,10 +220,11 @@ class Query:
 class Mutation:
     @strawberry.mutation(
         description="Recompute the tenant's influence now (listening:manage); changes of "
-        "standing are announced."
+        "standing are announced.",
+        extensions=[needs(Permission.LISTENING_MANAGE)],
     )
     async def recompute_influence(self, info: CrmInfo) -> InfluenceComputationType:
-        principal = authorize(info, Permission.LISTENING_MANAGE)
+        principal = info.context.principal
         settings = EngagementSettings()
         async with info.context.transaction() as session:
             summary = await service.recompute(

@@ -434,18 +434,28 @@ async def scores_of(
 async def standing_of(
     session: AsyncSession, tenant_id: uuid.UUID, customer_ids: Sequence[uuid.UUID]
 ) -> tuple[set[uuid.UUID], dict[uuid.UUID, InfluenceScore]]:
-    """Which of ``customer_ids`` allow profiling now, and the stored influence of those."""
-    allowed = await consent_allows(
-        session, "engagement", tenant_id=tenant_id, customer_ids=customer_ids, purpose=PROFILING
-    )
+    """Which of ``customer_ids`` allow profiling now, and the stored influence of those.
+
+    One statement (the graph asks this per page of customers): the consent rule of
+    ``crm_shared.privacy.consent_allows`` (never asked: not granted) joined to the scores."""
     rows = await session.execute(
         text(
-            "SELECT * FROM engagement.influence_scores WHERE tenant_id = :t"
-            " AND customer_id = ANY(:ids)"
+            "SELECT c.customer_id AS allowed, s.* FROM engagement.consents c"
+            " LEFT JOIN engagement.influence_scores s"
+            " ON s.tenant_id = c.tenant_id AND s.customer_id = c.customer_id"
+            " WHERE c.tenant_id = :t AND c.customer_id = ANY(:ids) AND c.purpose = :p"
+            " AND c.granted"
         ),
-        {"t": tenant_id, "ids": list(allowed)},
+        {"t": tenant_id, "ids": list(customer_ids), "p": PROFILING},
     )
-    scores = {row.customer_id: InfluenceScore.model_validate(row._mapping) for row in rows}
+    allowed: set[uuid.UUID] = set()
+    scores: dict[uuid.UUID, InfluenceScore] = {}
+    for row in rows:
+        allowed.add(row.allowed)
+        if row.customer_id is not None:
+            fields = dict(row._mapping)
+            del fields["allowed"]
+            scores[row.allowed] = InfluenceScore.model_validate(fields)
     return allowed, scores
 
 

@@ -14,13 +14,14 @@ from strawberry.dataloader import DataLoader
 from crm_shared.auth import Permission
 from crm_shared.errors import BadUserInput
 from crm_shared.events import Envelope
-from crm_shared.graphql import CrmInfo, authorize, keyed_loader, live_updates
+from crm_shared.graphql import CrmInfo, keyed_loader, live_updates
 from crm_shared.pagination import (
     Connection,
     check_first,
     connection,
     decode_cursor,
 )
+from crm_shared.resolvers import needs
 from crm_shared.validation import parse_id, validated
 from engagement.ingestion.normalized import NormalizedItem
 from engagement.ingestion.service import ingest
@@ -61,7 +62,8 @@ def customer_interactions_loader(
     async def fetch(
         session: AsyncSession, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID]
     ) -> Mapping[uuid.UUID, list[Interaction]]:
-        return await service.customers_interactions(
+        # Plain rows with Interaction's attributes: InteractionType reads them the same way.
+        return await service.customers_interaction_rows(
             session=session, tenant_id=tenant_id, customer_ids=ids, limit=limit, before=before
         )
 
@@ -110,9 +112,11 @@ class InteractionType:
     received_at: datetime
     edited_at: datetime | None
 
-    @strawberry.field(description="The trackers whose term the text contains.")
+    @strawberry.field(
+        description="The trackers whose term the text contains.",
+        extensions=[needs(Permission.INTERACTIONS_READ)],
+    )
     async def tracker_ids(self, info: CrmInfo) -> list[strawberry.ID]:
-        authorize(info, Permission.INTERACTIONS_READ)
         ids = await tracker_ids_loader(info).load(uuid.UUID(str(self.id)))
         return [strawberry.ID(str(i)) for i in ids]
 
@@ -160,18 +164,22 @@ def _page(rows: list[Interaction], limit: int) -> Connection[InteractionType]:
 class CustomerType:
     id: strawberry.ID
 
-    @strawberry.field(description="How many interactions the customer has had with the brand.")
+    @strawberry.field(
+        description="How many interactions the customer has had with the brand.",
+        extensions=[needs(Permission.INTERACTIONS_READ, customer="self.id")],
+    )
     async def interaction_count(self, info: CrmInfo) -> int:
         customer_id = parse_id(self.id, field="id")
-        authorize(info, Permission.INTERACTIONS_READ, customer_id=customer_id)
         return await interaction_count_loader(info).load(customer_id)
 
-    @strawberry.field(description="The customer's interactions, newest first.")
+    @strawberry.field(
+        description="The customer's interactions, newest first.",
+        extensions=[needs(Permission.INTERACTIONS_READ, customer="self.id")],
+    )
     async def interactions(
         self, info: CrmInfo, first: int = 20, after: str | None = None
     ) -> Connection[InteractionType]:
         customer_id = parse_id(self.id, field="id")
-        authorize(info, Permission.INTERACTIONS_READ, customer_id=customer_id)
         limit = check_first(first)
         position = decode_cursor(after) if after is not None else None
         # One query for every customer of the request asking for the same page.
@@ -185,13 +193,18 @@ class CustomerType:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="How many interactions a customer has had.")
+    @strawberry.field(
+        description="How many interactions a customer has had.",
+        extensions=[needs(Permission.INTERACTIONS_READ, customer="customer_id")],
+    )
     async def interaction_count(self, info: CrmInfo, customer_id: strawberry.ID) -> int:
         customer = parse_id(customer_id, field="customerId")
-        authorize(info, Permission.INTERACTIONS_READ, customer_id=customer)
         return await interaction_count_loader(info).load(customer)
 
-    @strawberry.field(description="A conversation on a channel, oldest first (interactions:read).")
+    @strawberry.field(
+        description="A conversation on a channel, oldest first (interactions:read).",
+        extensions=[needs(Permission.INTERACTIONS_READ)],
+    )
     async def thread(
         self,
         info: CrmInfo,
@@ -200,7 +213,7 @@ class Query:
         first: int = 20,
         after: str | None = None,
     ) -> Connection[InteractionType]:
-        principal = authorize(info, Permission.INTERACTIONS_READ)
+        principal = info.context.principal
         if channel not in CHANNELS:
             raise BadUserInput(f"channel: must be one of {', '.join(CHANNELS)}", field="channel")
         limit = check_first(first)
@@ -253,11 +266,14 @@ def _camel(path: str) -> str:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Record one interaction (interactions:write).")
+    @strawberry.mutation(
+        description="Record one interaction (interactions:write).",
+        extensions=[needs(Permission.INTERACTIONS_WRITE)],
+    )
     async def record_interaction(
         self, info: CrmInfo, input: RecordInteractionInput
     ) -> RecordedInteraction:
-        principal = authorize(info, Permission.INTERACTIONS_WRITE)
+        principal = info.context.principal
         author = input.author
         data = {
             "channel": input.channel,
@@ -300,7 +316,8 @@ class Subscription:
     @strawberry.subscription(
         description="New interactions of the tenant as they are recorded, for agents' consoles "
         "(interactions:read; a customer token must name its own customerId). At most once: "
-        "a console that reconnects reads what it missed with a query."
+        "a console that reconnects reads what it missed with a query.",
+        extensions=[needs(Permission.INTERACTIONS_READ, customer="customer_id")],
     )
     async def interaction_recorded(
         self,
@@ -309,7 +326,7 @@ class Subscription:
         customer_id: strawberry.ID | None = None,
     ) -> AsyncGenerator[InteractionType, None]:
         customer = parse_id(customer_id, field="customerId") if customer_id is not None else None
-        principal = authorize(info, Permission.INTERACTIONS_READ, customer_id=customer)
+        principal = info.context.principal
         if channel is not None and channel not in CHANNELS:
             raise BadUserInput(f"channel: unknown channel {channel!r}", field="channel")
 

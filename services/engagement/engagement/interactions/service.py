@@ -3,14 +3,15 @@
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, update
+from sqlalchemy import ARRAY, Uuid, and_, delete, func, literal, or_, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_shared.db import lock_keys
-from crm_shared.pagination import keyset_pages
+from crm_shared.pagination import keyset_page, keyset_pages
 from engagement.interactions.models import Interaction, InteractionTracker, ProfileLink
 
 Position = tuple[datetime, uuid.UUID]
@@ -65,6 +66,42 @@ async def customers_interactions(
         limit=limit,
         newest_first=True,
     )
+
+
+# What a reader of interactions is shown: every column but the platform's raw payload.
+SHOWN = tuple(c for c in Interaction.__table__.columns if c.key != "raw")  # type: ignore[attr-defined]
+
+
+async def customers_interaction_rows(
+    *,
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    customer_ids: Sequence[uuid.UUID],
+    limit: int,
+    before: Position | None,
+) -> dict[uuid.UUID, list[Any]]:
+    """:func:`customers_interactions` as plain rows (attributes named as ``Interaction``'s,
+    without ``raw``): no ORM object and no JSON payload decoded per row, for the graph's
+    customer pages (a page of 20 customers reads 400 of them)."""
+    if not customer_ids:
+        return {}
+    wanted = select(func.unnest(literal(list(customer_ids), ARRAY(Uuid))).label("owner")).subquery(
+        "wanted"
+    )
+    page = keyset_page(
+        select(*SHOWN).where(
+            Interaction.tenant_id == tenant_id, col(Interaction.customer_id) == wanted.c.owner
+        ),
+        col(Interaction.created_at),
+        col(Interaction.id),
+        before,
+        limit=limit,
+        newest_first=True,
+    ).lateral("page")
+    found: dict[uuid.UUID, list[Any]] = {}
+    for row in await session.execute(select(page).select_from(wanted).join(page, true())):
+        found.setdefault(row.customer_id, []).append(row)
+    return found
 
 
 async def thread_interactions(

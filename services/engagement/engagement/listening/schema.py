@@ -8,7 +8,8 @@ import strawberry
 
 from crm_shared.audit import record_staff_action
 from crm_shared.auth import Permission
-from crm_shared.graphql import CrmInfo, authorize
+from crm_shared.graphql import CrmInfo
+from crm_shared.resolvers import needs
 from engagement.listening import service
 from engagement.listening.models import Tracker
 
@@ -37,9 +38,12 @@ class CreateTrackerInput:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="The tenant's trackers, oldest first (listening:read).")
+    @strawberry.field(
+        description="The tenant's trackers, oldest first (listening:read).",
+        extensions=[needs(Permission.LISTENING_READ)],
+    )
     async def trackers(self, info: CrmInfo) -> list[TrackerType]:
-        principal = authorize(info, Permission.LISTENING_READ)
+        principal = info.context.principal
         async with info.context.session() as session:
             rows = await service.list_trackers(session=session, tenant_id=principal.tenant_id)
         return [TrackerType.from_model(r) for r in rows]
@@ -48,10 +52,11 @@ class Query:
 @strawberry.type
 class Mutation:
     @strawberry.mutation(
-        description="Listen for a keyword, hashtag or phrase from now on (listening:manage)."
+        description="Listen for a keyword, hashtag or phrase from now on (listening:manage).",
+        extensions=[needs(Permission.LISTENING_MANAGE)],
     )
     async def create_tracker(self, info: CrmInfo, input: CreateTrackerInput) -> TrackerType:
-        principal = authorize(info, Permission.LISTENING_MANAGE)
+        principal = info.context.principal
         async with info.context.transaction() as session:
             tracker = await service.create_tracker(
                 session=session, tenant_id=principal.tenant_id, kind=input.kind, term=input.term

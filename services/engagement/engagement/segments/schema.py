@@ -13,7 +13,8 @@ from strawberry.dataloader import DataLoader
 
 from crm_shared.audit import record_staff_action
 from crm_shared.auth import Permission
-from crm_shared.graphql import CrmInfo, authorize, keyed_loader
+from crm_shared.graphql import CrmInfo, keyed_loader
+from crm_shared.resolvers import needs
 from crm_shared.validation import parse_id
 from engagement.segments import service
 from engagement.segments.classify import Thresholds
@@ -86,27 +87,33 @@ class CustomerSegmentFields:
 
     @strawberry.field(
         description="The customer's participation segment; null until engagement knows them "
-        "(interactions:read)."
+        "(interactions:read).",
+        extensions=[needs(Permission.INTERACTIONS_READ, customer="self.id")],
     )
     async def segment(self, info: CrmInfo) -> SegmentType | None:
         customer_id = parse_id(self.id, field="id")
-        authorize(info, Permission.INTERACTIONS_READ, customer_id=customer_id)
         row = await segment_loader(info).load(customer_id)
         return None if row is None else SegmentType(name=row.segment, since=row.since)
 
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="How many customers each segment holds (interactions:read).")
+    @strawberry.field(
+        description="How many customers each segment holds (interactions:read).",
+        extensions=[needs(Permission.INTERACTIONS_READ)],
+    )
     async def segment_counts(self, info: CrmInfo) -> list[SegmentCountType]:
-        principal = authorize(info, Permission.INTERACTIONS_READ)
+        principal = info.context.principal
         async with info.context.session() as session:
             found = await service.counts(session=session, tenant_id=principal.tenant_id)
         return [SegmentCountType(segment=s, customers=n) for s, n in found.items()]
 
-    @strawberry.field(description="The tenant's segment settings (listening:read).")
+    @strawberry.field(
+        description="The tenant's segment settings (listening:read).",
+        extensions=[needs(Permission.LISTENING_READ)],
+    )
     async def segment_settings(self, info: CrmInfo) -> SegmentSettingsType:
-        principal = authorize(info, Permission.LISTENING_READ)
+        principal = info.context.principal
         async with info.context.session() as session:
             limits = await service.thresholds(session=session, tenant_id=principal.tenant_id)
         return SegmentSettingsType.from_thresholds(limits)
@@ -116,12 +123,13 @@ class Query:
 class Mutation:
     @strawberry.mutation(
         description="Change how customers are segmented; they are reclassified by the next "
-        "periodic run (listening:manage)."
+        "periodic run (listening:manage).",
+        extensions=[needs(Permission.LISTENING_MANAGE)],
     )
     async def update_segment_settings(
         self, info: CrmInfo, input: UpdateSegmentSettingsInput
     ) -> SegmentSettingsType:
-        principal = authorize(info, Permission.LISTENING_MANAGE)
+        principal = info.context.principal
         changes = {
             "window_days": input.window_days,
             "creator_min_originals": input.creator_min_originals,

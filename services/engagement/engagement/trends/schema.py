@@ -10,8 +10,9 @@ import strawberry
 
 from crm_shared.auth import Permission
 from crm_shared.errors import BadUserInput
-from crm_shared.graphql import CrmInfo, authorize
+from crm_shared.graphql import CrmInfo
 from crm_shared.pagination import check_first
+from crm_shared.resolvers import needs
 from crm_shared.validation import parse_id
 from engagement.trends import service
 
@@ -61,7 +62,8 @@ class TrendingTopicType:
 class Query:
     @strawberry.field(
         description="A tracker's or a topic's volume over time; give exactly one of trackerId "
-        "and topic (listening:read)."
+        "and topic (listening:read).",
+        extensions=[needs(Permission.LISTENING_READ)],
     )
     async def trend(
         self,
@@ -72,7 +74,7 @@ class Query:
         tracker_id: strawberry.ID | None = None,
         topic: str | None = None,
     ) -> TrendType:
-        principal = authorize(info, Permission.LISTENING_READ)
+        principal = info.context.principal
         if (tracker_id is None) == (topic is None):
             raise BadUserInput(
                 "trackerId: give exactly one of trackerId and topic", field="trackerId"
@@ -105,12 +107,13 @@ class Query:
 
     @strawberry.field(
         description="The hashtags most talked about in the last hours, busiest first "
-        "(listening:read)."
+        "(listening:read).",
+        extensions=[needs(Permission.LISTENING_READ)],
     )
     async def trending_topics(
         self, info: CrmInfo, hours: int = 24, first: int = 10
     ) -> list[TrendingTopicType]:
-        principal = authorize(info, Permission.LISTENING_READ)
+        principal = info.context.principal
         if not 1 <= hours <= MAX_HOURS:
             raise BadUserInput(f"hours: must be between 1 and {MAX_HOURS}", field="hours")
         limit = check_first(first)

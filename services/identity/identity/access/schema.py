@@ -8,14 +8,12 @@ import strawberry
 from strawberry.scalars import JSON
 
 from crm_shared.auth import Permission
-from crm_shared.graphql import CrmInfo, authorize
+from crm_shared.graphql import CrmInfo
 from crm_shared.pagination import (
     Connection,
-    check_first,
-    connection,
-    decode_cursor,
     encode_cursor,
 )
+from crm_shared.resolvers import needs, page
 from crm_shared.validation import parse_id, validated
 from identity.access import audit, keys, service
 from identity.access.models import (
@@ -159,21 +157,30 @@ class Query:
             else None,
         )
 
-    @strawberry.field(description="The tenant's staff users (access:manage).")
+    @strawberry.field(
+        description="The tenant's staff users (access:manage).",
+        extensions=[needs(Permission.ACCESS_MANAGE)],
+    )
     async def staff_users(self, info: CrmInfo) -> list[StaffUserType]:
-        principal = authorize(info, Permission.ACCESS_MANAGE)
+        principal = info.context.principal
         async with info.context.session() as session:
             users = await service.list_staff_users(session=session, tenant_id=principal.tenant_id)
         return [StaffUserType.from_model(u) for u in users]
 
-    @strawberry.field(description="The tenant's API clients (access:manage).")
+    @strawberry.field(
+        description="The tenant's API clients (access:manage).",
+        extensions=[needs(Permission.ACCESS_MANAGE)],
+    )
     async def api_clients(self, info: CrmInfo) -> list[ApiClientType]:
-        principal = authorize(info, Permission.ACCESS_MANAGE)
+        principal = info.context.principal
         async with info.context.session() as session:
             clients = await service.list_api_clients(session=session, tenant_id=principal.tenant_id)
         return [ApiClientType.from_model(c) for c in clients]
 
-    @strawberry.field(description="Staff actions, newest first (audit:read).")
+    @strawberry.field(
+        description="Staff actions, newest first (audit:read).",
+        extensions=[needs(Permission.AUDIT_READ)],
+    )
     async def audit_log(
         self,
         info: CrmInfo,
@@ -184,23 +191,20 @@ class Query:
         record_type: str | None = None,
         record_id: str | None = None,
     ) -> Connection[AuditRecordType]:
-        principal = authorize(info, Permission.AUDIT_READ)
-        limit = check_first(first)
-        position = decode_cursor(after) if after is not None else None
-        async with info.context.session() as session:
-            rows = await audit.list_audit_records(
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: audit.list_audit_records(
                 session=session,
-                tenant_id=principal.tenant_id,
-                limit=limit + 1,
+                tenant_id=tenant_id,
+                limit=limit,
                 before=position,
                 actor=actor,
                 action=action,
                 record_type=record_type,
                 record_id=record_id,
-            )
-        return connection(
-            rows,
-            limit,
+            ),
             cursor=lambda r: encode_cursor(r.at, r.id),
             node=AuditRecordType.from_model,
         )
@@ -208,9 +212,12 @@ class Query:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Add a staff user with a role (access:manage).")
+    @strawberry.mutation(
+        description="Add a staff user with a role (access:manage).",
+        extensions=[needs(Permission.ACCESS_MANAGE)],
+    )
     async def create_staff_user(self, info: CrmInfo, input: CreateStaffUserInput) -> StaffUserType:
-        principal = authorize(info, Permission.ACCESS_MANAGE)
+        principal = info.context.principal
         data = validated(
             StaffUserCreate, {"email": input.email, "password": input.password, "role": input.role}
         )
@@ -229,12 +236,13 @@ class Mutation:
         return StaffUserType.from_model(user)
 
     @strawberry.mutation(
-        description="Change a staff user's role or deactivate them (access:manage)."
+        description="Change a staff user's role or deactivate them (access:manage).",
+        extensions=[needs(Permission.ACCESS_MANAGE)],
     )
     async def update_staff_user(
         self, info: CrmInfo, id: strawberry.ID, role: str | None = None, active: bool | None = None
     ) -> StaffUserType:
-        principal = authorize(info, Permission.ACCESS_MANAGE)
+        principal = info.context.principal
         user_id = parse_id(id, field="id")
         async with info.context.transaction() as session:
             user, changed = await service.update_staff_user(
@@ -255,12 +263,13 @@ class Mutation:
         return StaffUserType.from_model(user)
 
     @strawberry.mutation(
-        description="Register an API client; its secret is shown once (access:manage)."
+        description="Register an API client; its secret is shown once (access:manage).",
+        extensions=[needs(Permission.ACCESS_MANAGE)],
     )
     async def create_api_client(
         self, info: CrmInfo, input: CreateApiClientInput
     ) -> CreatedApiClient:
-        principal = authorize(info, Permission.ACCESS_MANAGE)
+        principal = info.context.principal
         data = validated(
             ApiClientCreate, {"name": input.name, "kind": input.kind, "scopes": input.scopes}
         )
@@ -281,10 +290,11 @@ class Mutation:
     @strawberry.mutation(
         description="Revoke an API client: it gets no new tokens; a partner client's broker"
         " subscription is revoked (broker user and queue deleted) and its webhook endpoints"
-        " disabled with it (access:manage)."
+        " disabled with it (access:manage).",
+        extensions=[needs(Permission.ACCESS_MANAGE)],
     )
     async def revoke_api_client(self, info: CrmInfo, id: strawberry.ID) -> ApiClientType:
-        principal = authorize(info, Permission.ACCESS_MANAGE)
+        principal = info.context.principal
         client_id = parse_id(id, field="id")
         settings: IdentitySettings = info.context.request.app.state.settings
         async with info.context.transaction() as session:
@@ -298,10 +308,11 @@ class Mutation:
 
     @strawberry.mutation(
         description="Sign new tokens with a new key; tokens of the old key stay valid until "
-        "they expire (access:manage)."
+        "they expire (access:manage).",
+        extensions=[needs(Permission.ACCESS_MANAGE)],
     )
     async def rotate_signing_key(self, info: CrmInfo) -> SigningKeyType:
-        principal = authorize(info, Permission.ACCESS_MANAGE)
+        principal = info.context.principal
         settings = IdentitySettings()
         longest = max(settings.token_ttl_seconds, settings.customer_token_ttl_seconds)
         async with info.context.transaction() as session:

@@ -7,7 +7,8 @@ from datetime import datetime
 import strawberry
 
 from crm_shared.auth import Permission
-from crm_shared.graphql import CrmInfo, authorize
+from crm_shared.graphql import CrmInfo
+from crm_shared.resolvers import needs
 from crm_shared.validation import parse_id, validated
 from identity.consent import service
 from identity.consent.models import ConsentInput, ConsentRecord, Purpose
@@ -63,11 +64,12 @@ class RecordConsentInput:
 @strawberry.type
 class Mutation:
     @strawberry.mutation(
-        description="Record a grant or withdrawal; emits identity.consent.changed.v1 on change."
+        description="Record a grant or withdrawal; emits identity.consent.changed.v1 on change.",
+        extensions=[needs(Permission.CONSENT_WRITE, customer="input.customer_id")],
     )
     async def record_consent(self, info: CrmInfo, input: RecordConsentInput) -> ConsentRecordType:
         customer_id = parse_id(input.customer_id, field="input.customerId")
-        principal = authorize(info, Permission.CONSENT_WRITE, customer_id=customer_id)
+        principal = info.context.principal
         data = validated(
             ConsentInput,
             {

@@ -7,7 +7,8 @@ from datetime import datetime
 import strawberry
 
 from crm_shared.auth import Permission
-from crm_shared.graphql import CrmInfo, authorize
+from crm_shared.graphql import CrmInfo
+from crm_shared.resolvers import needs
 from crm_shared.validation import parse_id, reason_text
 from identity.customers import merge as merging
 from identity.customers.merge import CustomerMerge
@@ -58,10 +59,11 @@ class UnmergeCustomersInput:
 @strawberry.type
 class Mutation:
     @strawberry.mutation(
-        description="Merge a duplicate into a survivor; emits identity.customer.merged.v1."
+        description="Merge a duplicate into a survivor; emits identity.customer.merged.v1.",
+        extensions=[needs(Permission.CUSTOMERS_WRITE)],
     )
     async def merge_customers(self, info: CrmInfo, input: MergeCustomersInput) -> CustomerMergeType:
-        principal = authorize(info, Permission.CUSTOMERS_WRITE)
+        principal = info.context.principal
         survivor_id = parse_id(input.survivor_id, field="input.survivorId")
         merged_id = parse_id(input.merged_id, field="input.mergedId")
         reason = reason_text(input.reason)
@@ -75,11 +77,14 @@ class Mutation:
             )
         return CustomerMergeType.from_model(merge)
 
-    @strawberry.mutation(description="Undo a merge; emits identity.customer.unmerged.v1.")
+    @strawberry.mutation(
+        description="Undo a merge; emits identity.customer.unmerged.v1.",
+        extensions=[needs(Permission.CUSTOMERS_WRITE)],
+    )
     async def unmerge_customers(
         self, info: CrmInfo, input: UnmergeCustomersInput
     ) -> CustomerMergeType:
-        principal = authorize(info, Permission.CUSTOMERS_WRITE)
+        principal = info.context.principal
         merge_id = parse_id(input.merge_id, field="input.mergeId")
         reason = reason_text(input.reason)
         async with info.context.transaction() as session:

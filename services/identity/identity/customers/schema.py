@@ -23,10 +23,9 @@ from crm_shared.pagination import (
     SortCursor,
     check_first,
     check_page_size,
-    connection,
-    decode_cursor,
     encode_cursor,
 )
+from crm_shared.resolvers import needs, page
 from crm_shared.validation import parse_id, validated
 from identity.consent import service as consent_service
 from identity.consent.models import ConsentInput, ConsentRecord, Purpose
@@ -100,9 +99,7 @@ def _filters(search: str | None, given: CustomerFilter | None) -> service.Custom
         tiers=tuple(given.tiers or ()),
         channels=tuple(c.value for c in given.channels or ()),
         tags=tuple(t.strip().lower() for t in given.tags or ()),
-        consent=(
-            (given.consent.purpose.value, given.consent.granted) if given.consent else None
-        ),
+        consent=((given.consent.purpose.value, given.consent.granted) if given.consent else None),
     )
 
 
@@ -173,55 +170,67 @@ class CustomerType:
         authorize(info, Permission.CUSTOMERS_READ, customer_id=customer_id)
         return await customer_loader(info).load(customer_id)
 
-    @strawberry.field(description="The first e-mail address, verified ones first.")
+    @strawberry.field(
+        description="The first e-mail address, verified ones first.",
+        extensions=[needs(Permission.CUSTOMERS_READ, customer="self.id")],
+    )
     async def email(self, info: CrmInfo) -> str | None:
         points = await self._contact_points(info)
         emails = sorted((p for p in points if p.kind == "email"), key=lambda p: not p.verified)
         return emails[0].value if emails else None
 
-    @strawberry.field(description="E-mail addresses and phone numbers, verified or not.")
+    @strawberry.field(
+        description="E-mail addresses and phone numbers, verified or not.",
+        extensions=[needs(Permission.CUSTOMERS_READ, customer="self.id")],
+    )
     async def contact_points(self, info: CrmInfo) -> list[ContactPointType]:
         return [ContactPointType.from_model(p) for p in await self._contact_points(info)]
 
     async def _contact_points(self, info: CrmInfo) -> list[ContactPoint]:
-        customer_id = uuid.UUID(self.id)
-        authorize(info, Permission.CUSTOMERS_READ, customer_id=customer_id)
         loader: DataLoader[uuid.UUID, list[ContactPoint]] = keyed_loader(
             info, "contact_points", _contact_points, []
         )
-        return await loader.load(customer_id)
+        return await loader.load(uuid.UUID(self.id))
 
-    @strawberry.field(description="Labels staff put on the customer, alphabetically.")
+    @strawberry.field(
+        description="Labels staff put on the customer, alphabetically.",
+        extensions=[needs(Permission.CUSTOMERS_READ, customer="self.id")],
+    )
     async def tags(self, info: CrmInfo) -> list[str]:
-        customer_id = uuid.UUID(self.id)
-        authorize(info, Permission.CUSTOMERS_READ, customer_id=customer_id)
         loader: DataLoader[uuid.UUID, list[str]] = keyed_loader(info, "tags", _tags, [])
-        return await loader.load(customer_id)
+        return await loader.load(uuid.UUID(self.id))
 
-    @strawberry.field(description="The social profiles linked to the customer.")
+    @strawberry.field(
+        description="The social profiles linked to the customer.",
+        extensions=[needs(Permission.CUSTOMERS_READ, customer="self.id")],
+    )
     async def social_profiles(self, info: CrmInfo) -> list[SocialProfileType]:
         customer_id = uuid.UUID(self.id)
-        authorize(info, Permission.CUSTOMERS_READ, customer_id=customer_id)
         loader: DataLoader[uuid.UUID, list[SocialProfile]] = keyed_loader(
             info, "social_profiles", _profiles, []
         )
         profiles = await loader.load(customer_id)
         return [SocialProfileType.from_model(p) for p in profiles]
 
-    @strawberry.field(description="Merges this customer survived or was merged in, newest first.")
+    @strawberry.field(
+        description="Merges this customer survived or was merged in, newest first.",
+        extensions=[needs(Permission.CUSTOMERS_READ, customer="self.id")],
+    )
     async def merges(self, info: CrmInfo) -> list[CustomerMergeType]:
         customer_id = uuid.UUID(self.id)
-        principal = authorize(info, Permission.CUSTOMERS_READ, customer_id=customer_id)
+        principal = info.context.principal
         async with info.context.session() as session:
             rows = await merging.merges_of(
                 session=session, tenant_id=principal.tenant_id, customer_id=customer_id
             )
         return [CustomerMergeType.from_model(row) for row in rows]
 
-    @strawberry.field(description="Consent per purpose as it stands now.")
+    @strawberry.field(
+        description="Consent per purpose as it stands now.",
+        extensions=[needs(Permission.CONSENT_READ, customer="self.id")],
+    )
     async def consents(self, info: CrmInfo) -> list[ConsentType]:
         customer_id = uuid.UUID(self.id)
-        authorize(info, Permission.CONSENT_READ, customer_id=customer_id)
         loader: DataLoader[uuid.UUID, dict[str, ConsentRecord]] = keyed_loader(
             info, "consents", _consents, {}
         )
@@ -240,24 +249,25 @@ class CustomerType:
             )
         return states
 
-    @strawberry.field(description="Every consent record, newest first.")
+    @strawberry.field(
+        description="Every consent record, newest first.",
+        extensions=[needs(Permission.CONSENT_READ, customer="self.id")],
+    )
     async def consent_history(
         self, info: CrmInfo, first: int = 20, after: str | None = None
     ) -> Connection[ConsentRecordType]:
         customer_id = uuid.UUID(self.id)
-        principal = authorize(info, Permission.CONSENT_READ, customer_id=customer_id)
-        limit = check_first(first)
-        async with info.context.session() as session:
-            rows = await consent_service.consent_history(
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: consent_service.consent_history(
                 session=session,
-                tenant_id=principal.tenant_id,
+                tenant_id=tenant_id,
                 customer_id=customer_id,
-                limit=limit + 1,
-                before=decode_cursor(after) if after else None,
-            )
-        return connection(
-            rows,
-            limit,
+                limit=limit,
+                before=position,
+            ),
             cursor=lambda r: encode_cursor(r.recorded_at, r.id),
             node=ConsentRecordType.from_model,
         )
@@ -436,10 +446,12 @@ def _given(input: object) -> dict[str, Any]:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="One customer of the caller's tenant, or null.")
+    @strawberry.field(
+        description="One customer of the caller's tenant, or null.",
+        extensions=[needs(Permission.CUSTOMERS_READ, customer="id")],
+    )
     async def customer(self, info: CrmInfo, id: strawberry.ID) -> CustomerType | None:
         customer_id = parse_id(id, field="id")
-        authorize(info, Permission.CUSTOMERS_READ, customer_id=customer_id)
         return await customer_loader(info).load(customer_id)
 
     @strawberry.field(
@@ -447,7 +459,8 @@ class Query:
         "`first`/`after` forward, `last`/`before` backward (a `before` without `last` takes "
         "`first` rows). Ordered by `orderBy` (default: oldest first); `filter` narrows them; "
         "`search` matches part of the name (accents and case ignored), part of an e-mail "
-        "address, phone number (international or national format) or social handle."
+        "address, phone number (international or national format) or social handle.",
+        extensions=[needs(Permission.CUSTOMERS_READ)],
     )
     async def customers(
         self,
@@ -460,7 +473,7 @@ class Query:
         order_by: CustomerOrder | None = None,
         filter: CustomerFilter | None = None,
     ) -> CustomerConnection:
-        principal = authorize(info, Permission.CUSTOMERS_READ)
+        principal = info.context.principal
         order = order_by or CustomerOrder()
         backward = last is not None or before is not None
         if last is not None:
@@ -510,9 +523,12 @@ class Query:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Register a customer; emits identity.customer.registered.v1.")
+    @strawberry.mutation(
+        description="Register a customer; emits identity.customer.registered.v1.",
+        extensions=[needs(Permission.CUSTOMERS_WRITE)],
+    )
     async def register_customer(self, info: CrmInfo, input: RegisterCustomerInput) -> CustomerType:
-        principal = authorize(info, Permission.CUSTOMERS_WRITE)
+        principal = info.context.principal
         points = [
             {"kind": p.kind, "value": p.value, "verified": p.verified}
             for p in input.contact_points or []
@@ -547,10 +563,13 @@ class Mutation:
             )
         return CustomerType.from_model(customer)
 
-    @strawberry.mutation(description="Change profile fields; emits identity.customer.updated.v1.")
+    @strawberry.mutation(
+        description="Change profile fields; emits identity.customer.updated.v1.",
+        extensions=[needs(Permission.CUSTOMERS_WRITE)],
+    )
     async def update_customer(self, info: CrmInfo, input: UpdateCustomerInput) -> CustomerType:
         customer_id = parse_id(input.id, field="input.id")
-        principal = authorize(info, Permission.CUSTOMERS_WRITE)
+        principal = info.context.principal
         data = validated(ProfileFields, _given(input))
         async with info.context.transaction() as session:
             customer = await service.update_customer(
@@ -558,12 +577,15 @@ class Mutation:
             )
         return CustomerType.from_model(customer)
 
-    @strawberry.mutation(description="Give a customer another e-mail address or phone number.")
+    @strawberry.mutation(
+        description="Give a customer another e-mail address or phone number.",
+        extensions=[needs(Permission.CUSTOMERS_WRITE)],
+    )
     async def add_contact_point(
         self, info: CrmInfo, input: AddContactPointInput
     ) -> ContactPointType:
         customer_id = parse_id(input.customer_id, field="input.customerId")
-        principal = authorize(info, Permission.CUSTOMERS_WRITE)
+        principal = info.context.principal
         point = validated(
             ContactPointInput,
             {"kind": input.kind, "value": input.value, "verified": input.verified},
@@ -578,9 +600,11 @@ class Mutation:
             )
         return ContactPointType.from_model(contact)
 
-    @strawberry.mutation(description="Mark a contact point verified.")
+    @strawberry.mutation(
+        description="Mark a contact point verified.", extensions=[needs(Permission.CUSTOMERS_WRITE)]
+    )
     async def verify_contact_point(self, info: CrmInfo, id: strawberry.ID) -> ContactPointType:
-        principal = authorize(info, Permission.CUSTOMERS_WRITE)
+        principal = info.context.principal
         contact_id = parse_id(id, field="id")
         async with info.context.transaction() as session:
             contact = await service.verify_contact_point(
@@ -591,9 +615,12 @@ class Mutation:
             )
         return ContactPointType.from_model(contact)
 
-    @strawberry.mutation(description="Remove a contact point; answers the customer.")
+    @strawberry.mutation(
+        description="Remove a contact point; answers the customer.",
+        extensions=[needs(Permission.CUSTOMERS_WRITE)],
+    )
     async def remove_contact_point(self, info: CrmInfo, id: strawberry.ID) -> CustomerType:
-        principal = authorize(info, Permission.CUSTOMERS_WRITE)
+        principal = info.context.principal
         contact_id = parse_id(id, field="id")
         async with info.context.transaction() as session:
             customer = await service.remove_contact_point(
@@ -601,10 +628,13 @@ class Mutation:
             )
         return CustomerType.from_model(customer)
 
-    @strawberry.mutation(description="Put tags on a customer (kept lower case).")
+    @strawberry.mutation(
+        description="Put tags on a customer (kept lower case).",
+        extensions=[needs(Permission.CUSTOMERS_WRITE)],
+    )
     async def tag_customer(self, info: CrmInfo, input: CustomerTagsInput) -> CustomerType:
         customer_id = parse_id(input.customer_id, field="input.customerId")
-        principal = authorize(info, Permission.CUSTOMERS_WRITE)
+        principal = info.context.principal
         async with info.context.transaction() as session:
             customer = await service.tag_customer(
                 session=session,
@@ -614,10 +644,12 @@ class Mutation:
             )
         return CustomerType.from_model(customer)
 
-    @strawberry.mutation(description="Take tags off a customer.")
+    @strawberry.mutation(
+        description="Take tags off a customer.", extensions=[needs(Permission.CUSTOMERS_WRITE)]
+    )
     async def untag_customer(self, info: CrmInfo, input: CustomerTagsInput) -> CustomerType:
         customer_id = parse_id(input.customer_id, field="input.customerId")
-        principal = authorize(info, Permission.CUSTOMERS_WRITE)
+        principal = info.context.principal
         async with info.context.transaction() as session:
             customer = await service.untag_customer(
                 session=session,

@@ -8,8 +8,9 @@ from datetime import datetime
 import strawberry
 
 from crm_shared.auth import Permission
-from crm_shared.graphql import CrmInfo, authorize
+from crm_shared.graphql import CrmInfo
 from crm_shared.pagination import Connection, SortCursor, check_first, connection
+from crm_shared.resolvers import needs
 from crm_shared.validation import parse_id, reason_text
 from identity.customers.schema import CustomerType, customer_loader
 from identity.duplicates import service
@@ -85,7 +86,8 @@ class DismissDuplicateSuggestionInput:
 class Query:
     @strawberry.field(
         description="Likely duplicate customers, highest score first (customers:read); "
-        "`customerId` keeps those involving that customer."
+        "`customerId` keeps those involving that customer.",
+        extensions=[needs(Permission.CUSTOMERS_READ)],
     )
     async def duplicate_suggestions(
         self,
@@ -95,7 +97,7 @@ class Query:
         status: SuggestionStatus = SuggestionStatus.OPEN,
         customer_id: strawberry.ID | None = None,
     ) -> Connection[DuplicateSuggestionType]:
-        principal = authorize(info, Permission.CUSTOMERS_READ)
+        principal = info.context.principal
         limit = check_first(first)
         customer = parse_id(customer_id, field="customerId") if customer_id is not None else None
         position = _CURSOR.decode(after, "after") if after is not None else None
@@ -120,12 +122,13 @@ class Query:
 class Mutation:
     @strawberry.mutation(
         description="Say two suggested customers are different people (customers:write); "
-        "the pair is not suggested again. Audited."
+        "the pair is not suggested again. Audited.",
+        extensions=[needs(Permission.CUSTOMERS_WRITE)],
     )
     async def dismiss_duplicate_suggestion(
         self, info: CrmInfo, input: DismissDuplicateSuggestionInput
     ) -> DuplicateSuggestionType:
-        principal = authorize(info, Permission.CUSTOMERS_WRITE)
+        principal = info.context.principal
         suggestion_id = parse_id(input.id, field="input.id")
         reason = reason_text(input.reason)
         async with info.context.transaction() as session:

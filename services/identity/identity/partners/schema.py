@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 import strawberry
 
 from crm_shared.auth import Permission
-from crm_shared.graphql import CrmInfo, authorize
+from crm_shared.graphql import CrmInfo
 from crm_shared.outbound import check_url
 from crm_shared.pagination import Connection, check_first, connection, decode_cursor
+from crm_shared.resolvers import needs
 from crm_shared.validation import parse_id, validated
 from identity.access.audit import record_staff_action
 from identity.partners import service
@@ -212,20 +213,26 @@ def _delivery(row: WebhookDelivery, attempts: list[WebhookAttempt]) -> WebhookDe
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="The tenant's webhook endpoints (partners:manage).")
+    @strawberry.field(
+        description="The tenant's webhook endpoints (partners:manage).",
+        extensions=[needs(Permission.PARTNERS_MANAGE)],
+    )
     async def webhook_endpoints(self, info: CrmInfo) -> list[WebhookEndpointType]:
-        principal = authorize(info, Permission.PARTNERS_MANAGE)
+        principal = info.context.principal
         async with info.context.session() as session:
             rows = await service.list_webhook_endpoints(
                 session=session, tenant_id=principal.tenant_id
             )
         return [WebhookEndpointType.from_model(r) for r in rows]
 
-    @strawberry.field(description="An endpoint's deliveries, newest first (partners:manage).")
+    @strawberry.field(
+        description="An endpoint's deliveries, newest first (partners:manage).",
+        extensions=[needs(Permission.PARTNERS_MANAGE)],
+    )
     async def webhook_deliveries(
         self, info: CrmInfo, endpoint_id: strawberry.ID, first: int = 20, after: str | None = None
     ) -> Connection[WebhookDeliveryType]:
-        principal = authorize(info, Permission.PARTNERS_MANAGE)
+        principal = info.context.principal
         endpoint = parse_id(endpoint_id, field="endpointId")
         limit = check_first(first)
         position = decode_cursor(after) if after is not None else None
@@ -248,9 +255,12 @@ class Query:
             node=lambda r: _delivery(r, attempts.get(r.id, [])),
         )
 
-    @strawberry.field(description="The tenant's partner broker subscriptions (partners:manage).")
+    @strawberry.field(
+        description="The tenant's partner broker subscriptions (partners:manage).",
+        extensions=[needs(Permission.PARTNERS_MANAGE)],
+    )
     async def partner_subscriptions(self, info: CrmInfo) -> list[PartnerSubscriptionType]:
-        principal = authorize(info, Permission.PARTNERS_MANAGE)
+        principal = info.context.principal
         async with info.context.session() as session:
             rows = await service.list_partner_subscriptions(
                 session=session, tenant_id=principal.tenant_id
@@ -261,12 +271,13 @@ class Query:
 @strawberry.type
 class Mutation:
     @strawberry.mutation(
-        description="Add a webhook endpoint; its signing secret is shown once (partners:manage)."
+        description="Add a webhook endpoint; its signing secret is shown once (partners:manage).",
+        extensions=[needs(Permission.PARTNERS_MANAGE)],
     )
     async def create_webhook_endpoint(
         self, info: CrmInfo, input: CreateWebhookEndpointInput
     ) -> WebhookEndpointWithSecret:
-        principal = authorize(info, Permission.PARTNERS_MANAGE)
+        principal = info.context.principal
         data = validated(
             WebhookEndpointCreate,
             {
@@ -298,11 +309,14 @@ class Mutation:
             endpoint=WebhookEndpointType.from_model(endpoint), secret=secret
         )
 
-    @strawberry.mutation(description="Change or re-enable a webhook endpoint (partners:manage).")
+    @strawberry.mutation(
+        description="Change or re-enable a webhook endpoint (partners:manage).",
+        extensions=[needs(Permission.PARTNERS_MANAGE)],
+    )
     async def update_webhook_endpoint(
         self, info: CrmInfo, input: UpdateWebhookEndpointInput
     ) -> WebhookEndpointType:
-        principal = authorize(info, Permission.PARTNERS_MANAGE)
+        principal = info.context.principal
         endpoint_id = parse_id(input.id, field="input.id")
         data = validated(
             WebhookEndpointUpdate,
@@ -335,12 +349,13 @@ class Mutation:
 
     @strawberry.mutation(
         description="A new signing secret, shown once; the previous one also signs for a while"
-        " (partners:manage)."
+        " (partners:manage).",
+        extensions=[needs(Permission.PARTNERS_MANAGE)],
     )
     async def rotate_webhook_secret(
         self, info: CrmInfo, id: strawberry.ID
     ) -> WebhookEndpointWithSecret:
-        principal = authorize(info, Permission.PARTNERS_MANAGE)
+        principal = info.context.principal
         endpoint_id = parse_id(id, field="id")
         overlap = timedelta(seconds=_settings(info).webhook_secret_overlap_seconds)
         async with info.context.transaction() as session:
@@ -362,12 +377,13 @@ class Mutation:
         )
 
     @strawberry.mutation(
-        description="Stop deliveries to an endpoint; pending ones are cancelled (partners:manage)."
+        description="Stop deliveries to an endpoint; pending ones are cancelled (partners:manage).",
+        extensions=[needs(Permission.PARTNERS_MANAGE)],
     )
     async def disable_webhook_endpoint(
         self, info: CrmInfo, id: strawberry.ID
     ) -> WebhookEndpointType:
-        principal = authorize(info, Permission.PARTNERS_MANAGE)
+        principal = info.context.principal
         endpoint_id = parse_id(id, field="id")
         async with info.context.transaction() as session:
             endpoint = await service.disable_webhook_endpoint(
@@ -387,7 +403,8 @@ class Mutation:
 
     @strawberry.mutation(
         description="Deliver again one kept event (eventId) or every one since a time (since),"
-        " with the same webhook-id (partners:manage)."
+        " with the same webhook-id (partners:manage).",
+        extensions=[needs(Permission.PARTNERS_MANAGE)],
     )
     async def replay_webhook(
         self,
@@ -396,7 +413,7 @@ class Mutation:
         event_id: strawberry.ID | None = None,
         since: datetime | None = None,
     ) -> ReplayResult:
-        principal = authorize(info, Permission.PARTNERS_MANAGE)
+        principal = info.context.principal
         endpoint = parse_id(endpoint_id, field="endpointId")
         event = parse_id(event_id, field="eventId") if event_id is not None else None
         window = timedelta(seconds=_settings(info).webhook_retry_window_seconds)
@@ -425,12 +442,13 @@ class Mutation:
 
     @strawberry.mutation(
         description="Give a partner API client its own broker queue of the tenant's events of"
-        " the chosen types; the broker password is shown once (partners:manage)."
+        " the chosen types; the broker password is shown once (partners:manage).",
+        extensions=[needs(Permission.PARTNERS_MANAGE)],
     )
     async def create_partner_subscription(
         self, info: CrmInfo, client_id: strawberry.ID, event_types: list[str]
     ) -> CreatedPartnerSubscription:
-        principal = authorize(info, Permission.PARTNERS_MANAGE)
+        principal = info.context.principal
         data = validated(
             PartnerSubscriptionCreate,
             {"client_id": parse_id(client_id, field="clientId"), "event_types": event_types},
@@ -463,11 +481,14 @@ class Mutation:
             publish_exchange=settings.exchange,
         )
 
-    @strawberry.mutation(description="Remove a partner's broker user and queue (partners:manage).")
+    @strawberry.mutation(
+        description="Remove a partner's broker user and queue (partners:manage).",
+        extensions=[needs(Permission.PARTNERS_MANAGE)],
+    )
     async def revoke_partner_subscription(
         self, info: CrmInfo, id: strawberry.ID
     ) -> PartnerSubscriptionType:
-        principal = authorize(info, Permission.PARTNERS_MANAGE)
+        principal = info.context.principal
         subscription_id = parse_id(id, field="id")
         async with info.context.transaction() as session:
             subscription = await service.revoke_partner_subscription(

@@ -8,9 +8,10 @@ import strawberry
 from strawberry.scalars import JSON
 
 from crm_shared.auth import Permission
-from crm_shared.graphql import CrmInfo, authorize
+from crm_shared.graphql import CrmInfo
 from crm_shared.pagination import Connection, check_first, connection, decode_cursor, encode_cursor
 from crm_shared.privacy import PrivacyExportReference
+from crm_shared.resolvers import needs
 from crm_shared.validation import parse_id
 from identity.privacy import service
 from identity.privacy.models import ErasureRequest
@@ -24,10 +25,11 @@ class PrivacyExportType(PrivacyExportReference):
 
     @strawberry.field(
         description="Identity's records: profile, contact points, social "
-        "profiles and links, consent history."
+        "profiles and links, consent history.",
+        extensions=[needs(Permission.PRIVACY_MANAGE)],
     )
     async def identity(self, info: CrmInfo) -> JSON | None:
-        principal = authorize(info, Permission.PRIVACY_MANAGE)
+        principal = info.context.principal
         async with info.context.session() as session:
             found = await service.export_customer(
                 session=session,
@@ -89,17 +91,22 @@ class RequestErasureInput:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="Everything every service holds about a customer (JSON).")
+    @strawberry.field(
+        description="Everything every service holds about a customer (JSON).",
+        extensions=[needs(Permission.PRIVACY_MANAGE)],
+    )
     def privacy_export(self, info: CrmInfo, customer_id: strawberry.ID) -> PrivacyExportType:
-        authorize(info, Permission.PRIVACY_MANAGE)
         parse_id(customer_id, field="customerId")
         return PrivacyExportType(customer_id=customer_id)
 
-    @strawberry.field(description="Erasure requests, newest first, with each service's progress.")
+    @strawberry.field(
+        description="Erasure requests, newest first, with each service's progress.",
+        extensions=[needs(Permission.PRIVACY_MANAGE)],
+    )
     async def erasure_requests(
         self, info: CrmInfo, first: int = 20, after: str | None = None
     ) -> Connection[ErasureRequestType]:
-        principal = authorize(info, Permission.PRIVACY_MANAGE)
+        principal = info.context.principal
         limit = check_first(first)
         async with info.context.session() as session:
             rows = await service.list_requests(
@@ -122,12 +129,13 @@ class Query:
 @strawberry.type
 class Mutation:
     @strawberry.mutation(
-        description="Erase a customer everywhere: identity at once, the others by event."
+        description="Erase a customer everywhere: identity at once, the others by event.",
+        extensions=[needs(Permission.PRIVACY_MANAGE)],
     )
     async def request_erasure(
         self, info: CrmInfo, input: RequestErasureInput
     ) -> ErasureRequestType:
-        principal = authorize(info, Permission.PRIVACY_MANAGE)
+        principal = info.context.principal
         customer_id = parse_id(input.customer_id, field="input.customerId")
         async with info.context.transaction() as session:
             request = await service.request_erasure(

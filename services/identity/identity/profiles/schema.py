@@ -8,8 +8,9 @@ from datetime import datetime
 import strawberry
 
 from crm_shared.auth import Permission
-from crm_shared.graphql import CrmInfo, authorize
-from crm_shared.pagination import Connection, check_first, connection, decode_cursor, encode_cursor
+from crm_shared.graphql import CrmInfo
+from crm_shared.pagination import Connection, encode_cursor
+from crm_shared.resolvers import needs, page
 from crm_shared.validation import parse_id, reason_text, validated
 from identity.profiles import service
 from identity.profiles.models import Channel, Evidence, LinkSuggestion, ProfileLink, SocialProfile
@@ -49,9 +50,12 @@ class SocialProfileType:
             last_seen_at=profile.last_seen_at,
         )
 
-    @strawberry.field(description="Every link this profile has had, newest first.")
+    @strawberry.field(
+        description="Every link this profile has had, newest first.",
+        extensions=[needs(Permission.CUSTOMERS_READ)],
+    )
     async def links(self, info: CrmInfo) -> list[ProfileLinkType]:
-        principal = authorize(info, Permission.CUSTOMERS_READ)
+        principal = info.context.principal
         async with info.context.session() as session:
             rows = await service.link_history(
                 session=session, tenant_id=principal.tenant_id, profile_id=uuid.UUID(self.id)
@@ -145,7 +149,10 @@ class UnlinkSocialProfileInput:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="The tenant's social profiles, newest first, filtered.")
+    @strawberry.field(
+        description="The tenant's social profiles, newest first, filtered.",
+        extensions=[needs(Permission.CUSTOMERS_READ)],
+    )
     async def social_profiles(
         self,
         info: CrmInfo,
@@ -155,42 +162,37 @@ class Query:
         linked: bool | None = None,
         handle: str | None = None,
     ) -> Connection[SocialProfileType]:
-        principal = authorize(info, Permission.CUSTOMERS_READ)
-        limit = check_first(first)
-        async with info.context.session() as session:
-            rows = await service.list_profiles(
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: service.list_profiles(
                 session=session,
-                tenant_id=principal.tenant_id,
-                limit=limit + 1,
-                after=decode_cursor(after) if after else None,
+                tenant_id=tenant_id,
+                limit=limit,
+                after=position,
                 channel=channel,
                 linked=linked,
                 handle=handle,
-            )
-        return connection(
-            rows,
-            limit,
+            ),
             cursor=lambda p: encode_cursor(p.first_seen_at, p.id),
             node=SocialProfileType.from_model,
         )
 
-    @strawberry.field(description="Open (or decided) link suggestions, newest first.")
+    @strawberry.field(
+        description="Open (or decided) link suggestions, newest first.",
+        extensions=[needs(Permission.CUSTOMERS_READ)],
+    )
     async def link_suggestions(
         self, info: CrmInfo, first: int = 20, after: str | None = None, status: str = "open"
     ) -> Connection[LinkSuggestionType]:
-        principal = authorize(info, Permission.CUSTOMERS_READ)
-        limit = check_first(first)
-        async with info.context.session() as session:
-            rows = await service.list_suggestions(
-                session=session,
-                tenant_id=principal.tenant_id,
-                limit=limit + 1,
-                after=decode_cursor(after) if after else None,
-                status=status,
-            )
-        return connection(
-            rows,
-            limit,
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: service.list_suggestions(
+                session=session, tenant_id=tenant_id, limit=limit, after=position, status=status
+            ),
             cursor=lambda s: encode_cursor(s.created_at, s.id),
             node=LinkSuggestionType.from_model,
         )
@@ -198,11 +200,14 @@ class Query:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Record or refresh a social profile (idempotent).")
+    @strawberry.mutation(
+        description="Record or refresh a social profile (idempotent).",
+        extensions=[needs(Permission.CUSTOMERS_WRITE)],
+    )
     async def record_social_profile(
         self, info: CrmInfo, input: RecordSocialProfileInput
     ) -> SocialProfileType:
-        principal = authorize(info, Permission.CUSTOMERS_WRITE)
+        principal = info.context.principal
         data = validated(ProfileData, strawberry.asdict(input))
         async with info.context.transaction() as session:
             profile = await service.upsert_profile(
@@ -210,11 +215,14 @@ class Mutation:
             )
         return SocialProfileType.from_model(profile)
 
-    @strawberry.mutation(description="Link a profile to a customer, with the evidence.")
+    @strawberry.mutation(
+        description="Link a profile to a customer, with the evidence.",
+        extensions=[needs(Permission.CUSTOMERS_WRITE)],
+    )
     async def link_social_profile(
         self, info: CrmInfo, input: LinkSocialProfileInput
     ) -> ProfileLinkType:
-        principal = authorize(info, Permission.CUSTOMERS_WRITE)
+        principal = info.context.principal
         request = validated(
             LinkRequest, {"evidence": input.evidence, "confidence": input.confidence}
         )
@@ -230,11 +238,14 @@ class Mutation:
             )
         return ProfileLinkType.from_model(link)
 
-    @strawberry.mutation(description="End a profile's link to its customer.")
+    @strawberry.mutation(
+        description="End a profile's link to its customer.",
+        extensions=[needs(Permission.CUSTOMERS_WRITE)],
+    )
     async def unlink_social_profile(
         self, info: CrmInfo, input: UnlinkSocialProfileInput
     ) -> ProfileLinkType:
-        principal = authorize(info, Permission.CUSTOMERS_WRITE)
+        principal = info.context.principal
         profile_id = parse_id(input.profile_id, field="input.profileId")
         reason = reason_text(input.reason)
         async with info.context.transaction() as session:
@@ -243,17 +254,23 @@ class Mutation:
             )
         return ProfileLinkType.from_model(link)
 
-    @strawberry.mutation(description="Accept a suggestion: the profile is linked to its customer.")
+    @strawberry.mutation(
+        description="Accept a suggestion: the profile is linked to its customer.",
+        extensions=[needs(Permission.CUSTOMERS_WRITE)],
+    )
     async def accept_link_suggestion(self, info: CrmInfo, id: strawberry.ID) -> LinkSuggestionType:
         return await _decide(info, id, accept=True)
 
-    @strawberry.mutation(description="Reject a suggestion; nothing is linked.")
+    @strawberry.mutation(
+        description="Reject a suggestion; nothing is linked.",
+        extensions=[needs(Permission.CUSTOMERS_WRITE)],
+    )
     async def reject_link_suggestion(self, info: CrmInfo, id: strawberry.ID) -> LinkSuggestionType:
         return await _decide(info, id, accept=False)
 
 
 async def _decide(info: CrmInfo, id: strawberry.ID, *, accept: bool) -> LinkSuggestionType:
-    principal = authorize(info, Permission.CUSTOMERS_WRITE)
+    principal = info.context.principal
     suggestion_id = parse_id(id, field="id")
     async with info.context.transaction() as session:
         suggestion = await service.decide_suggestion(

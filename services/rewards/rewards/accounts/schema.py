@@ -14,14 +14,12 @@ from strawberry.dataloader import DataLoader
 from crm_shared import audit
 from crm_shared.auth import Permission
 from crm_shared.errors import BadUserInput
-from crm_shared.graphql import CrmInfo, authorize, keyed_loader, live_updates
+from crm_shared.graphql import CrmInfo, keyed_loader, live_updates
 from crm_shared.pagination import (
     Connection,
-    check_first,
-    connection,
-    decode_cursor,
     encode_cursor,
 )
+from crm_shared.resolvers import needs, page
 from crm_shared.validation import parse_id
 from rewards.accounts import service
 from rewards.accounts.events import PointsCredited, PointsDebited, PointsExpired
@@ -80,9 +78,12 @@ class RewardsAccount:
     balance: int
     customer_id: strawberry.Private[uuid.UUID]
 
-    @strawberry.field(description="Points expiring within `days` (1..3650), soonest first.")
+    @strawberry.field(
+        description="Points expiring within `days` (1..3650), soonest first.",
+        extensions=[needs(Permission.REWARDS_READ, customer="self.customer_id")],
+    )
     async def expiring_soon(self, info: CrmInfo, days: int = 30) -> list[ExpiringPoints]:
-        principal = authorize(info, Permission.REWARDS_READ, customer_id=self.customer_id)
+        principal = info.context.principal
         if not 1 <= days <= MAX_EXPIRING_DAYS:
             raise BadUserInput(f"days: must be between 1 and {MAX_EXPIRING_DAYS}", field="days")
         async with info.context.session() as session:
@@ -94,24 +95,24 @@ class RewardsAccount:
             )
         return [ExpiringPoints(points=points, expires_at=at) for points, at in rows]
 
-    @strawberry.field(description="The account's entries, newest first.")
+    @strawberry.field(
+        description="The account's entries, newest first.",
+        extensions=[needs(Permission.REWARDS_READ, customer="self.customer_id")],
+    )
     async def history(
         self, info: CrmInfo, first: int = 20, after: str | None = None
     ) -> Connection[PointsEntryType]:
-        principal = authorize(info, Permission.REWARDS_READ, customer_id=self.customer_id)
-        limit = check_first(first)
-        position = decode_cursor(after) if after is not None else None
-        async with info.context.session() as session:
-            rows = await service.history(
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: service.history(
                 session,
-                tenant_id=principal.tenant_id,
+                tenant_id=tenant_id,
                 customer_id=self.customer_id,
-                limit=limit + 1,
+                limit=limit,
                 before=position,
-            )
-        return connection(
-            rows,
-            limit,
+            ),
             cursor=lambda r: encode_cursor(r[0].created_at, r[0].id),
             node=lambda r: PointsEntryType.from_model(*r),
         )
@@ -159,10 +160,12 @@ async def _account(info: CrmInfo, customer_id: uuid.UUID) -> RewardsAccount | No
 class CustomerType:
     id: strawberry.ID
 
-    @strawberry.field(description="Points; null until the customer's account is opened.")
+    @strawberry.field(
+        description="Points; null until the customer's account is opened.",
+        extensions=[needs(Permission.REWARDS_READ, customer="self.id")],
+    )
     async def rewards(self, info: CrmInfo) -> RewardsAccount | None:
         customer_id = parse_id(self.id, field="id")
-        authorize(info, Permission.REWARDS_READ, customer_id=customer_id)
         return await _account(info, customer_id)
 
     @classmethod
@@ -172,12 +175,14 @@ class CustomerType:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="A customer's points account, or null.")
+    @strawberry.field(
+        description="A customer's points account, or null.",
+        extensions=[needs(Permission.REWARDS_READ, customer="customer_id")],
+    )
     async def rewards_account(
         self, info: CrmInfo, customer_id: strawberry.ID
     ) -> RewardsAccount | None:
         customer = parse_id(customer_id, field="customerId")
-        authorize(info, Permission.REWARDS_READ, customer_id=customer)
         return await _account(info, customer)
 
 
@@ -210,11 +215,14 @@ class ReverseEntryInput:
 class Mutation:
     @strawberry.mutation(
         description="Spend a customer's points, expiring-first (rewards:redeem; a customer "
-        "token only its own)."
+        "token only its own).",
+        extensions=[
+            needs(Permission.REWARDS_REDEEM, customer="input.customer_id", field="customerId")
+        ],
     )
     async def spend_points(self, info: CrmInfo, input: SpendPointsInput) -> PointsMovement:
         customer_id = parse_id(input.customer_id, field="customerId")
-        principal = authorize(info, Permission.REWARDS_REDEEM, customer_id=customer_id)
+        principal = info.context.principal
         async with info.context.transaction() as session:
             movement = await service.spend(
                 session,
@@ -227,10 +235,15 @@ class Mutation:
             )
         return PointsMovement.from_movement(movement)
 
-    @strawberry.mutation(description="Add or take away points, with a reason (points:adjust).")
+    @strawberry.mutation(
+        description="Add or take away points, with a reason (points:adjust).",
+        extensions=[
+            needs(Permission.POINTS_ADJUST, customer="input.customer_id", field="customerId")
+        ],
+    )
     async def adjust_points(self, info: CrmInfo, input: AdjustPointsInput) -> PointsMovement:
         customer_id = parse_id(input.customer_id, field="customerId")
-        principal = authorize(info, Permission.POINTS_ADJUST, customer_id=customer_id)
+        principal = info.context.principal
         async with info.context.transaction() as session:
             movement = await service.adjust(
                 session,
@@ -258,10 +271,11 @@ class Mutation:
 
     @strawberry.mutation(
         description="Undo an earn, spend or adjustment with an opposite entry, once "
-        "(points:adjust)."
+        "(points:adjust).",
+        extensions=[needs(Permission.POINTS_ADJUST)],
     )
     async def reverse_entry(self, info: CrmInfo, input: ReverseEntryInput) -> PointsMovement:
-        principal = authorize(info, Permission.POINTS_ADJUST)
+        principal = info.context.principal
         entry_id = parse_id(input.entry_id, field="entryId")
         async with info.context.transaction() as session:
             movement = await service.reverse(
@@ -299,7 +313,7 @@ async def _customer_updates(
     from rewards.schema import Customer  # the entity every feature adds its fields to
 
     customer = parse_id(customer_id, field="customerId")
-    principal = authorize(info, Permission.REWARDS_READ, customer_id=customer)
+    principal = info.context.principal
     async for _ in live_updates(
         info,
         event_types=event_types,
@@ -313,7 +327,8 @@ async def _customer_updates(
 class Subscription:
     @strawberry.subscription(
         description="The customer, each time their points balance changes (at most once: a "
-        "console that reconnects reads the current state with a query)."
+        "console that reconnects reads the current state with a query).",
+        extensions=[needs(Permission.REWARDS_READ, customer="customer_id")],
     )
     async def balance_changed(
         self, info: CrmInfo, customer_id: strawberry.ID
@@ -322,7 +337,8 @@ class Subscription:
             yield customer
 
     @strawberry.subscription(
-        description="The customer, each time their tier changes (at most once)."
+        description="The customer, each time their tier changes (at most once).",
+        extensions=[needs(Permission.REWARDS_READ, customer="customer_id")],
     )
     async def tier_changed(
         self, info: CrmInfo, customer_id: strawberry.ID

@@ -11,8 +11,9 @@ from crm_shared import audit
 from crm_shared.auth import Permission
 from crm_shared.db import utcnow
 from crm_shared.errors import BadUserInput
-from crm_shared.graphql import CrmInfo, authorize
+from crm_shared.graphql import CrmInfo
 from crm_shared.pagination import Connection, check_first, connection, decode_cursor, encode_cursor
+from crm_shared.resolvers import needs
 from crm_shared.validation import parse_id, validated
 from rewards.catalogue import service
 from rewards.catalogue.models import CatalogueItem, CatalogueItemData
@@ -98,7 +99,8 @@ class CatalogueRedemption:
 class Query:
     @strawberry.field(
         description="The catalogue, oldest first (rewards:read; a customer token sees only what "
-        "it can redeem now)."
+        "it can redeem now).",
+        extensions=[needs(Permission.REWARDS_READ, own=True)],
     )
     async def catalogue(
         self,
@@ -107,8 +109,7 @@ class Query:
         after: str | None = None,
         available_only: bool = False,
     ) -> Connection[CatalogueItemType]:
-        caller = info.context.principal
-        principal = authorize(info, Permission.REWARDS_READ, customer_id=caller.customer_id)
+        principal = info.context.principal
         limit = check_first(first)
         now = utcnow()
         async with info.context.session() as session:
@@ -180,11 +181,14 @@ def _given(input: object) -> dict[str, Any]:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="A new catalogue item (rewards:manage).")
+    @strawberry.mutation(
+        description="A new catalogue item (rewards:manage).",
+        extensions=[needs(Permission.REWARDS_MANAGE)],
+    )
     async def create_catalogue_item(
         self, info: CrmInfo, input: CreateCatalogueItemInput
     ) -> CatalogueItemType:
-        principal = authorize(info, Permission.REWARDS_MANAGE)
+        principal = info.context.principal
         data = validated(CatalogueItemData, _given(input))
         async with info.context.transaction() as session:
             item = await service.create_item(
@@ -200,11 +204,14 @@ class Mutation:
             )
         return CatalogueItemType.from_model(item)
 
-    @strawberry.mutation(description="Change a catalogue item (rewards:manage).")
+    @strawberry.mutation(
+        description="Change a catalogue item (rewards:manage).",
+        extensions=[needs(Permission.REWARDS_MANAGE)],
+    )
     async def update_catalogue_item(
         self, info: CrmInfo, input: UpdateCatalogueItemInput
     ) -> CatalogueItemType:
-        principal = authorize(info, Permission.REWARDS_MANAGE)
+        principal = info.context.principal
         item_id = parse_id(input.id, field="input.id")
         changes = _given(input)
         async with info.context.transaction() as session:
@@ -223,18 +230,18 @@ class Mutation:
 
     @strawberry.mutation(
         description="Buy a catalogue item with the customer's points (rewards:redeem; a "
-        "customer token only for itself)."
+        "customer token only for itself).",
+        extensions=[needs(Permission.REWARDS_REDEEM, customer="input.customer_id", own=True)],
     )
     async def redeem_catalogue_item(
         self, info: CrmInfo, input: RedeemCatalogueItemInput
     ) -> CatalogueRedemption:
-        caller = info.context.principal
+        principal = info.context.principal
         customer_id = (
             parse_id(input.customer_id, field="input.customerId")
             if input.customer_id
-            else caller.customer_id
+            else principal.customer_id
         )
-        principal = authorize(info, Permission.REWARDS_REDEEM, customer_id=customer_id)
         if customer_id is None:
             raise BadUserInput(
                 "input.customerId: required unless the token is a customer's",

@@ -15,7 +15,7 @@ from strawberry.dataloader import DataLoader
 from crm_shared import audit
 from crm_shared.auth import Permission
 from crm_shared.db import utcnow
-from crm_shared.graphql import CrmInfo, authorize, keyed_loader
+from crm_shared.graphql import CrmInfo, keyed_loader
 from crm_shared.pagination import (
     Connection,
     check_first,
@@ -23,6 +23,7 @@ from crm_shared.pagination import (
     decode_cursor,
     encode_cursor,
 )
+from crm_shared.resolvers import needs, page
 from crm_shared.validation import parse_id, validated
 from rewards.offers import service
 from rewards.offers.models import (
@@ -233,7 +234,10 @@ class CustomerOffers:
 
     id: strawberry.ID
 
-    @strawberry.field(description="The customer's coupons, newest first.")
+    @strawberry.field(
+        description="The customer's coupons, newest first.",
+        extensions=[needs(Permission.REWARDS_READ, customer="self.id")],
+    )
     async def coupons(
         self,
         info: CrmInfo,
@@ -242,7 +246,6 @@ class CustomerOffers:
         after: str | None = None,
     ) -> Connection[CouponType]:
         customer_id = parse_id(self.id, field="id")
-        authorize(info, Permission.REWARDS_READ, customer_id=customer_id)
         limit = check_first(first)
         now = utcnow()
         position = decode_cursor(after) if after else None
@@ -257,17 +260,20 @@ class CustomerOffers:
 
     @strawberry.field(
         description="Open offers the customer may claim now (none without marketing consent), "
-        "ending soonest first."
+        "ending soonest first.",
+        extensions=[needs(Permission.REWARDS_READ, customer="self.id")],
     )
     async def eligible_offers(self, info: CrmInfo, first: int = 20) -> list[OfferType]:
         customer_id = parse_id(self.id, field="id")
-        authorize(info, Permission.REWARDS_READ, customer_id=customer_id)
         return await eligible_loader(info, check_first(first)).load(customer_id)
 
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="The tenant's offers, newest first (rewards:read, staff).")
+    @strawberry.field(
+        description="The tenant's offers, newest first (rewards:read, staff).",
+        extensions=[needs(Permission.REWARDS_READ)],
+    )
     async def offers(
         self,
         info: CrmInfo,
@@ -275,31 +281,28 @@ class Query:
         first: int = 20,
         after: str | None = None,
     ) -> Connection[OfferType]:
-        principal = authorize(info, Permission.REWARDS_READ)
-        limit = check_first(first)
-        async with info.context.session() as session:
-            rows = await service.list_offers(
-                session=session,
-                tenant_id=principal.tenant_id,
-                status=status,
-                limit=limit + 1,
-                position=decode_cursor(after) if after else None,
-            )
-        return connection(
-            rows,
-            limit,
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: service.list_offers(
+                session=session, tenant_id=tenant_id, status=status, limit=limit, position=position
+            ),
             cursor=lambda o: encode_cursor(o.created_at, o.id),
             node=OfferType.from_model,
         )
 
-    @strawberry.field(description="One offer, or null (rewards:read, staff).")
+    @strawberry.field(
+        description="One offer, or null (rewards:read, staff).",
+        extensions=[needs(Permission.REWARDS_READ)],
+    )
     async def offer(self, info: CrmInfo, id: strawberry.ID) -> OfferType | None:
-        authorize(info, Permission.REWARDS_READ)
         return await offer_loader(info).load(parse_id(id, field="id"))
 
     @strawberry.field(
         description="Coupon grants (from rules and referral milestones), newest first; "
-        "status FAILED lists those that could not be issued, with the reason (rewards:manage)."
+        "status FAILED lists those that could not be issued, with the reason (rewards:manage).",
+        extensions=[needs(Permission.REWARDS_MANAGE)],
     )
     async def coupon_grants(
         self,
@@ -308,19 +311,13 @@ class Query:
         first: int = 20,
         after: str | None = None,
     ) -> Connection[CouponGrantType]:
-        principal = authorize(info, Permission.REWARDS_MANAGE)
-        limit = check_first(first)
-        async with info.context.session() as session:
-            rows = await service.list_grants(
-                session=session,
-                tenant_id=principal.tenant_id,
-                status=status,
-                limit=limit + 1,
-                position=decode_cursor(after) if after else None,
-            )
-        return connection(
-            rows,
-            limit,
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: service.list_grants(
+                session=session, tenant_id=tenant_id, status=status, limit=limit, position=position
+            ),
             cursor=lambda g: encode_cursor(g.created_at, g.grant_id),
             node=CouponGrantType.from_model,
         )
@@ -393,9 +390,12 @@ def _offer_data(input: CreateOfferInput) -> dict[str, Any]:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="A new draft offer (rewards:manage).")
+    @strawberry.mutation(
+        description="A new draft offer (rewards:manage).",
+        extensions=[needs(Permission.REWARDS_MANAGE)],
+    )
     async def create_offer(self, info: CrmInfo, input: CreateOfferInput) -> OfferType:
-        principal = authorize(info, Permission.REWARDS_MANAGE)
+        principal = info.context.principal
         data = validated(OfferCreate, _offer_data(input))
         async with info.context.transaction() as session:
             offer = await service.create_offer(
@@ -411,9 +411,12 @@ class Mutation:
             )
         return OfferType.from_model(offer)
 
-    @strawberry.mutation(description="Publish a draft offer (rewards:manage).")
+    @strawberry.mutation(
+        description="Publish a draft offer (rewards:manage).",
+        extensions=[needs(Permission.REWARDS_MANAGE)],
+    )
     async def publish_offer(self, info: CrmInfo, offer_id: strawberry.ID) -> OfferType:
-        principal = authorize(info, Permission.REWARDS_MANAGE)
+        principal = info.context.principal
         offer_uuid = parse_id(offer_id, field="offerId")
         async with info.context.transaction() as session:
             offer = await service.publish_offer(
@@ -430,10 +433,11 @@ class Mutation:
 
     @strawberry.mutation(
         description="End an offer: nothing more is issued, unredeemed coupons expire "
-        "(rewards:manage)."
+        "(rewards:manage).",
+        extensions=[needs(Permission.REWARDS_MANAGE)],
     )
     async def end_offer(self, info: CrmInfo, offer_id: strawberry.ID) -> OfferType:
-        principal = authorize(info, Permission.REWARDS_MANAGE)
+        principal = info.context.principal
         offer_uuid = parse_id(offer_id, field="offerId")
         async with info.context.transaction() as session:
             offer = await service.end_offer(
@@ -451,11 +455,12 @@ class Mutation:
 
     @strawberry.mutation(
         description="Claim a coupon of an open offer aimed at the customer (rewards:redeem; a "
-        "customer token only for itself)."
+        "customer token only for itself).",
+        extensions=[needs(Permission.REWARDS_REDEEM, customer="input.customer_id")],
     )
     async def claim_offer(self, info: CrmInfo, input: ClaimOfferInput) -> CouponType:
         customer_id = parse_id(input.customer_id, field="input.customerId")
-        principal = authorize(info, Permission.REWARDS_REDEEM, customer_id=customer_id)
+        principal = info.context.principal
         offer_id = parse_id(input.offer_id, field="input.offerId")
         async with info.context.transaction() as session:
             coupon = await service.claim_offer(
@@ -467,10 +472,11 @@ class Mutation:
         return CouponType.from_model(coupon)
 
     @strawberry.mutation(
-        description="Issue a coupon to a customer, or anonymous codes (rewards:manage)."
+        description="Issue a coupon to a customer, or anonymous codes (rewards:manage).",
+        extensions=[needs(Permission.REWARDS_MANAGE)],
     )
     async def issue_coupon(self, info: CrmInfo, input: IssueCouponInput) -> list[CouponType]:
-        principal = authorize(info, Permission.REWARDS_MANAGE)
+        principal = info.context.principal
         offer_id = parse_id(input.offer_id, field="input.offerId")
         customer_id = (
             parse_id(input.customer_id, field="input.customerId") if input.customer_id else None
@@ -498,10 +504,11 @@ class Mutation:
 
     @strawberry.mutation(
         description="Redeem a coupon at checkout, exactly once (rewards:redeem; partners and "
-        "staff, not customer tokens)."
+        "staff, not customer tokens).",
+        extensions=[needs(Permission.REWARDS_REDEEM)],
     )
     async def redeem_coupon(self, info: CrmInfo, input: RedeemCouponInput) -> CouponType:
-        principal = authorize(info, Permission.REWARDS_REDEEM)
+        principal = info.context.principal
         async with info.context.transaction() as session:
             coupon = await service.redeem_coupon(
                 session=session,

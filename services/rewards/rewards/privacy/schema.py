@@ -6,8 +6,9 @@ import strawberry
 from strawberry.scalars import JSON
 
 from crm_shared.auth import Permission
-from crm_shared.graphql import CrmInfo, authorize
+from crm_shared.graphql import CrmInfo
 from crm_shared.privacy import PrivacyExportReference
+from crm_shared.resolvers import needs
 from crm_shared.validation import parse_id
 from rewards.privacy import service
 
@@ -16,9 +17,12 @@ from rewards.privacy import service
 class PrivacyExportType(PrivacyExportReference):
     customer_id: strawberry.ID
 
-    @strawberry.field(description="Rewards' records: balance, ledger entries, lots, consent.")
+    @strawberry.field(
+        description="Rewards' records: balance, ledger entries, lots, consent.",
+        extensions=[needs(Permission.PRIVACY_MANAGE)],
+    )
     async def rewards(self, info: CrmInfo) -> JSON:
-        principal = authorize(info, Permission.PRIVACY_MANAGE)
+        principal = info.context.principal
         async with info.context.session() as session:
             found = await service.export_customer(
                 session,

@@ -9,8 +9,9 @@ from typing import Any
 import strawberry
 
 from crm_shared.auth import Permission
-from crm_shared.graphql import CrmInfo, authorize
-from crm_shared.pagination import Connection, check_first, connection, decode_cursor, encode_cursor
+from crm_shared.graphql import CrmInfo
+from crm_shared.pagination import Connection, encode_cursor
+from crm_shared.resolvers import needs, page
 from crm_shared.validation import parse_id
 from rewards.purchases import service
 from rewards.purchases.models import Purchase, PurchaseKind, PurchaseReport, RefundReport
@@ -73,25 +74,25 @@ class PurchasesCustomerFields:
 
     id: strawberry.ID
 
-    @strawberry.field(description="Purchases partners reported, most recent first (rewards:read).")
+    @strawberry.field(
+        description="Purchases partners reported, most recent first (rewards:read).",
+        extensions=[needs(Permission.REWARDS_READ, customer="self.id")],
+    )
     async def purchases(
         self, info: CrmInfo, first: int = 20, after: str | None = None
     ) -> Connection[PurchaseType]:
         customer_id = parse_id(self.id, field="id")
-        principal = authorize(info, Permission.REWARDS_READ, customer_id=customer_id)
-        limit = check_first(first)
-        position = decode_cursor(after) if after is not None else None
-        async with info.context.session() as session:
-            rows = await service.purchases_of(
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: service.purchases_of(
                 session=session,
-                tenant_id=principal.tenant_id,
+                tenant_id=tenant_id,
                 customer_id=customer_id,
-                limit=limit + 1,
+                limit=limit,
                 after=position,
-            )
-        return connection(
-            rows,
-            limit,
+            ),
             cursor=lambda r: encode_cursor(r.occurred_at, r.id),
             node=PurchaseType.from_model,
         )
@@ -125,9 +126,12 @@ def _fields(input: object, names: tuple[str, ...]) -> dict[str, Any]:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Record a purchase once per order (purchases:write).")
+    @strawberry.mutation(
+        description="Record a purchase once per order (purchases:write).",
+        extensions=[needs(Permission.PURCHASES_WRITE)],
+    )
     async def record_purchase(self, info: CrmInfo, input: RecordPurchaseInput) -> PurchaseRecord:
-        principal = authorize(info, Permission.PURCHASES_WRITE)
+        principal = info.context.principal
         key = service.request_key(input.idempotency_key, field="input.idempotencyKey")
         data = _fields(
             input, ("order_id", "customer_id", "amount_cents", "currency", "occurred_at", "kind")
@@ -149,10 +153,11 @@ class Mutation:
         )
 
     @strawberry.mutation(
-        description="Refund (part of) a purchase, never more than is left (purchases:write)."
+        description="Refund (part of) a purchase, never more than is left (purchases:write).",
+        extensions=[needs(Permission.PURCHASES_WRITE)],
     )
     async def record_refund(self, info: CrmInfo, input: RecordRefundInput) -> RefundRecord:
-        principal = authorize(info, Permission.PURCHASES_WRITE)
+        principal = info.context.principal
         key = service.request_key(input.idempotency_key, field="input.idempotencyKey")
         data = _fields(input, ("order_id", "amount_cents", "occurred_at", "reason"))
         report = service.parse_report(RefundReport, data, style="graphql")

@@ -15,8 +15,9 @@ from strawberry.dataloader import DataLoader
 
 from crm_shared import audit
 from crm_shared.auth import Permission
-from crm_shared.graphql import CrmInfo, authorize, keyed_loader
+from crm_shared.graphql import CrmInfo, keyed_loader
 from crm_shared.pagination import Connection, check_first, connection, decode_cursor, encode_cursor
+from crm_shared.resolvers import needs
 from crm_shared.validation import parse_id, reason_text, validated
 from rewards.accounts.models import Account, AccountKind
 from rewards.referrals import service
@@ -182,10 +183,13 @@ class ReferralsCustomerFields:
 
     id: strawberry.ID
 
-    @strawberry.field(description="The customer's code and link to refer others (rewards:read).")
+    @strawberry.field(
+        description="The customer's code and link to refer others (rewards:read).",
+        extensions=[needs(Permission.REWARDS_READ, customer="self.id")],
+    )
     async def referral_code(self, info: CrmInfo) -> ReferralCodeType | None:
         customer_id = parse_id(self.id, field="id")
-        principal = authorize(info, Permission.REWARDS_READ, customer_id=customer_id)
+        principal = info.context.principal
         code = await code_loader(info).load(customer_id)
         if code is None:
             return None
@@ -193,12 +197,15 @@ class ReferralsCustomerFields:
         link = service.link_for(code, program, _settings(info).referral_link_base)
         return ReferralCodeType(code=code, link=link)
 
-    @strawberry.field(description="The customers this customer referred, newest first.")
+    @strawberry.field(
+        description="The customers this customer referred, newest first.",
+        extensions=[needs(Permission.REWARDS_READ, customer="self.id")],
+    )
     async def referrals(
         self, info: CrmInfo, first: int = 20, after: str | None = None
     ) -> Connection[ReferralType]:
         customer_id = parse_id(self.id, field="id")
-        principal = authorize(info, Permission.REWARDS_READ, customer_id=customer_id)
+        principal = info.context.principal
         limit = check_first(first)
         position = decode_cursor(after) if after is not None else None
         async with info.context.session() as session:
@@ -214,11 +221,14 @@ class ReferralsCustomerFields:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="Referrals held by a fraud check, oldest first (fraud:review).")
+    @strawberry.field(
+        description="Referrals held by a fraud check, oldest first (fraud:review).",
+        extensions=[needs(Permission.FRAUD_REVIEW)],
+    )
     async def held_referrals(
         self, info: CrmInfo, first: int = 20, after: str | None = None
     ) -> Connection[ReferralType]:
-        principal = authorize(info, Permission.FRAUD_REVIEW)
+        principal = info.context.principal
         limit = check_first(first)
         position = decode_cursor(after) if after is not None else None
         async with info.context.session() as session:
@@ -227,9 +237,12 @@ class Query:
             )
         return _page(rows, limit)
 
-    @strawberry.field(description="The tenant's referral program (rewards:read).")
+    @strawberry.field(
+        description="The tenant's referral program (rewards:read).",
+        extensions=[needs(Permission.REWARDS_READ)],
+    )
     async def referral_program(self, info: CrmInfo) -> ReferralProgramType:
-        principal = authorize(info, Permission.REWARDS_READ)
+        principal = info.context.principal
         return ReferralProgramType.from_settings(await _program(info, principal.tenant_id))
 
 
@@ -295,11 +308,14 @@ def _changes(input: UpdateReferralProgramInput) -> dict[str, Any]:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Change the tenant's referral program (rewards:manage).")
+    @strawberry.mutation(
+        description="Change the tenant's referral program (rewards:manage).",
+        extensions=[needs(Permission.REWARDS_MANAGE)],
+    )
     async def update_referral_program(
         self, info: CrmInfo, input: UpdateReferralProgramInput
     ) -> ReferralProgramType:
-        principal = authorize(info, Permission.REWARDS_MANAGE)
+        principal = info.context.principal
         changes = _changes(input)
         async with info.context.transaction() as session:
             current = await service.get_program(session, principal.tenant_id)
@@ -320,9 +336,12 @@ class Mutation:
             )
         return ReferralProgramType.from_settings(program)
 
-    @strawberry.mutation(description="Pay a held referral after review (fraud:review).")
+    @strawberry.mutation(
+        description="Pay a held referral after review (fraud:review).",
+        extensions=[needs(Permission.FRAUD_REVIEW)],
+    )
     async def approve_referral(self, info: CrmInfo, input: ApproveReferralInput) -> ReferralType:
-        principal = authorize(info, Permission.FRAUD_REVIEW)
+        principal = info.context.principal
         referral_id = parse_id(input.referral_id, field="input.referralId")
         note = reason_text(input.note, field="input.note") if input.note is not None else None
         async with info.context.transaction() as session:
@@ -346,10 +365,11 @@ class Mutation:
 
     @strawberry.mutation(
         description="Reject a referral as fraud: unpaid if held, clawed back if paid "
-        "(fraud:review)."
+        "(fraud:review).",
+        extensions=[needs(Permission.FRAUD_REVIEW)],
     )
     async def reject_referral(self, info: CrmInfo, input: RejectReferralInput) -> ReferralRejection:
-        principal = authorize(info, Permission.FRAUD_REVIEW)
+        principal = info.context.principal
         referral_id = parse_id(input.referral_id, field="input.referralId")
         reason = reason_text(input.reason)
         async with info.context.transaction() as session:

@@ -15,8 +15,9 @@ from strawberry.dataloader import DataLoader
 from crm_shared import audit
 from crm_shared.auth import Permission
 from crm_shared.errors import BadUserInput, NotFound
-from crm_shared.graphql import CrmInfo, authorize, keyed_loader
-from crm_shared.pagination import Connection, check_first, connection, decode_cursor
+from crm_shared.graphql import CrmInfo, keyed_loader
+from crm_shared.pagination import Connection
+from crm_shared.resolvers import needs, one, page
 from crm_shared.validation import parse_id
 from rewards.rules import service
 from rewards.rules.conditions import Period, RewardKind, RuleDefinition, Trigger
@@ -165,25 +166,29 @@ class RuleType:
             rule_id=rule.id,
         )
 
-    @strawberry.field(description="Points paid, across versions.")
+    @strawberry.field(
+        description="Points paid, across versions.", extensions=[needs(Permission.REWARDS_READ)]
+    )
     async def paid_points(self, info: CrmInfo) -> int:
-        authorize(info, Permission.REWARDS_READ)
         return (await _paid_loader(info).load(self.rule_id))[0]
 
-    @strawberry.field(description="Payouts made, across versions.")
+    @strawberry.field(
+        description="Payouts made, across versions.", extensions=[needs(Permission.REWARDS_READ)]
+    )
     async def paid_count(self, info: CrmInfo) -> int:
-        authorize(info, Permission.REWARDS_READ)
         return (await _paid_loader(info).load(self.rule_id))[1]
 
-    @strawberry.field(description="Every version, newest first.")
+    @strawberry.field(
+        description="Every version, newest first.", extensions=[needs(Permission.REWARDS_READ)]
+    )
     async def versions(self, info: CrmInfo) -> list[RuleVersionType]:
-        authorize(info, Permission.REWARDS_READ)
         found = await _versions_loader(info).load(self.rule_id)
         return [RuleVersionType.from_model(v) for v in found]
 
-    @strawberry.field(description="The current version.")
+    @strawberry.field(
+        description="The current version.", extensions=[needs(Permission.REWARDS_READ)]
+    )
     async def current(self, info: CrmInfo) -> RuleVersionType:
-        authorize(info, Permission.REWARDS_READ)
         found = await _versions_loader(info).load(self.rule_id)
         return RuleVersionType.from_model(next(v for v in found if v.version == self.version))
 
@@ -335,56 +340,59 @@ def _definition(input: RuleInput, *, prefix: str = "input") -> RuleDefinition:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="The tenant's rules, oldest first (rewards:read).")
+    @strawberry.field(
+        description="The tenant's rules, oldest first (rewards:read).",
+        extensions=[needs(Permission.REWARDS_READ)],
+    )
     async def rules(
         self, info: CrmInfo, first: int = 20, after: str | None = None
     ) -> Connection[RuleType]:
-        principal = authorize(info, Permission.REWARDS_READ)
-        limit = check_first(first)
-        position = decode_cursor(after) if after is not None else None
-        async with info.context.session() as session:
-            rows = await service.list_rules(
-                session, tenant_id=principal.tenant_id, limit=limit + 1, after=position
-            )
-        return connection(
-            rows,
-            limit,
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: service.list_rules(
+                session, tenant_id=tenant_id, limit=limit, after=position
+            ),
             node=RuleType.from_model,
         )
 
-    @strawberry.field(description="One rule with its versions, or null (rewards:read).")
+    @strawberry.field(
+        description="One rule with its versions, or null (rewards:read).",
+        extensions=[needs(Permission.REWARDS_READ)],
+    )
     async def rule(self, info: CrmInfo, id: strawberry.ID) -> RuleType | None:
-        principal = authorize(info, Permission.REWARDS_READ)
-        rule_id = parse_id(id, field="id")
-        async with info.context.session() as session:
-            rule = await service.get_rule(session, tenant_id=principal.tenant_id, rule_id=rule_id)
-        return RuleType.from_model(rule) if rule else None
+        return await one(
+            info,
+            id,
+            lambda session, tenant_id, rule_id: service.get_rule(
+                session, tenant_id=tenant_id, rule_id=rule_id
+            ),
+            RuleType.from_model,
+        )
 
-    @strawberry.field(description="A rule's payouts, newest first (rewards:read).")
+    @strawberry.field(
+        description="A rule's payouts, newest first (rewards:read).",
+        extensions=[needs(Permission.REWARDS_READ)],
+    )
     async def rule_payouts(
         self, info: CrmInfo, rule_id: strawberry.ID, first: int = 20, after: str | None = None
     ) -> Connection[RulePayoutType]:
-        principal = authorize(info, Permission.REWARDS_READ)
         rule = parse_id(rule_id, field="ruleId")
-        limit = check_first(first)
-        position = decode_cursor(after) if after is not None else None
-        async with info.context.session() as session:
-            rows = await service.payouts(
-                session,
-                tenant_id=principal.tenant_id,
-                rule_id=rule,
-                limit=limit + 1,
-                before=position,
-            )
-        return connection(
-            rows,
-            limit,
+        return await page(
+            info,
+            first,
+            after,
+            lambda session, tenant_id, limit, position: service.payouts(
+                session, tenant_id=tenant_id, rule_id=rule, limit=limit, before=position
+            ),
             node=RulePayoutType.from_model,
         )
 
     @strawberry.field(
         description="What a draft (`input`) or an existing rule (`ruleId`, its current "
-        "version) would have paid for the events in [from, to); pays nothing (rewards:manage)."
+        "version) would have paid for the events in [from, to); pays nothing (rewards:manage).",
+        extensions=[needs(Permission.REWARDS_MANAGE)],
     )
     async def dry_run_rule(
         self,
@@ -394,7 +402,7 @@ class Query:
         input: RuleInput | None = None,
         rule_id: strawberry.ID | None = None,
     ) -> DryRunResult:
-        principal = authorize(info, Permission.REWARDS_MANAGE)
+        principal = info.context.principal
         if (input is None) == (rule_id is None):
             raise BadUserInput("input: give either input or ruleId", field="input")
         async with info.context.session() as session:
@@ -427,9 +435,12 @@ async def _current_definition(
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="A new rule, enabled (rewards:manage).")
+    @strawberry.mutation(
+        description="A new rule, enabled (rewards:manage).",
+        extensions=[needs(Permission.REWARDS_MANAGE)],
+    )
     async def create_rule(self, info: CrmInfo, input: RuleInput) -> RuleType:
-        principal = authorize(info, Permission.REWARDS_MANAGE)
+        principal = info.context.principal
         definition = _definition(input)
         async with info.context.transaction() as session:
             rule, version = await service.create_rule(
@@ -443,10 +454,11 @@ class Mutation:
 
     @strawberry.mutation(
         description="Replace a rule's definition: a new version; past payouts stay "
-        "(rewards:manage)."
+        "(rewards:manage).",
+        extensions=[needs(Permission.REWARDS_MANAGE)],
     )
     async def update_rule(self, info: CrmInfo, id: strawberry.ID, input: RuleInput) -> RuleType:
-        principal = authorize(info, Permission.REWARDS_MANAGE)
+        principal = info.context.principal
         rule_id = parse_id(id, field="id")
         definition = _definition(input)
         async with info.context.transaction() as session:
@@ -460,9 +472,12 @@ class Mutation:
             await _record(session, info, "rule.updated", rule, version.version)
         return RuleType.from_model(rule)
 
-    @strawberry.mutation(description="Stop a rule paying (rewards:manage).")
+    @strawberry.mutation(
+        description="Stop a rule paying (rewards:manage).",
+        extensions=[needs(Permission.REWARDS_MANAGE)],
+    )
     async def disable_rule(self, info: CrmInfo, id: strawberry.ID) -> RuleType:
-        principal = authorize(info, Permission.REWARDS_MANAGE)
+        principal = info.context.principal
         rule_id = parse_id(id, field="id")
         async with info.context.transaction() as session:
             rule = await service.disable_rule(

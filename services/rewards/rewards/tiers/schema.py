@@ -12,7 +12,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_shared import audit
 from crm_shared.auth import Permission
-from crm_shared.graphql import CrmInfo, authorize, keyed_loader
+from crm_shared.graphql import CrmInfo, keyed_loader
+from crm_shared.resolvers import needs
 from crm_shared.validation import parse_id, validated
 from rewards.tiers import service
 from rewards.tiers.models import Tier, TierBasis
@@ -81,10 +82,12 @@ class CustomerTierFields:
 
     id: strawberry.ID
 
-    @strawberry.field(description="The customer's tier; null when the tenant has no tiers.")
+    @strawberry.field(
+        description="The customer's tier; null when the tenant has no tiers.",
+        extensions=[needs(Permission.REWARDS_READ, customer="self.id")],
+    )
     async def tier(self, info: CrmInfo) -> CustomerTierStanding | None:
         customer_id = parse_id(self.id, field="id")
-        authorize(info, Permission.REWARDS_READ, customer_id=customer_id)
         standing = await keyed_loader(info, "tier_standings", _standings, None).load(customer_id)
         if standing is None:
             return None
@@ -131,9 +134,12 @@ def _definition(input: TierInput) -> service.TierDefinition:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="The tenant's tiers, lowest level first (rewards:read).")
+    @strawberry.field(
+        description="The tenant's tiers, lowest level first (rewards:read).",
+        extensions=[needs(Permission.REWARDS_READ)],
+    )
     async def tiers(self, info: CrmInfo) -> list[TierType]:
-        principal = authorize(info, Permission.REWARDS_READ)
+        principal = info.context.principal
         async with info.context.session() as session:
             found = await service.list_tiers(session, tenant_id=principal.tenant_id)
         return [TierType.from_model(t) for t in found]
@@ -141,9 +147,11 @@ class Query:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="A new tier (rewards:manage).")
+    @strawberry.mutation(
+        description="A new tier (rewards:manage).", extensions=[needs(Permission.REWARDS_MANAGE)]
+    )
     async def define_tier(self, info: CrmInfo, input: TierInput) -> TierType:
-        principal = authorize(info, Permission.REWARDS_MANAGE)
+        principal = info.context.principal
         definition = _definition(input)
         async with info.context.transaction() as session:
             tier = await service.define_tier(
@@ -153,10 +161,11 @@ class Mutation:
         return TierType.from_model(tier)
 
     @strawberry.mutation(
-        description="Change a tier; customers move at their next recomputation (rewards:manage)."
+        description="Change a tier; customers move at their next recomputation (rewards:manage).",
+        extensions=[needs(Permission.REWARDS_MANAGE)],
     )
     async def update_tier(self, info: CrmInfo, id: strawberry.ID, input: TierInput) -> TierType:
-        principal = authorize(info, Permission.REWARDS_MANAGE)
+        principal = info.context.principal
         tier_id = parse_id(id, field="id")
         definition = _definition(input)
         async with info.context.transaction() as session:
@@ -169,9 +178,12 @@ class Mutation:
             await _record(session, info, "tier.updated", tier)
         return TierType.from_model(tier)
 
-    @strawberry.mutation(description="Stop using a tier (rewards:manage).")
+    @strawberry.mutation(
+        description="Stop using a tier (rewards:manage).",
+        extensions=[needs(Permission.REWARDS_MANAGE)],
+    )
     async def remove_tier(self, info: CrmInfo, id: strawberry.ID) -> TierType:
-        principal = authorize(info, Permission.REWARDS_MANAGE)
+        principal = info.context.principal
         tier_id = parse_id(id, field="id")
         async with info.context.transaction() as session:
             tier = await service.remove_tier(

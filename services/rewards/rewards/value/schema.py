@@ -10,7 +10,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry.dataloader import DataLoader
 
 from crm_shared.auth import Permission
-from crm_shared.graphql import CrmInfo, authorize, keyed_loader
+from crm_shared.graphql import CrmInfo, keyed_loader
+from crm_shared.resolvers import needs
 from crm_shared.validation import parse_id
 from rewards.value import service
 from rewards.value.models import CustomerValue
@@ -64,9 +65,9 @@ class ValueCustomerFields:
     id: strawberry.ID
 
     @strawberry.field(
-        description="Own purchases plus referral-attributed revenue, in cents (rewards:read)."
+        description="Own purchases plus referral-attributed revenue, in cents (rewards:read).",
+        extensions=[needs(Permission.REWARDS_READ, customer="self.id")],
     )
     async def value(self, info: CrmInfo) -> CustomerValueType:
         customer_id = parse_id(self.id, field="id")
-        authorize(info, Permission.REWARDS_READ, customer_id=customer_id)
         return CustomerValueType.from_model(await value_loader(info).load(customer_id))
