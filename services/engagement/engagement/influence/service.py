@@ -132,36 +132,20 @@ def compute(
     }
 
 
-_EDGES = r"""
-SELECT c.channel, c.author_platform_user_id AS source, p.author_platform_user_id AS target,
-       'reply' AS kind, count(*) AS n
-FROM engagement.interactions c
-JOIN engagement.interactions p ON p.tenant_id = c.tenant_id AND p.channel = c.channel
-     AND p.platform_id = c.parent_id
-WHERE c.tenant_id = :t AND c.parent_id IS NOT NULL
-  AND p.author_platform_user_id <> c.author_platform_user_id
-GROUP BY 1, 2, 3
+# The tenant's graph, read from the edges stored with the interactions
+# (``engagement.ingestion.service._write_edges``): replies and shares already name their
+# target's author; a mention names a handle, matched to the authors' current handles here.
+_EDGES = """
+SELECT channel, source_author AS source, target_author AS target, kind, count(*) AS n
+FROM engagement.interaction_edges
+WHERE tenant_id = :t AND kind <> 'mention' AND target_author <> source_author
+GROUP BY 1, 2, 3, 4
 UNION ALL
-SELECT i.channel, i.author_platform_user_id, a.platform_user_id, 'mention', count(*)
-FROM engagement.interactions i
-CROSS JOIN LATERAL (
-    SELECT DISTINCT lower(m[1]) AS handle FROM regexp_matches(i.text, '@(\w+)', 'g') AS m
-) h
-JOIN engagement.authors a ON a.tenant_id = i.tenant_id AND a.channel = i.channel
-     AND lower(a.handle) = h.handle
-WHERE i.tenant_id = :t AND i.text LIKE '%@%' AND a.platform_user_id <> i.author_platform_user_id
-GROUP BY 1, 2, 3
-UNION ALL
-SELECT i.channel, i.author_platform_user_id, o.author_platform_user_id, 'share', count(*)
-FROM engagement.interactions i
-CROSS JOIN LATERAL jsonb_array_elements(
-    CASE WHEN jsonb_typeof(i.raw -> 'post' -> 'referenced_tweets') = 'array'
-         THEN i.raw -> 'post' -> 'referenced_tweets' ELSE '[]'::jsonb END
-) r
-JOIN engagement.interactions o ON o.tenant_id = i.tenant_id AND o.channel = i.channel
-     AND o.platform_id = r ->> 'id'
-WHERE i.tenant_id = :t AND i.channel = 'x' AND r ->> 'type' IN ('quoted', 'retweeted')
-  AND o.author_platform_user_id <> i.author_platform_user_id
+SELECT e.channel, e.source_author, a.platform_user_id, 'mention', count(*)
+FROM engagement.interaction_edges e
+JOIN engagement.authors a ON a.tenant_id = e.tenant_id AND a.channel = e.channel
+     AND lower(a.handle) = e.target
+WHERE e.tenant_id = :t AND e.kind = 'mention' AND a.platform_user_id <> e.source_author
 GROUP BY 1, 2, 3
 """
 

@@ -1,0 +1,208 @@
+"""Re-ingestion by the platform's edit time, and the interaction graph written with the items
+(in-process against the real database, no services)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+
+from crm_shared import devstack
+from crm_shared.db import Database
+from engagement.influence import service as influence
+from engagement.ingestion.normalized import NormalizedItem, Report
+from engagement.ingestion.service import ingest
+from tests.conftest import settings_for
+
+AT = datetime(2025, 3, 1, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+async def db(isolated: devstack.Stack) -> AsyncIterator[Database]:
+    database = Database(settings_for(isolated, "engagement"))
+    yield database
+    await database.dispose()
+
+
+async def store(db: Database, tenant: uuid.UUID, items: list[dict[str, Any]]) -> Report:
+    async with db.session() as session, session.begin():
+        report, _ = await ingest(
+            session=session,
+            tenant_id=tenant,
+            items=[NormalizedItem.model_validate(i) for i in items],
+            min_confidence=0.5,
+        )
+    return report
+
+
+def item(platform_id: str, said: str, author: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "channel": "x",
+        "platform_id": platform_id,
+        "kind": "post",
+        "text": said,
+        "created_at": AT,
+        "author": {"platform_user_id": author, "handle": f"{author}_handle"},
+        **extra,
+    }
+
+
+async def row(db: Database, tenant: uuid.UUID, platform_id: str) -> Any:
+    async with db.session() as session:
+        found = await session.execute(
+            text(
+                "SELECT text, edited_at, sentiment_label, xmin::text AS version"
+                " FROM engagement.interactions WHERE tenant_id = :t AND platform_id = :p"
+            ),
+            {"t": tenant, "p": platform_id},
+        )
+        return found.one()
+
+
+async def edges(db: Database, tenant: uuid.UUID) -> list[tuple[str, str, str, int]]:
+    """The graph the influence recomputation reads: (kind, source, target, count)."""
+    async with db.session() as session:
+        found = await session.execute(text(influence._EDGES), {"t": tenant})
+        return sorted((r.kind, r.source, r.target, r.n) for r in found)
+
+
+async def test_identical_data_again_changes_nothing_and_reports_no_update(db: Database) -> None:
+    tenant = uuid.uuid4()
+    batch = [
+        item("a", "love it", "ann"),
+        item("b", "hate it", "bob", edited_at=AT + timedelta(hours=1)),
+    ]
+    assert (await store(db, tenant, batch)).accepted == 2
+    before = [await row(db, tenant, p) for p in ("a", "b")]
+    again = await store(db, tenant, batch)
+    assert (again.accepted, again.duplicates, again.updated) == (0, 2, 0)
+    # Not rewritten either: the rows' versions are the same.
+    assert [await row(db, tenant, p) for p in ("a", "b")] == before
+
+
+async def test_only_a_newer_version_by_the_platforms_edit_time_replaces_an_item(
+    db: Database,
+) -> None:
+    tenant = uuid.uuid4()
+    one, two = AT + timedelta(hours=1), AT + timedelta(hours=2)
+    await store(db, tenant, [item("p", "first words", "ann")])
+
+    newer = await store(db, tenant, [item("p", "second thoughts", "ann", edited_at=two)])
+    assert (newer.updated, newer.duplicates) == (1, 0)
+    stored = await row(db, tenant, "p")
+    # The edit time kept is the platform's, not the time it reached us.
+    assert (stored.text, stored.edited_at) == ("second thoughts", two)
+
+    # An older copy arriving late (the first edit, or the original) changes nothing.
+    late = await store(
+        db,
+        tenant,
+        [item("p", "an earlier edit", "ann", edited_at=one), item("p", "first words", "ann")],
+    )
+    assert (late.updated, late.duplicates) == (0, 2)
+    assert await row(db, tenant, "p") == stored
+
+    # Without an edit time a different text is no newer version: the stored one stays.
+    unknown = await store(db, tenant, [item("p", "who knows when", "ann")])
+    assert (unknown.updated, unknown.duplicates) == (0, 1)
+    assert (await row(db, tenant, "p")).text == "second thoughts"
+
+
+async def test_versions_within_one_batch_are_taken_in_order(db: Database) -> None:
+    tenant = uuid.uuid4()
+    one, two = AT + timedelta(hours=1), AT + timedelta(hours=2)
+    report = await store(
+        db,
+        tenant,
+        [
+            item("q", "original", "ann"),
+            item("q", "edit two", "ann", edited_at=two),
+            item("q", "edit one, late", "ann", edited_at=one),
+            item("q", "edit two", "ann", edited_at=two),
+        ],
+    )
+    assert (report.accepted, report.updated, report.duplicates) == (1, 1, 2)
+    stored = await row(db, tenant, "q")
+    assert (stored.text, stored.edited_at) == ("edit two", two)
+
+
+async def test_replies_and_shares_become_edges_whichever_end_comes_first(db: Database) -> None:
+    tenant = uuid.uuid4()
+    quote = {"post": {"referenced_tweets": [{"type": "quoted", "id": "root"}]}}
+    # The reply and the quote arrive before the post they answer and share.
+    await store(
+        db,
+        tenant,
+        [
+            item("r1", "so true", "fan", kind="reply", parent_id="root"),
+            item("q1", "look at this", "other", raw=quote),
+            item("r2", "replying to myself", "star", kind="reply", parent_id="root"),
+        ],
+    )
+    assert await edges(db, tenant) == []
+    await store(db, tenant, [item("root", "hello @fan_handle and @nobody", "star")])
+    assert await edges(db, tenant) == [
+        ("mention", "star", "fan", 1),
+        ("reply", "fan", "star", 1),
+        ("share", "other", "star", 1),
+    ]
+    # A later reply finds its parent at once; the counts add up.
+    await store(db, tenant, [item("r3", "again", "fan", kind="reply", parent_id="root")])
+    assert ("reply", "fan", "star", 2) in await edges(db, tenant)
+
+
+async def test_an_edit_redraws_its_mentions_and_erasing_an_item_erases_its_edges(
+    db: Database,
+) -> None:
+    tenant = uuid.uuid4()
+    await store(
+        db,
+        tenant,
+        [
+            item("ann-post", "hi", "ann"),
+            item("bob-post", "hi", "bob"),
+            item("c1", "thanks @ann_handle", "cat"),
+            item("c2", "nice", "cat", kind="reply", parent_id="ann-post"),
+        ],
+    )
+    assert await edges(db, tenant) == [("mention", "cat", "ann", 1), ("reply", "cat", "ann", 1)]
+    await store(
+        db, tenant, [item("c1", "thanks @BOB_handle", "cat", edited_at=AT + timedelta(hours=1))]
+    )
+    assert await edges(db, tenant) == [("mention", "cat", "bob", 1), ("reply", "cat", "ann", 1)]
+    async with db.session() as session, session.begin():
+        await session.execute(
+            text("DELETE FROM engagement.interactions WHERE tenant_id = :t AND platform_id = :p"),
+            {"t": tenant, "p": "ann-post"},
+        )
+    # The reply's target is gone, and its edge with it (the reply itself stays).
+    assert await edges(db, tenant) == [("mention", "cat", "bob", 1)]
+
+
+async def test_a_batch_writes_its_edges_in_two_statements_whatever_its_size(
+    db: Database,
+) -> None:
+    tenant = uuid.uuid4()
+    batch = [item("top", "start", "a0")] + [
+        item(f"r{i}", f"hey @a{i - 1}_handle", f"a{i}", kind="reply", parent_id="top")
+        for i in range(1, 60)
+    ]
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "interaction_edges" in statement:
+            statements.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        assert (await store(db, tenant, batch)).accepted == 60
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+    assert len(statements) == 2
+    graph = await edges(db, tenant)
+    assert sum(n for kind, *_, n in graph if kind == "reply") == 59
+    assert sum(n for kind, *_, n in graph if kind == "mention") == 59
