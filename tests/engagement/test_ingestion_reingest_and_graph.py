@@ -14,9 +14,11 @@ from sqlalchemy import event, text
 from crm_shared import devstack
 from crm_shared.db import Database
 from engagement.influence import service as influence
+from engagement.influence.scoring import Rules
 from engagement.ingestion.normalized import NormalizedItem, Report
 from engagement.ingestion.service import ingest
 from tests.conftest import settings_for
+from tests.engagement.test_understanding_store import consent, link
 
 AT = datetime(2025, 3, 1, 12, tzinfo=UTC)
 
@@ -206,3 +208,37 @@ async def test_a_batch_writes_its_edges_in_two_statements_whatever_its_size(
     graph = await edges(db, tenant)
     assert sum(n for kind, *_, n in graph if kind == "reply") == 59
     assert sum(n for kind, *_, n in graph if kind == "mention") == 59
+
+
+async def test_a_recomputation_that_runs_out_of_time_skips_its_tenant_and_not_the_job(
+    db: Database,
+) -> None:
+    tenant, star = uuid.uuid4(), uuid.uuid4()
+    await link(db, tenant, "star", star)
+    await consent(db, tenant, star, True)
+    await store(db, tenant, [item("s", "great", "star"), item("f", "@star_handle yes", "fan")])
+    rules = Rules(min_score=0.5, advocate_min_sentiment=0.3, detractor_max_sentiment=-0.3)
+
+    async def run_all() -> int:
+        return await influence.recompute_all(
+            db, rules=rules, damping=0.85, sentiment_days=30, statement_timeout_seconds=0.5
+        )
+
+    async def computed_at() -> Any:
+        async with db.session() as session:
+            run = await influence.last_run(session=session, tenant_id=tenant)
+            return run.computed_at if run else None
+
+    await run_all()
+    first = await computed_at()
+    assert first is not None
+    # Someone holds the tenant's scores: the recomputation's lock waits past its timeout.
+    async with db.session() as holder, holder.begin():
+        await holder.execute(
+            text("SELECT 1 FROM engagement.influence_scores WHERE tenant_id = :t FOR UPDATE"),
+            {"t": tenant},
+        )
+        await run_all()  # returns: the tenant's round failed alone
+        assert await computed_at() == first
+    await run_all()
+    assert await computed_at() > first

@@ -16,6 +16,7 @@ nothing about them is kept.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from itertools import chain
 
 import numpy as np
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_shared.db import Database, utcnow
@@ -34,6 +36,8 @@ from engagement.influence.models import InfluenceRun, InfluenceScore
 from engagement.influence.pagerank import Indices, Vector, pagerank
 from engagement.influence.scoring import Parts, Rules, Standing, scores, standings
 from engagement.settings import EngagementSettings
+
+log = logging.getLogger(__name__)
 
 PROFILING = "profiling"
 Profile = tuple[str, str]
@@ -377,9 +381,19 @@ async def _announce(
     )
 
 
-async def recompute_all(db: Database, *, rules: Rules, damping: float, sentiment_days: int) -> int:
+async def recompute_all(
+    db: Database,
+    *,
+    rules: Rules,
+    damping: float,
+    sentiment_days: int,
+    statement_timeout_seconds: float | None = None,
+) -> int:
     """Recompute every tenant with linked profiles or scores, a tenant per transaction (a
-    tenant another replica is computing is skipped); how many tenants were computed."""
+    tenant another replica is computing is skipped); how many tenants were computed.
+
+    With ``statement_timeout_seconds`` no statement of a tenant's recomputation runs longer:
+    one that would fails that tenant's round (rolled back, logged), not the others'."""
     async with db.session() as session:
         tenants = list(
             (
@@ -393,15 +407,24 @@ async def recompute_all(db: Database, *, rules: Rules, damping: float, sentiment
         )
     done = 0
     for tenant_id in tenants:
-        async with db.session() as session, session.begin():
-            summary = await recompute(
-                session=session,
-                tenant_id=tenant_id,
-                rules=rules,
-                damping=damping,
-                sentiment_days=sentiment_days,
-                wait=False,
-            )
+        try:
+            async with db.session() as session, session.begin():
+                if statement_timeout_seconds is not None:
+                    milliseconds = max(1, int(statement_timeout_seconds * 1000))
+                    await session.execute(text(f"SET LOCAL statement_timeout = {milliseconds}"))
+                summary = await recompute(
+                    session=session,
+                    tenant_id=tenant_id,
+                    rules=rules,
+                    damping=damping,
+                    sentiment_days=sentiment_days,
+                    wait=False,
+                )
+        except DBAPIError as exc:
+            if "statement timeout" not in str(exc):
+                raise
+            log.error("influence of tenant %s: a statement ran out of time (%s)", tenant_id, exc)
+            continue
         done += summary is not None
     return done
 
@@ -483,4 +506,5 @@ async def recompute_every_tenant(db: Database, settings: EngagementSettings) -> 
         rules=rules_of(settings),
         damping=settings.influence_damping,
         sentiment_days=settings.influence_sentiment_days,
+        statement_timeout_seconds=settings.job_statement_timeout_seconds,
     )
