@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from crm_shared.db import Database
 from engagement.influence import service as influence
 from engagement.influence.scoring import Rules
 from engagement.ingestion.normalized import NormalizedItem, Report
+from engagement.ingestion.router import ANALYZED, refresh_statistics
 from engagement.ingestion.service import ingest
 from tests.conftest import settings_for
 from tests.engagement.test_understanding_store import consent, link
@@ -242,3 +244,31 @@ async def test_a_recomputation_that_runs_out_of_time_skips_its_tenant_and_not_th
         assert await computed_at() == first
     await run_all()
     assert await computed_at() > first
+
+
+async def test_statistics_are_refreshed_for_the_planner_after_a_large_load(db: Database) -> None:
+    async def analysed_at() -> dict[str, Any]:
+        async with db.session() as session:
+            found = await session.execute(
+                text(
+                    "SELECT relname, last_analyze FROM pg_stat_user_tables"
+                    " WHERE schemaname = 'engagement' AND relname = ANY(:tables)"
+                ),
+                {"tables": list(ANALYZED)},
+            )
+            return {r.relname: r.last_analyze for r in found}
+
+    def refreshed(now: dict[str, Any]) -> bool:
+        return set(now) == set(ANALYZED) and all(
+            at is not None and (before.get(table) is None or at > before[table])
+            for table, at in now.items()
+        )
+
+    before = await analysed_at()
+    await refresh_statistics(db)
+    # The cumulative statistics reach other sessions within a second or so.
+    for _ in range(40):
+        if refreshed(await analysed_at()):
+            break
+        await asyncio.sleep(0.25)
+    assert refreshed(await analysed_at())
