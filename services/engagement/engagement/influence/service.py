@@ -153,6 +153,29 @@ WHERE e.tenant_id = :t AND e.kind = 'mention' AND a.platform_user_id <> e.source
 GROUP BY 1, 2, 3
 """
 
+_REPLY, _SHARE = 1, 2
+# The authors and the edges in ONE statement (one snapshot: an author stored meanwhile cannot
+# shift the numbering), as arrays: each edge's source and target as the index of the author
+# in ``channels``/``users``, its count and kind; no Python object per edge.
+_GRAPH = f"""
+WITH a AS (
+    SELECT channel, platform_user_id, coalesce(followers, 0) AS followers,
+           row_number() OVER (ORDER BY channel, platform_user_id) - 1 AS i
+    FROM engagement.authors WHERE tenant_id = :t
+), e AS ({_EDGES}), g AS (
+    SELECT array_agg(s.i) AS sources, array_agg(d.i) AS targets, array_agg(e.n) AS weights,
+           array_agg(CASE e.kind WHEN 'reply' THEN {_REPLY} WHEN 'share' THEN {_SHARE} ELSE 0 END)
+           AS kinds
+    FROM e
+    JOIN a s ON s.channel = e.channel AND s.platform_user_id = e.source
+    JOIN a d ON d.channel = e.channel AND d.platform_user_id = e.target
+)
+SELECT (SELECT array_agg(channel ORDER BY i) FROM a) AS channels,
+       (SELECT array_agg(platform_user_id ORDER BY i) FROM a) AS users,
+       (SELECT array_agg(followers ORDER BY i) FROM a) AS followers, g.*
+FROM g
+"""
+
 _METRIC = (
     "CASE WHEN jsonb_typeof(raw -> 'post' -> 'public_metrics' -> '{0}') = 'number'"
     " THEN CAST(raw -> 'post' -> 'public_metrics' ->> '{0}' AS bigint) ELSE 0 END"
@@ -168,50 +191,33 @@ _PLATFORM_COUNTS = (
 
 
 async def load_graph(*, session: AsyncSession, tenant_id: uuid.UUID) -> Graph:
-    """The tenant's graph of authors, from its interactions."""
-    authors = (
-        await session.execute(
-            text(
-                "SELECT channel, platform_user_id, coalesce(followers, 0) AS followers"
-                " FROM engagement.authors WHERE tenant_id = :t ORDER BY channel, platform_user_id"
-            ),
-            {"t": tenant_id},
-        )
-    ).all()
-    profiles: list[Profile] = [(a.channel, a.platform_user_id) for a in authors]
+    """The tenant's graph of authors, from its stored edges."""
+    found = (await session.execute(text(_GRAPH), {"t": tenant_id})).one()
+    profiles: list[Profile] = list(zip(found.channels or [], found.users or [], strict=True))
     index = {p: i for i, p in enumerate(profiles)}
     n = len(profiles)
-    followers = np.array([float(a.followers) for a in authors], dtype=np.float64)
+    followers = np.array(found.followers or [], dtype=np.float64)
     likes, platform_shares = np.zeros(n), np.zeros(n)
     for row in await session.execute(text(_PLATFORM_COUNTS), {"t": tenant_id}):
         at = index.get((row.channel, row.author))
         if at is not None:
             likes[at], platform_shares[at] = float(row.likes), float(row.shares)
-    sources: list[int] = []
-    targets: list[int] = []
-    weights: list[float] = []
-    replies_in, shares_in = np.zeros(n), np.zeros(n)
-    for row in await session.execute(text(_EDGES), {"t": tenant_id}):
-        source, target = index.get((row.channel, row.source)), index.get((row.channel, row.target))
-        if source is None or target is None:
-            continue
-        sources.append(source)
-        targets.append(target)
-        weights.append(float(row.n))
-        if row.kind == "reply":
-            replies_in[target] += row.n
-        elif row.kind == "share":
-            shares_in[target] += row.n
+    sources = np.array(found.sources or [], dtype=np.int64)
+    targets = np.array(found.targets or [], dtype=np.int64)
+    weights = np.array(found.weights or [], dtype=np.float64)
+    kinds = np.array(found.kinds or [], dtype=np.int8)
+    replies_in = np.bincount(targets, weights=weights * (kinds == _REPLY), minlength=n)
+    shares_in = np.bincount(targets, weights=weights * (kinds == _SHARE), minlength=n)
     return Graph(
         profiles=profiles,
         followers=followers,
         likes=likes,
         platform_shares=platform_shares,
-        sources=np.array(sources, dtype=np.int64),
-        targets=np.array(targets, dtype=np.int64),
-        weights=np.array(weights, dtype=np.float64),
-        replies_in=replies_in,
-        shares_in=shares_in,
+        sources=sources,
+        targets=targets,
+        weights=weights,
+        replies_in=replies_in.astype(np.float64),
+        shares_in=shares_in.astype(np.float64),
     )
 
 
