@@ -16,11 +16,9 @@ from crm_shared import devstack
 from crm_shared.db import Database
 from engagement.influence import service as influence
 from engagement.influence.scoring import Rules
-from engagement.ingestion.normalized import NormalizedItem, Report
 from engagement.ingestion.router import ANALYZED, refresh_statistics
-from engagement.ingestion.service import ingest
 from tests.conftest import settings_for
-from tests.engagement.test_understanding_store import consent, link
+from tests.engagement.test_understanding_store import consent, link, store
 
 AT = datetime(2025, 3, 1, 12, tzinfo=UTC)
 
@@ -30,17 +28,6 @@ async def db(isolated: devstack.Stack) -> AsyncIterator[Database]:
     database = Database(settings_for(isolated, "engagement"))
     yield database
     await database.dispose()
-
-
-async def store(db: Database, tenant: uuid.UUID, items: list[dict[str, Any]]) -> Report:
-    async with db.session() as session, session.begin():
-        report, _ = await ingest(
-            session=session,
-            tenant_id=tenant,
-            items=[NormalizedItem.model_validate(i) for i in items],
-            min_confidence=0.5,
-        )
-    return report
 
 
 def item(platform_id: str, said: str, author: str, **extra: Any) -> dict[str, Any]:
