@@ -14,6 +14,7 @@ from sqlalchemy import event, text
 
 from crm_shared import devstack
 from crm_shared.db import Database
+from engagement.community import service as community
 from engagement.influence import service as influence
 from engagement.influence.scoring import Rules
 from engagement.ingestion.router import ANALYZED, refresh_statistics
@@ -259,3 +260,45 @@ async def test_statistics_are_refreshed_for_the_planner_after_a_large_load(db: D
             break
         await asyncio.sleep(0.25)
     assert refreshed(await analysed_at())
+
+
+async def test_the_authors_yes_reply_answers_the_reuse_request_when_it_is_stored(
+    db: Database,
+) -> None:
+    tenant = uuid.uuid4()
+    await store(db, tenant, [item("asked", "my photo", "ann", thread_id="t1")])
+    async with db.session() as session, session.begin():
+        asked = (
+            await session.execute(
+                text("SELECT id FROM engagement.interactions WHERE tenant_id = :t"),
+                {"t": tenant},
+            )
+        ).scalar_one()
+        request = await community.request_content_reuse(
+            session=session,
+            tenant_id=tenant,
+            interaction_id=asked,
+            purpose="Homepage",
+            requested_by="staff",
+        )
+
+    def reply(platform_id: str, said: str, author: str) -> dict[str, Any]:
+        return item(platform_id, said, author, kind="reply", parent_id="asked", thread_id="t1")
+
+    # Someone else's #yes answers nothing; the author's does, twice in one batch only once.
+    await store(db, tenant, [reply("r1", "#yes from me", "bob")])
+    async with db.session() as session:
+        found = await community.get_reuse_request(
+            session=session, tenant_id=tenant, request_id=request.id
+        )
+        assert found is not None and found.status == "requested"
+    report = await store(
+        db, tenant, [reply("r2", "Sure, #yes!", "ann"), reply("r3", "#no, changed my mind", "ann")]
+    )
+    assert report.accepted == 2
+    async with db.session() as session:
+        found = await community.get_reuse_request(
+            session=session, tenant_id=tenant, request_id=request.id
+        )
+    assert found is not None
+    assert (found.status, found.answered_via) == ("granted", "reply")
