@@ -62,7 +62,7 @@ bench: env node services
 	$(PY) -m bench.bulk --rows $(BULK_ROWS)
 	$(PY) -m bench.gateway
 	$(PY) bench/subgraph_client.py
-	$(PY) bench/influence.py
+	$(PY) -m bench.influence
 	PYTHONPATH=. $(PY) bench/sentiment_agreement.py
 
 ## The long fault drills (private broker and database, 10,000 events, repeated crashes, fuzzing)

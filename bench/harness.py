@@ -271,6 +271,7 @@ def bench_stack(
         services = (*devstack.SUBGRAPHS, "gateway")
         processes = devstack.start(stack, services, replicas=replicas)
         try:
+            # As the tests: under load average ~20-35 on 2 cores 180 s was not enough.
             devstack.wait_ready(stack, tuple(processes), timeout=420)
             tenant_id = _make_tenant(stack)
             token = asyncio.run(staff_token(stack, tenant_id))

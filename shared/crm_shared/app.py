@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -25,7 +26,7 @@ from crm_shared.events.topology import declare_exchange
 from crm_shared.exposure import expose_with_care
 from crm_shared.graphql import SubgraphApp, SubgraphSchema
 from crm_shared.http import RequestLimits, install_error_handlers
-from crm_shared.metrics import watch_outbox
+from crm_shared.metrics import job_duration, job_rows, watch_outbox
 from crm_shared.settings import ServiceSettings
 from crm_shared.telemetry import configure_telemetry, instrument_app, shutdown_telemetry
 
@@ -57,12 +58,21 @@ def retention_job(settings: ServiceSettings) -> PeriodicJob:
 
 
 async def run_periodically(job: PeriodicJob, db: Database) -> None:
-    """Run ``job`` every ``job.interval_seconds`` until cancelled; a failed round is logged."""
+    """Run ``job`` every ``job.interval_seconds`` until cancelled; a failed round is logged.
+
+    Each round's duration is recorded (``crm.job.duration``, by job and outcome) and what it
+    returns, when a count, is added to ``crm.job.rows``."""
     while True:
+        started = time.monotonic()
+        outcome = "ok"
         try:
-            await job.run(db)
+            done = await job.run(db)
+            if isinstance(done, int) and not isinstance(done, bool):
+                job_rows.add(done, {"job": job.name})
         except Exception:  # the loop must outlive a bad round; the next one retries
+            outcome = "failed"
             log.exception("periodic job %s failed", job.name)
+        job_duration.record(time.monotonic() - started, {"job": job.name, "outcome": outcome})
         await asyncio.sleep(job.interval_seconds)
 
 

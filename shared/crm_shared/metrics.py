@@ -57,6 +57,16 @@ handler_duration = meter.create_histogram(
     description="Duration of one handler function for one message (its commit excluded).",
     explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
 )
+job_duration = meter.create_histogram(
+    "crm.job.duration",
+    unit="s",
+    description="Duration of one round of a periodic job, by job and outcome (ok, failed).",
+    explicit_bucket_boundaries_advisory=(*SECONDS_BUCKETS, 60.0, 120.0, 300.0),
+)
+job_rows = meter.create_counter(
+    "crm.job.rows",
+    description="What a periodic job's rounds reported doing (rows, tenants), by job.",
+)
 events_pruned = meter.create_counter(
     "crm.events.pruned",
     description="Rows deleted by the retention job: published outbox rows and old inbox rows.",

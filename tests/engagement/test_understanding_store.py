@@ -99,7 +99,15 @@ async def test_ingestion_counts_each_new_interaction_once_per_hour_and_day(db: D
     again = await store(
         db,
         tenant,
-        [first[0], item("p2", "acme acme #launch #other", ten + timedelta(minutes=40))],
+        [
+            first[0],
+            item(
+                "p2",
+                "acme acme #launch #other",
+                ten + timedelta(minutes=40),
+                edited_at=ten + timedelta(minutes=50),
+            ),
+        ],
     )
     assert (again.duplicates, again.updated) == (1, 1)
 

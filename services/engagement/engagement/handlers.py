@@ -1,8 +1,13 @@
-"""The events engagement consumes, wired to their handlers in one place."""
+"""The events engagement consumes, wired to their handlers in one place.
+
+Engagement does not consume its own ``interaction.recorded``: what reacts to a new interaction
+inside engagement (care, trends, segments, the graph's edges, a ``#yes``/``#no`` answer to a
+reuse request) runs in the transaction that stores it (``engagement.ingestion.service``), so
+a bulk load costs no broker delivery, inbox row or transaction per item here.
+"""
 
 from crm_shared.events.consumer import Handler, Registry, registry
 from engagement.care.handlers import CustomerValueChanged, remember_customer_value
-from engagement.community.handlers import COMMUNITY_HANDLERS
 from engagement.connectors.handlers import CONNECTOR_HANDLERS
 from engagement.interactions.handlers import (
     SocialProfileLinked,
@@ -17,6 +22,5 @@ HANDLERS: Registry = registry(
     Handler(SocialProfileUnlinked, detach_history),
     Handler(CustomerValueChanged, remember_customer_value),
     *PRIVACY_HANDLERS,
-    *COMMUNITY_HANDLERS,
     *CONNECTOR_HANDLERS,
 )

@@ -26,6 +26,12 @@ class EngagementSettings(ServiceSettings):
     ingest_batch_size: int = 500
     # Largest accepted request body of the JSON endpoints (NDJSON is streamed, no limit).
     ingest_max_body_bytes: int = 10_000_000
+    # After a request that stored at least this many new items the planner's statistics of
+    # the interactions and their edges are refreshed (ANALYZE), so that the jobs' plans fit
+    # the new volume (a new tenant's first import most of all); 0: never.
+    ingest_analyze_after_rows: int = Field(default=10_000, ge=0)
+    # The longest one statement of a periodic recomputation (influence) may run.
+    job_statement_timeout_seconds: float = Field(default=120.0, gt=0)
     # How often rule contests whose voting closed get their winners (0: never, staff choose).
     contest_winners_interval_seconds: float = 60.0
 

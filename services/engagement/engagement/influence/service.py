@@ -16,6 +16,7 @@ nothing about them is kept.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from itertools import chain
 
 import numpy as np
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_shared.db import Database, utcnow
@@ -34,6 +36,8 @@ from engagement.influence.models import InfluenceRun, InfluenceScore
 from engagement.influence.pagerank import Indices, Vector, pagerank
 from engagement.influence.scoring import Parts, Rules, Standing, scores, standings
 from engagement.settings import EngagementSettings
+
+log = logging.getLogger(__name__)
 
 PROFILING = "profiling"
 Profile = tuple[str, str]
@@ -132,37 +136,44 @@ def compute(
     }
 
 
-_EDGES = r"""
-SELECT c.channel, c.author_platform_user_id AS source, p.author_platform_user_id AS target,
-       'reply' AS kind, count(*) AS n
-FROM engagement.interactions c
-JOIN engagement.interactions p ON p.tenant_id = c.tenant_id AND p.channel = c.channel
-     AND p.platform_id = c.parent_id
-WHERE c.tenant_id = :t AND c.parent_id IS NOT NULL
-  AND p.author_platform_user_id <> c.author_platform_user_id
-GROUP BY 1, 2, 3
+# The tenant's graph, read from the edges stored with the interactions
+# (``engagement.ingestion.service._write_edges``): replies and shares already name their
+# target's author; a mention names a handle, matched to the authors' current handles here.
+_EDGES = """
+SELECT channel, source_author AS source, target_author AS target, kind, count(*) AS n
+FROM engagement.interaction_edges
+WHERE tenant_id = :t AND kind <> 'mention' AND target_author <> source_author
+GROUP BY 1, 2, 3, 4
 UNION ALL
-SELECT i.channel, i.author_platform_user_id, a.platform_user_id, 'mention', count(*)
-FROM engagement.interactions i
-CROSS JOIN LATERAL (
-    SELECT DISTINCT lower(m[1]) AS handle FROM regexp_matches(i.text, '@(\w+)', 'g') AS m
-) h
-JOIN engagement.authors a ON a.tenant_id = i.tenant_id AND a.channel = i.channel
-     AND lower(a.handle) = h.handle
-WHERE i.tenant_id = :t AND i.text LIKE '%@%' AND a.platform_user_id <> i.author_platform_user_id
+SELECT e.channel, e.source_author, a.platform_user_id, 'mention', count(*)
+FROM engagement.interaction_edges e
+JOIN engagement.authors a ON a.tenant_id = e.tenant_id AND a.channel = e.channel
+     AND lower(a.handle) = e.target
+WHERE e.tenant_id = :t AND e.kind = 'mention' AND a.platform_user_id <> e.source_author
 GROUP BY 1, 2, 3
-UNION ALL
-SELECT i.channel, i.author_platform_user_id, o.author_platform_user_id, 'share', count(*)
-FROM engagement.interactions i
-CROSS JOIN LATERAL jsonb_array_elements(
-    CASE WHEN jsonb_typeof(i.raw -> 'post' -> 'referenced_tweets') = 'array'
-         THEN i.raw -> 'post' -> 'referenced_tweets' ELSE '[]'::jsonb END
-) r
-JOIN engagement.interactions o ON o.tenant_id = i.tenant_id AND o.channel = i.channel
-     AND o.platform_id = r ->> 'id'
-WHERE i.tenant_id = :t AND i.channel = 'x' AND r ->> 'type' IN ('quoted', 'retweeted')
-  AND o.author_platform_user_id <> i.author_platform_user_id
-GROUP BY 1, 2, 3
+"""
+
+_REPLY, _SHARE = 1, 2
+# The authors and the edges in ONE statement (one snapshot: an author stored meanwhile cannot
+# shift the numbering), as arrays: each edge's source and target as the index of the author
+# in ``channels``/``users``, its count and kind; no Python object per edge.
+_GRAPH = f"""
+WITH a AS (
+    SELECT channel, platform_user_id, coalesce(followers, 0) AS followers,
+           row_number() OVER (ORDER BY channel, platform_user_id) - 1 AS i
+    FROM engagement.authors WHERE tenant_id = :t
+), e AS ({_EDGES}), g AS (
+    SELECT array_agg(s.i) AS sources, array_agg(d.i) AS targets, array_agg(e.n) AS weights,
+           array_agg(CASE e.kind WHEN 'reply' THEN {_REPLY} WHEN 'share' THEN {_SHARE} ELSE 0 END)
+           AS kinds
+    FROM e
+    JOIN a s ON s.channel = e.channel AND s.platform_user_id = e.source
+    JOIN a d ON d.channel = e.channel AND d.platform_user_id = e.target
+)
+SELECT (SELECT array_agg(channel ORDER BY i) FROM a) AS channels,
+       (SELECT array_agg(platform_user_id ORDER BY i) FROM a) AS users,
+       (SELECT array_agg(followers ORDER BY i) FROM a) AS followers, g.*
+FROM g
 """
 
 _METRIC = (
@@ -180,50 +191,33 @@ _PLATFORM_COUNTS = (
 
 
 async def load_graph(*, session: AsyncSession, tenant_id: uuid.UUID) -> Graph:
-    """The tenant's graph of authors, from its interactions."""
-    authors = (
-        await session.execute(
-            text(
-                "SELECT channel, platform_user_id, coalesce(followers, 0) AS followers"
-                " FROM engagement.authors WHERE tenant_id = :t ORDER BY channel, platform_user_id"
-            ),
-            {"t": tenant_id},
-        )
-    ).all()
-    profiles: list[Profile] = [(a.channel, a.platform_user_id) for a in authors]
+    """The tenant's graph of authors, from its stored edges."""
+    found = (await session.execute(text(_GRAPH), {"t": tenant_id})).one()
+    profiles: list[Profile] = list(zip(found.channels or [], found.users or [], strict=True))
     index = {p: i for i, p in enumerate(profiles)}
     n = len(profiles)
-    followers = np.array([float(a.followers) for a in authors], dtype=np.float64)
+    followers = np.array(found.followers or [], dtype=np.float64)
     likes, platform_shares = np.zeros(n), np.zeros(n)
     for row in await session.execute(text(_PLATFORM_COUNTS), {"t": tenant_id}):
         at = index.get((row.channel, row.author))
         if at is not None:
             likes[at], platform_shares[at] = float(row.likes), float(row.shares)
-    sources: list[int] = []
-    targets: list[int] = []
-    weights: list[float] = []
-    replies_in, shares_in = np.zeros(n), np.zeros(n)
-    for row in await session.execute(text(_EDGES), {"t": tenant_id}):
-        source, target = index.get((row.channel, row.source)), index.get((row.channel, row.target))
-        if source is None or target is None:
-            continue
-        sources.append(source)
-        targets.append(target)
-        weights.append(float(row.n))
-        if row.kind == "reply":
-            replies_in[target] += row.n
-        elif row.kind == "share":
-            shares_in[target] += row.n
+    sources = np.array(found.sources or [], dtype=np.int64)
+    targets = np.array(found.targets or [], dtype=np.int64)
+    weights = np.array(found.weights or [], dtype=np.float64)
+    kinds = np.array(found.kinds or [], dtype=np.int8)
+    replies_in = np.bincount(targets, weights=weights * (kinds == _REPLY), minlength=n)
+    shares_in = np.bincount(targets, weights=weights * (kinds == _SHARE), minlength=n)
     return Graph(
         profiles=profiles,
         followers=followers,
         likes=likes,
         platform_shares=platform_shares,
-        sources=np.array(sources, dtype=np.int64),
-        targets=np.array(targets, dtype=np.int64),
-        weights=np.array(weights, dtype=np.float64),
-        replies_in=replies_in,
-        shares_in=shares_in,
+        sources=sources,
+        targets=targets,
+        weights=weights,
+        replies_in=replies_in.astype(np.float64),
+        shares_in=shares_in.astype(np.float64),
     )
 
 
@@ -393,9 +387,19 @@ async def _announce(
     )
 
 
-async def recompute_all(db: Database, *, rules: Rules, damping: float, sentiment_days: int) -> int:
+async def recompute_all(
+    db: Database,
+    *,
+    rules: Rules,
+    damping: float,
+    sentiment_days: int,
+    statement_timeout_seconds: float | None = None,
+) -> int:
     """Recompute every tenant with linked profiles or scores, a tenant per transaction (a
-    tenant another replica is computing is skipped); how many tenants were computed."""
+    tenant another replica is computing is skipped); how many tenants were computed.
+
+    With ``statement_timeout_seconds`` no statement of a tenant's recomputation runs longer:
+    one that would fails that tenant's round (rolled back, logged), not the others'."""
     async with db.session() as session:
         tenants = list(
             (
@@ -409,15 +413,24 @@ async def recompute_all(db: Database, *, rules: Rules, damping: float, sentiment
         )
     done = 0
     for tenant_id in tenants:
-        async with db.session() as session, session.begin():
-            summary = await recompute(
-                session=session,
-                tenant_id=tenant_id,
-                rules=rules,
-                damping=damping,
-                sentiment_days=sentiment_days,
-                wait=False,
-            )
+        try:
+            async with db.session() as session, session.begin():
+                if statement_timeout_seconds is not None:
+                    milliseconds = max(1, int(statement_timeout_seconds * 1000))
+                    await session.execute(text(f"SET LOCAL statement_timeout = {milliseconds}"))
+                summary = await recompute(
+                    session=session,
+                    tenant_id=tenant_id,
+                    rules=rules,
+                    damping=damping,
+                    sentiment_days=sentiment_days,
+                    wait=False,
+                )
+        except DBAPIError as exc:
+            if "statement timeout" not in str(exc):
+                raise
+            log.error("influence of tenant %s: a statement ran out of time (%s)", tenant_id, exc)
+            continue
         done += summary is not None
     return done
 
@@ -509,4 +522,5 @@ async def recompute_every_tenant(db: Database, settings: EngagementSettings) -> 
         rules=rules_of(settings),
         damping=settings.influence_damping,
         sentiment_days=settings.influence_sentiment_days,
+        statement_timeout_seconds=settings.job_statement_timeout_seconds,
     )

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import logging
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
+from sqlalchemy import text
 
 from crm_shared.auth import Permission, Principal
 from crm_shared.db import Database
@@ -34,6 +36,8 @@ Writer = Annotated[Principal, Depends(requires(Permission.INTERACTIONS_WRITE))]
 HubMode = Annotated[str | None, Query(alias="hub.mode")]
 HubToken = Annotated[str | None, Query(alias="hub.verify_token")]
 HubChallenge = Annotated[str | None, Query(alias="hub.challenge")]
+
+log = logging.getLogger(__name__)
 
 # NDJSON batches read and analysed ahead of the one being stored.
 BATCHES_AHEAD = 2
@@ -88,6 +92,18 @@ def ingestion_router(settings: EngagementSettings) -> APIRouter:
             )
         return counts
 
+    # Statistics refreshes running after large loads (kept referenced until done).
+    refreshing: set[asyncio.Task[None]] = set()
+
+    def after_load(db: Database, report: Report) -> Report:
+        """A large load refreshes the planner's statistics, in the background."""
+        threshold = settings.ingest_analyze_after_rows
+        if threshold and report.accepted >= threshold:
+            task = asyncio.create_task(refresh_statistics(db))
+            refreshing.add(task)
+            task.add_done_callback(refreshing.discard)
+        return report
+
     async def store(request: Request, tenant_id: uuid.UUID, parsed: Iterable[Parsed]) -> Report:
         """Store a whole request's items in one transaction."""
         report = Report()
@@ -96,7 +112,7 @@ def ingestion_router(settings: EngagementSettings) -> APIRouter:
         if items:
             analysis = await analysed(db, tenant_id, items)
             report.add(await store_batch(db, tenant_id, items, analysis))
-        return report
+        return after_load(db, report)
 
     @router.post("/x", response_model=Report)
     async def ingest_x(request: Request, principal: Writer) -> Report:
@@ -187,7 +203,7 @@ def ingestion_router(settings: EngagementSettings) -> APIRouter:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
-        return report
+        return after_load(db, report)
 
     def verify_signature(tenant_id: uuid.UUID, body: bytes, header: str | None) -> None:
         secret = settings.meta_secret_for(str(tenant_id))
@@ -238,6 +254,22 @@ def ingestion_router(settings: EngagementSettings) -> APIRouter:
         return handshake(mode, token, challenge)
 
     return router
+
+
+# The tables a large load changes the shape of, for the planner.
+ANALYZED = ("interactions", "interaction_edges", "authors", "interaction_trackers")
+
+
+async def refresh_statistics(db: Database) -> None:
+    """``ANALYZE`` the tables a load filled: a job planned on statistics from before a large
+    import (a new tenant's first, most of all) may pick nested loops over millions of rows.
+    Autovacuum would get there too, but only after its own thresholds and naptime."""
+    try:
+        async with db.session() as session, session.begin():
+            tables = ", ".join(f"{session.info['schema']}.{t}" for t in ANALYZED)
+            await session.execute(text(f"ANALYZE {tables}"))
+    except Exception:  # statistics are an optimisation: a failure only waits for autovacuum
+        log.exception("refreshing the statistics after a large load failed")
 
 
 @dataclass

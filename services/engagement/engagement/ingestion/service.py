@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,18 +12,19 @@ from datetime import datetime
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import TextClause, delete, text
+from sqlalchemy import TextClause, text
 from sqlalchemy.orm import instrumentation
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from crm_shared.db import lock_keys, utcnow
+from crm_shared.errors import Conflict, NotFound
 from crm_shared.events import Event, record_events
 from engagement.care import service as care
 from engagement.care.service import CarePolicy
+from engagement.community.reuse import service as reuse
 from engagement.ingestion.normalized import AuthorRef, NormalizedItem, Report
 from engagement.interactions.events import AuthorSeen, InteractionRecorded
-from engagement.interactions.models import Interaction, InteractionTracker
+from engagement.interactions.models import Interaction
 from engagement.interactions.service import author_lock_key
 from engagement.listening import service as listening
 from engagement.listening.models import Tracker
@@ -97,10 +99,11 @@ async def ingest(
     ``analysis`` (from :func:`analyse`, one per item, made before the transaction) is done
     here when not given. The batch costs a fixed number of statements, not a few per item:
     new items are inserted in one statement, their tracker matches in another, their
-    authors upserted in one, and their events written to the outbox in one. Items already
-    stored (or repeated within the batch) are then taken one by one, in order, as edits or
-    duplicates. Care follows every new interaction in the same transaction (cases, the
-    brand's replies) by ``policy``, this process's settings by default.
+    authors upserted in one, their graph edges in one, and their events written to the
+    outbox in one. Items already stored (or repeated within the batch) are then taken in
+    order as edits or duplicates (:func:`_known`), also in a fixed number of statements.
+    Care follows every new interaction in the same transaction (cases, the brand's replies)
+    by ``policy``, this process's settings by default.
     """
     if not items:
         return Report(), []
@@ -129,6 +132,7 @@ async def ingest(
             results[index] = Stored("accepted", _interaction(values), analysis[index].tracker_ids)
     new = [(items[i], results[i]) for i in sorted(results)]
     await _set_all_matches(session, tenant_id, [s for _, s in new])
+    await _write_edges(session, tenant_id, [(i, s.interaction) for i, s in new])
     await record_events(
         session, await _announcements(session, tenant_id, new, now=now), tenant_id=tenant_id
     )
@@ -142,10 +146,14 @@ async def ingest(
         ],
         policy=policy,
     )
+    await _answer_reuse_requests(session, tenant_id, [s.interaction for _, s in new])
     # What was stored before, or comes twice in this batch: an edit or a duplicate, in order.
-    for index, item in enumerate(items):
-        if index not in results:
-            results[index] = await _known(session, tenant_id, item, analysis[index])
+    await _known(
+        session,
+        tenant_id,
+        [(i, items[i], analysis[i]) for i in range(len(items)) if i not in results],
+        results,
+    )
 
     report = Report()
     stored = [results[index] for index in range(len(items))]
@@ -293,6 +301,7 @@ async def _insert_new(
 
 # Builds instances the way the ORM builds the ones it loads: straight into their __dict__.
 _INTERACTIONS = instrumentation.manager_of_class(Interaction)
+_COLUMNS = frozenset(Interaction.model_fields)
 
 
 def _interaction(values: dict[str, Any]) -> Interaction:
@@ -377,47 +386,246 @@ async def _announcements(
     return events
 
 
+async def _answer_reuse_requests(
+    session: AsyncSession, tenant_id: uuid.UUID, interactions: Sequence[Interaction]
+) -> None:
+    """A new ``#yes``/``#no`` reply of an author answers their open reuse request in its
+    thread (``community.reuse.service.answer_from_reply``), in the storing transaction: no event
+    round trip through engagement's own queue for every interaction to find the few that do.
+    A request answered meanwhile by another transaction leaves the batch alone."""
+    for interaction in interactions:
+        if (
+            interaction.author_platform_user_id is None
+            or (interaction.parent_id is None and interaction.thread_id is None)
+            or reuse.reply_answer(interaction.text) is None
+        ):
+            continue
+        try:
+            async with session.begin_nested():
+                await reuse.answer_from_reply(
+                    session=session, tenant_id=tenant_id, interaction_id=interaction.id
+                )
+        except (Conflict, NotFound):
+            continue
+
+
 async def _known(
     session: AsyncSession,
     tenant_id: uuid.UUID,
-    item: NormalizedItem,
-    analysis: Analysis,
-) -> Stored:
-    """The item is already stored: a changed text updates it, the same text is a duplicate."""
-    found = await session.exec(
-        select(Interaction)
-        .where(
-            Interaction.tenant_id == tenant_id,
-            Interaction.channel == item.channel,
-            Interaction.platform_id == item.platform_id,
-        )
-        .with_for_update()
-    )
-    interaction = found.one()
-    if item.text == interaction.text:
-        return Stored("duplicate", interaction)
-    interaction.text = item.text
-    interaction.edited_at = item.edited_at or utcnow()
-    understanding = analysis.understanding
-    interaction.language = understanding.language
-    interaction.sentiment_score = understanding.sentiment_score
-    interaction.sentiment_label = understanding.sentiment_label
-    interaction.raw = item.raw or {}
-    session.add(interaction)
-    await session.flush()
-    await session.execute(
-        delete(InteractionTracker).where(col(InteractionTracker.interaction_id) == interaction.id)
-    )
-    await _set_matches(session, tenant_id, interaction.id, list(analysis.tracker_ids))
-    return Stored("updated", interaction)
-
-
-async def _set_matches(
-    session: AsyncSession, tenant_id: uuid.UUID, interaction_id: uuid.UUID, ids: list[uuid.UUID]
+    pending: Sequence[tuple[int, NormalizedItem, Analysis]],
+    results: dict[int, Stored],
 ) -> None:
+    """Items stored before, or repeated within the batch: edits or duplicates, in order.
+
+    An item replaces the stored version only when it is newer by the platform's own edit
+    time (``edited_at`` later than the stored edit or, never edited, creation time) and says
+    something else; identical data, or an older copy, is a duplicate and changes nothing. The
+    stored rows are read (and locked) in one statement and the edits written in one, whatever
+    the number of items.
+    """
+    if not pending:
+        return
+    current: dict[tuple[str, str], Interaction] = {
+        (s.interaction.channel, s.interaction.platform_id): s.interaction for s in results.values()
+    }
+    wanted = sorted({(item.channel, item.platform_id) for _, item, _ in pending} - set(current))
+    if wanted:
+        rows = await session.execute(
+            text(
+                f"SELECT i.* FROM {session.info['schema']}.interactions AS i "
+                "JOIN unnest(CAST(:channels AS text[]), CAST(:ids AS text[])) "
+                "AS k(channel, platform_id) USING (channel, platform_id) "
+                "WHERE i.tenant_id = CAST(:tenant AS uuid) ORDER BY i.id FOR UPDATE OF i"
+            ),
+            {
+                "tenant": tenant_id,
+                "channels": [c for c, _ in wanted],
+                "ids": [p for _, p in wanted],
+            },
+        )
+        for row in rows:
+            current[(row.channel, row.platform_id)] = _interaction(dict(row._mapping))
+    edits: dict[uuid.UUID, tuple[NormalizedItem, Analysis, Interaction]] = {}
+    for index, item, analysis in pending:
+        key = (item.channel, item.platform_id)
+        stored = current[key]
+        if not _newer(item, stored) or item.text == stored.text:
+            results[index] = Stored("duplicate", stored)
+            continue
+        understanding = analysis.understanding
+        state = {k: v for k, v in stored.__dict__.items() if k in _COLUMNS}
+        edited = _interaction(
+            {
+                **state,
+                "text": item.text,
+                "edited_at": item.edited_at,
+                "language": understanding.language,
+                "sentiment_score": understanding.sentiment_score,
+                "sentiment_label": understanding.sentiment_label,
+                "raw": item.raw or {},
+            }
+        )
+        current[key] = edited
+        edits[edited.id] = (item, analysis, edited)
+        results[index] = Stored("updated", edited, analysis.tracker_ids)
+    if edits:
+        await _write_edits(session, tenant_id, list(edits.values()))
+
+
+def _newer(item: NormalizedItem, stored: Interaction) -> bool:
+    """Whether ``item`` is a later version than ``stored`` by the platform's edit time."""
+    if item.edited_at is None:
+        return False
+    return item.edited_at > (stored.edited_at or stored.created_at)
+
+
+async def _write_edits(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    edits: Sequence[tuple[NormalizedItem, Analysis, Interaction]],
+) -> None:
+    """Store the edited items' last versions: text, edit time, understanding, trackers and
+    mentions (one statement each for the whole batch)."""
+    schema = session.info["schema"]
+    rows = [interaction for _, _, interaction in edits]
+    ids = [row.id for row in rows]
+    await session.execute(
+        text(
+            f"UPDATE {schema}.interactions AS i SET text = u.text, edited_at = u.edited_at, "
+            "language = u.language, sentiment_score = u.sentiment_score, "
+            "sentiment_label = u.sentiment_label, raw = CAST(u.raw AS jsonb) "
+            "FROM unnest(CAST(:ids AS uuid[]), CAST(:texts AS text[]), "
+            "CAST(:edited AS timestamptz[]), CAST(:languages AS text[]), "
+            "CAST(:scores AS float8[]), CAST(:labels AS text[]), CAST(:raws AS text[])) "
+            "AS u(id, text, edited_at, language, sentiment_score, sentiment_label, raw) "
+            "WHERE i.id = u.id"
+        ),
+        {
+            "ids": ids,
+            "texts": [row.text for row in rows],
+            "edited": [row.edited_at for row in rows],
+            "languages": [row.language for row in rows],
+            "scores": [row.sentiment_score for row in rows],
+            "labels": [row.sentiment_label for row in rows],
+            "raws": [orjson.dumps(row.raw).decode() for row in rows],
+        },
+    )
+    await session.execute(
+        text(
+            f"DELETE FROM {schema}.interaction_trackers "
+            "WHERE interaction_id = ANY(CAST(:ids AS uuid[]))"
+        ),
+        {"ids": ids},
+    )
     await _insert_matches(
         session,
-        [{"interaction_id": interaction_id, "tracker_id": t, "tenant_id": tenant_id} for t in ids],
+        [
+            {"interaction_id": row.id, "tracker_id": t, "tenant_id": tenant_id}
+            for _, analysis, row in edits
+            for t in analysis.tracker_ids
+        ],
+    )
+    # A new text may mention others: its mentions are written again (replies and shares
+    # are what the item is, not what it says, and stay).
+    await session.execute(
+        text(
+            f"DELETE FROM {schema}.interaction_edges "
+            "WHERE interaction_id = ANY(CAST(:ids AS uuid[])) AND kind = 'mention'"
+        ),
+        {"ids": ids},
+    )
+    await _write_edges(session, tenant_id, [(item, row) for item, _, row in edits], mentions=True)
+
+
+# ``@handle`` in a text: a mention of the author with that handle on the item's channel.
+MENTION = re.compile(r"@(\w+)")
+SHARED = ("quoted", "retweeted")
+
+
+def edges_of(item: NormalizedItem) -> list[tuple[str, str]]:
+    """The ``(kind, target)`` edges an item makes: a reply to its parent item, a mention of
+    each ``@handle`` (lower-cased) its text names, a share of each X post it quotes or
+    reposts."""
+    found: dict[tuple[str, str], None] = {}
+    if item.parent_id is not None:
+        found[("reply", item.parent_id)] = None
+    for handle in MENTION.findall(item.text or "") if "@" in (item.text or "") else ():
+        found[("mention", handle.lower()[:200])] = None
+    if item.channel == "x" and item.raw:
+        post = item.raw.get("post")
+        references = post.get("referenced_tweets") if isinstance(post, dict) else None
+        for ref in references if isinstance(references, list) else ():
+            if isinstance(ref, dict) and ref.get("type") in SHARED and ref.get("id"):
+                found[("share", str(ref["id"])[:200])] = None
+    return list(found)
+
+
+async def _write_edges(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    stored: Sequence[tuple[NormalizedItem, Interaction]],
+    *,
+    mentions: bool = False,
+) -> None:
+    """Write the interactions' graph edges (``mentions``: only those), and resolve the edges
+    stored earlier that waited for one of these interactions as their target.
+
+    A reply or a share is resolved to its target item and that item's author here, in
+    either order of arrival: an edge whose target is not stored yet waits (indexed) until it
+    is. Mentions are resolved against the authors' handles when the graph is read.
+    """
+    schema = session.info["schema"]
+    ids: list[uuid.UUID] = []
+    kinds: list[str] = []
+    targets: list[str] = []
+    for item, interaction in stored:
+        if interaction.author_platform_user_id is None:
+            continue  # no source: nothing to draw
+        for kind, target in edges_of(item):
+            if mentions and kind != "mention":
+                continue
+            ids.append(interaction.id)
+            kinds.append(kind)
+            targets.append(target)
+    if ids:
+        await session.execute(
+            _insert_edges_statement(schema),
+            {"tenant": tenant_id, "ids": ids, "kinds": kinds, "targets": targets},
+        )
+    if mentions or not stored:
+        return
+    await session.execute(
+        _resolve_edges_statement(schema),
+        {"tenant": tenant_id, "ids": [interaction.id for _, interaction in stored]},
+    )
+
+
+@functools.cache
+def _insert_edges_statement(schema: str) -> TextClause:
+    return text(
+        f"INSERT INTO {schema}.interaction_edges (interaction_id, kind, target, tenant_id, "
+        "channel, source_author, target_interaction_id, target_author) "
+        "SELECT e.interaction_id, e.kind, e.target, s.tenant_id, s.channel, "
+        "s.author_platform_user_id, t.id, t.author_platform_user_id "
+        "FROM unnest(CAST(:ids AS uuid[]), CAST(:kinds AS text[]), CAST(:targets AS text[])) "
+        "AS e(interaction_id, kind, target) "
+        f"JOIN {schema}.interactions AS s ON s.id = e.interaction_id "
+        f"LEFT JOIN {schema}.interactions AS t ON e.kind <> 'mention' "
+        "AND t.tenant_id = CAST(:tenant AS uuid) AND t.channel = s.channel "
+        "AND t.platform_id = e.target "
+        "ON CONFLICT DO NOTHING"
+    )
+
+
+@functools.cache
+def _resolve_edges_statement(schema: str) -> TextClause:
+    return text(
+        f"UPDATE {schema}.interaction_edges AS e SET target_interaction_id = t.id, "
+        "target_author = t.author_platform_user_id "
+        f"FROM {schema}.interactions AS t "
+        "WHERE t.id = ANY(CAST(:ids AS uuid[])) AND e.tenant_id = CAST(:tenant AS uuid) "
+        "AND e.channel = t.channel AND e.target = t.platform_id "
+        "AND e.target_interaction_id IS NULL AND e.kind <> 'mention'"
     )
 
 

@@ -2,7 +2,7 @@
 publications.
 
 Revision ID: 1700
-Revises: 0950
+Revises: 0960
 Create Date: 2026-12-03
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "1700"
-down_revision: str | Sequence[str] | None = "0950"
+down_revision: str | Sequence[str] | None = "0960"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
