@@ -13,8 +13,10 @@ import os
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import aio_pika
+import httpx
 import pytest
 
 from crm_shared import devstack
@@ -34,9 +36,28 @@ TEST_VHOST = TEST_DB
 PORT_BASE = int(os.environ.get("CRM_TEST_PORT_BASE", "18000")) + 50 * _WORKER_INDEX
 
 
+MANAGEMENT_URL = os.environ.get("CRM_TEST_RABBITMQ_MANAGEMENT", "http://127.0.0.1:15672")
+
+
 def _reset_vhost(vhost: str) -> None:
+    """An empty ``vhost`` that guest may use, made afresh through the management API (which
+    ``make services`` enables), each call bounded: ``rabbitmqctl`` starts an Erlang VM per call
+    and, on a loaded machine with many vhosts, its ``delete_vhost`` once hung a run for good."""
+    url = f"{MANAGEMENT_URL}/api/vhosts/{quote(vhost, safe='')}"
+    auth = ("guest", "guest")
+    try:
+        with httpx.Client(auth=auth, timeout=120) as api:
+            api.delete(url)
+            api.put(url).raise_for_status()
+            api.put(
+                f"{MANAGEMENT_URL}/api/permissions/{quote(vhost, safe='')}/guest",
+                json={"configure": ".*", "write": ".*", "read": ".*"},
+            ).raise_for_status()
+            return
+    except httpx.HTTPError:
+        pass  # no management API: the command line, as before
     for args in (["delete_vhost", vhost], ["add_vhost", vhost]):
-        subprocess.run(["rabbitmqctl", "-q", *args], check=False, capture_output=True)
+        subprocess.run(["rabbitmqctl", "-q", *args], check=False, capture_output=True, timeout=300)
 
 
 @pytest.fixture(scope="session")

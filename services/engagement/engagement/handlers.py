@@ -8,7 +8,6 @@ a bulk load costs no broker delivery, inbox row or transaction per item here.
 
 from crm_shared.events.consumer import Handler, Registry, registry
 from engagement.care.handlers import CustomerValueChanged, remember_customer_value
-from engagement.connectors.handlers import CONNECTOR_HANDLERS
 from engagement.interactions.handlers import (
     SocialProfileLinked,
     SocialProfileUnlinked,
@@ -22,5 +21,4 @@ HANDLERS: Registry = registry(
     Handler(SocialProfileUnlinked, detach_history),
     Handler(CustomerValueChanged, remember_customer_value),
     *PRIVACY_HANDLERS,
-    *CONNECTOR_HANDLERS,
 )

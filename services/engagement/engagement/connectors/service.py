@@ -1056,8 +1056,46 @@ async def _finish_published(
         )
 
 
+# Care replies still to publish from an account connected before they were written, not yet
+# queued: engagement's own queue does not carry every interaction for the few that are these.
+_UNQUEUED_CARE_REPLIES = text(
+    """
+    SELECT r.tenant_id, r.interaction_id
+    FROM engagement.case_replies r
+    JOIN engagement.interactions i ON i.id = r.interaction_id
+    JOIN engagement.connected_accounts a
+      ON a.tenant_id = r.tenant_id AND a.channel = i.channel
+     AND a.platform_user_id = i.author_platform_user_id AND a.status <> 'disconnected'
+     AND a.created_at <= r.created_at
+    WHERE r.publish_status = 'to_publish'
+      AND NOT EXISTS (
+          SELECT 1 FROM engagement.connector_publications p
+          WHERE p.interaction_id = r.interaction_id
+      )
+    ORDER BY r.created_at
+    LIMIT :limit
+    """
+)
+
+
+async def queue_care_replies(db: Database, *, limit: int = 100) -> int:
+    """Queue the care replies written on connected accounts (``queue_care_reply`` each, in one
+    transaction); run at the start of every publishing round."""
+    queued = 0
+    async with db.session() as session, session.begin():
+        rows = (await session.execute(_UNQUEUED_CARE_REPLIES, {"limit": limit})).all()
+        for tenant_id, interaction_id in rows:
+            if await queue_care_reply(
+                session=session, tenant_id=tenant_id, interaction_id=interaction_id
+            ):
+                queued += 1
+    return queued
+
+
 async def publish_due(db: Database, settings: EngagementSettings) -> int:
-    """Send every due publication (the periodic job)."""
+    """Queue care replies written since the last round, then send every due publication (the
+    periodic job)."""
+    await queue_care_replies(db)
     claimed = await claim_due_publications(db, settings, limit=20)
     if not claimed:
         return 0
