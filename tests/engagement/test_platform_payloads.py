@@ -238,3 +238,33 @@ def test_an_instagram_comment_of_the_first_webhook_version_has_no_from() -> None
     }
     [comment] = items(parse_meta(body))
     assert (comment.kind, comment.author, comment.text) == ("comment", None, "This is an example.")
+
+
+# --- trackers in every script ---------------------------------------------------------------
+
+
+def _tracker(kind: str, term: str) -> Any:
+    import uuid
+
+    from engagement.listening.models import Tracker
+
+    return Tracker(id=uuid.uuid4(), tenant_id=uuid.uuid4(), kind=kind, term=term)
+
+
+def test_trackers_match_in_scripts_without_spaces() -> None:
+    from engagement.listening.service import matching
+
+    acme, huawei, sony_ja, tag = (
+        _tracker("keyword", "Acme"),
+        _tracker("keyword", "华为"),
+        _tracker("keyword", "ソニー"),
+        _tracker("hashtag", "#acme"),
+    )
+    trackers = [acme, huawei, sony_ja, tag]
+    assert matching("我喜欢Acme耳机", trackers) == [acme.id]
+    assert matching("我昨天买了华为手机，很好用", trackers) == [huawei.id]
+    assert matching("ソニーのヘッドホンが壊れた", trackers) == [sony_ja.id]
+    assert matching("ＡＣＭＥの新製品 #acme", trackers) == [acme.id, tag.id]  # full-width
+    # Between words of spaced scripts the whole word is still required.
+    assert matching("acmeaudio is great", trackers) == []
+    assert matching("Привет acme!", trackers) == [acme.id]
