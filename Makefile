@@ -64,6 +64,7 @@ bench: env node services
 	$(PY) bench/subgraph_client.py
 	$(PY) -m bench.influence
 	PYTHONPATH=. $(PY) bench/sentiment_agreement.py
+	PYTHONPATH=. $(PY) bench/realdata.py
 
 ## The long fault drills (private broker and database, 10,000 events, repeated crashes, fuzzing)
 drills: env node services

@@ -255,6 +255,27 @@ async def test_an_overdue_case_is_breached_once_and_announced_once(
     ]
 
 
+async def test_imported_history_opens_no_case_and_breaches_nothing(
+    stack: devstack.Stack, tenant: str, writer: str, engagement_db: Database
+) -> None:
+    # Last year's complaints, imported today: stored, but no live case, so nothing overdue.
+    last_year = datetime.now(UTC) - timedelta(days=365)
+    report = await ingest(
+        stack,
+        writer,
+        item(f"c-{new_id()}", "Still broken. Useless.", at=last_year),
+        item(f"c-{new_id()}", "Worst support ever.", author="cust-2", at=last_year),
+    )
+    assert report["accepted"] == 2
+    await check_breaches(engagement_db)
+    assert await queue(stack, writer) == []
+    assert await outbox(engagement_db, tenant, "engagement.case.opened.v1") == []
+    assert await outbox(engagement_db, tenant, "engagement.case.breached.v1") == []
+    # Today's complaint of the same author in the same thread opens a live case as ever.
+    await ingest(stack, writer, item(f"c-{new_id()}", "Still broken today. Awful."))
+    assert len(await queue(stack, writer)) == 1
+
+
 async def test_another_tenant_can_neither_see_nor_assign_a_case(
     stack: devstack.Stack, tenant: str, writer: str, engagement_db: Database
 ) -> None:

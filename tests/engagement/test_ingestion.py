@@ -131,15 +131,15 @@ async def test_an_edited_post_updates_the_interaction(
     assert nodes[0]["platformId"] == "1790000000000000001"
     assert nodes[0]["text"].startswith("Je suis déçu")
     assert nodes[0]["editedAt"].startswith("2024-05-01T10:20:00")
-    # Re-understood: now French, so not analyzed.
-    assert (nodes[0]["language"], nodes[0]["sentimentLabel"]) == ("fr", "unanalyzed")
+    # Re-understood: now French, by the French lexicon.
+    assert (nodes[0]["language"], nodes[0]["sentimentLabel"]) == ("fr", "negative")
 
 
 async def test_a_batch_with_one_bad_item_stores_the_others(
     stack: devstack.Stack, tenant: str, writer: str
 ) -> None:
     body = payload("x_search_recent.json")
-    del body["data"][1]["author_id"]
+    del body["data"][1]["text"]
     response = await post(stack, "/ingest/x", token=writer, json_body=body)
     assert response.status_code == 200, response.text
     assert response.json() == {
@@ -151,8 +151,8 @@ async def test_a_batch_with_one_bad_item_stores_the_others(
             {
                 "index": 1,
                 "id": "1790000000000000002",
-                "field": "data[1].author_id",
-                "message": "is required (a non-empty string)",
+                "field": "data[1].text",
+                "message": "is required (a string)",
             }
         ],
     }
@@ -188,7 +188,7 @@ async def test_ingestion_needs_interactions_write(stack: devstack.Stack, tenant:
     assert analyst.status_code == 403
 
 
-async def test_facebook_page_feed_comment_is_stored_and_french_is_unanalyzed(
+async def test_facebook_page_feed_comment_is_stored_and_french_is_understood(
     stack: devstack.Stack, tenant: str
 ) -> None:
     body = raw_payload("facebook_page_feed.json")
@@ -207,8 +207,8 @@ async def test_facebook_page_feed_comment_is_stored_and_french_is_unanalyzed(
     assert comment["author"]["displayName"] == "Marie Curie"
     assert (comment["language"], comment["sentimentLabel"], comment["sentimentScore"]) == (
         "fr",
-        "unanalyzed",
-        None,
+        "positive",
+        0.5,
     )
 
 

@@ -138,7 +138,17 @@ async def test_record_interaction_understands_and_reports_bad_input(
         token=agent,
     )
     node = french["data"]["recordInteraction"]["interaction"]
-    assert (node["language"], node["sentimentLabel"]) == ("fr", "unanalyzed")
+    assert (node["language"], node["sentimentLabel"]) == ("fr", "positive")
+
+    hindi = await devstack.graphql(
+        stack,
+        RECORD,
+        {"input": record_input("r-hi", "यह उत्पाद बहुत अच्छा है")},
+        token=agent,
+    )
+    node = hindi["data"]["recordInteraction"]["interaction"]
+    # No analyser ships for Hindi: detected, never guessed.
+    assert (node["language"], node["sentimentLabel"]) == ("hi", "unanalyzed")
 
     again = await devstack.graphql(
         stack,

@@ -52,6 +52,10 @@ class EngagementSettings(ServiceSettings):
     case_sla_overrides: dict[str, dict[str, dict[str, int]]] = Field(default_factory=dict)
     # How often the SLA breach check runs; 0 turns it off (another process does it).
     case_breach_interval_seconds: float = Field(default=60.0, ge=0)
+    # An item whose platform time is older than this is history (an import, a backfill):
+    # stored and counted, but it opens, follows and answers no live case, and a share of it
+    # is not announced for rewards. 0 takes every item as live.
+    case_history_after_hours: float = Field(default=168.0, ge=0)
     # Trends (trends/spikes.py): the last complete hour against the hours before it; a spike
     # is a volume of at least trend_spike_min_volume above mean + k * stddev of the baseline.
     trend_spike_interval_seconds: float = Field(default=300.0, ge=0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
 from sqlalchemy import and_, delete, or_, text, tuple_
@@ -67,16 +67,28 @@ class CarePolicy:
     mention_max_sentiment: float
     sla_minutes: Targets
     sla_overrides: Mapping[str, Targets]
+    history_after: timedelta | None = None  # older items are history: no live case
 
     @classmethod
     def from_settings(cls, settings: EngagementSettings) -> CarePolicy:
         """The policy the settings describe."""
+        hours = settings.case_history_after_hours
         return cls(
             from_negative_mentions=settings.case_from_negative_mentions,
             mention_max_sentiment=settings.case_mention_max_sentiment,
             sla_minutes=settings.case_sla_minutes,
             sla_overrides=settings.case_sla_overrides,
+            history_after=timedelta(hours=hours) if hours else None,
         )
+
+    def is_history(self, interaction: Interaction, now: datetime) -> bool:
+        """Whether the item is too old to concern live care (imported history)."""
+        created = interaction.created_at
+        if self.history_after is None or created is None:
+            return False
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
+        return created < now - self.history_after
 
 
 @cache
@@ -203,6 +215,10 @@ async def on_interactions_recorded(
     only their items look the case up (and lock it) one by one. A case opened by an earlier
     item of the batch is seen by the later ones.
     """
+    now = utcnow()
+    recorded = [r for r in recorded if not policy.is_history(r.interaction, now)]
+    if not recorded:
+        return
     keys = {
         key
         for r in recorded
@@ -247,6 +263,8 @@ async def on_interaction_recorded(
     ``active``, when given, holds the keys of every active case that may concern the
     interaction (see :func:`on_interactions_recorded`); it grows by the case opened here.
     """
+    if policy.is_history(interaction, utcnow()):
+        return  # imported history: the past opens no case, and breaches no target now
     if interaction.by_brand:
         await _brand_spoke(session, interaction)
         return

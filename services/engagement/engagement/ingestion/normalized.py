@@ -32,6 +32,23 @@ class AuthorRef(BaseModel):
     verified: bool | None = None
 
 
+Count = Annotated[int, Field(ge=0)]
+
+
+class PlatformMetrics(BaseModel):
+    """What the platform reported about an item's reach when it was read (all optional)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    score: int | None = None  # Reddit's score (up minus down votes): can be negative
+    likes: Count | None = None
+    shares: Count | None = None  # retweets, quotes, crossposts
+    replies: Count | None = None  # comments or replies the item has
+    views: Count | None = None
+    permalink: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    community: Annotated[str, StringConstraints(max_length=300)] | None = None  # a subreddit
+
+
 class NormalizedItem(BaseModel):
     """One interaction in our documented form (``/ingest/normalized``, ``/ingest/ndjson``)."""
 
@@ -47,6 +64,7 @@ class NormalizedItem(BaseModel):
     created_at: AwareDatetime
     edited_at: AwareDatetime | None = None
     rating: Annotated[int, Field(ge=1, le=5)] | None = None
+    metrics: PlatformMetrics | None = None
     raw: dict[str, Any] | None = None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from functools import lru_cache
@@ -72,17 +73,31 @@ async def list_trackers(*, session: AsyncSession, tenant_id: uuid.UUID) -> list[
     return list(rows)
 
 
+# Scripts written without spaces between words (Chinese, Japanese kana, Thai, Lao, Khmer,
+# Myanmar): a letter of theirs next to a term is no word boundary to honour.
+_UNSPACED = (
+    "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+    "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"
+)
+# A letter, digit or "_" of a script that separates its words with spaces.
+_SPACED_WORD = f"[^\\W{_UNSPACED}]"
+
+
 @lru_cache(maxsize=4096)
 def _pattern(kind: str, term: str) -> re.Pattern[str]:
-    words = [re.escape(word) for word in term.split()]
+    words = [re.escape(word) for word in unicodedata.normalize("NFKC", term).split()]
     body = r"\s+".join(words)
-    # Word boundaries that also hold around a leading "#" (\b would not).
-    before = r"(?<![\w#])" if kind == "hashtag" else r"(?<!\w)"
-    return re.compile(before + body + r"(?!\w)", re.IGNORECASE)
+    # Word boundaries that also hold around a leading "#" (\b would not), and that hold
+    # between a term and the letters of a script without spaces ("我喜欢Acme耳机", "华为").
+    before = f"(?<!#)(?<!{_SPACED_WORD})" if kind == "hashtag" else f"(?<!{_SPACED_WORD})"
+    return re.compile(before + body + f"(?!{_SPACED_WORD})", re.IGNORECASE)
 
 
 def matching(text: str | None, trackers: Sequence[Tracker]) -> list[uuid.UUID]:
-    """The ids of the trackers whose term occurs in ``text`` (case-insensitive, whole words)."""
+    """The ids of the trackers whose term occurs in ``text`` (case-insensitive, whole words;
+    in scripts without spaces, anywhere). Full-width forms match their ASCII (NFKC)."""
     if not text:
         return []
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
     return [t.id for t in trackers if _pattern(t.kind, t.term).search(text)]
