@@ -67,9 +67,19 @@ async def project_value(
     await _figure(session, envelope, event.customer_id, "value_cents", event.value_cents)
 
 
-async def project_balance(event: PointsMoved, *, envelope: Envelope, session: AsyncSession) -> None:
-    """Keep the customer's points balance after the entry."""
-    await _figure(session, envelope, event.customer_id, "balance", event.balance_after)
+async def project_balances(
+    events: Sequence[PointsMoved], *, envelopes: Sequence[Envelope], session: AsyncSession
+) -> None:
+    """Keep each customer's points balance after its newest entry of the batch (every credited
+    interaction moves one: one statement a batch, not one an event)."""
+    await service.project_figures(
+        session=session,
+        figure="balance",
+        seen=[
+            (envelope.tenantid, event.customer_id, event.balance_after, envelope.time)
+            for event, envelope in zip(events, envelopes, strict=True)
+        ],
+    )
 
 
 async def project_tier(event: TierChanged, *, envelope: Envelope, session: AsyncSession) -> None:
@@ -116,9 +126,9 @@ async def _figure(
 
 ACTIVITY_HANDLERS: list[Handler[Any]] = [
     Handler(CustomerValueChanged, project_value),
-    Handler(PointsCredited, project_balance),
-    Handler(PointsDebited, project_balance),
-    Handler(PointsExpired, project_balance),
+    BatchHandler(PointsCredited, project_balances),
+    BatchHandler(PointsDebited, project_balances),
+    BatchHandler(PointsExpired, project_balances),
     Handler(TierChanged, project_tier),
     Handler(SegmentChanged, project_segment),
     BatchHandler(InteractionRecorded, project_interactions),

@@ -17,6 +17,7 @@ _FIGURES = {
     "segment": "segment_at",
     "tier": "tier_at",
 }
+_TYPES = {"value_cents": "bigint", "balance": "integer", "segment": "text", "tier": "text"}
 
 
 async def project_figure(
@@ -67,5 +68,41 @@ async def project_interactions(
             "t": [t for t, _ in keys],
             "c": [c for _, c in keys],
             "at": [latest[k] for k in keys],
+        },
+    )
+
+
+async def project_figures(
+    *,
+    session: AsyncSession,
+    figure: str,
+    seen: Sequence[tuple[uuid.UUID, uuid.UUID, Any, datetime]],
+) -> None:
+    """Set ``figure`` from a batch of ``(tenant, customer, value, at)``: per customer the
+    newest of the batch, unless a newer event set it already (one statement for a batch; a
+    points movement per credited interaction would otherwise cost identity one statement each)."""
+    latest: dict[tuple[uuid.UUID, uuid.UUID], tuple[Any, datetime]] = {}
+    for tenant_id, customer_id, value, at in seen:
+        key = (tenant_id, customer_id)
+        if key not in latest or latest[key][1] <= at:
+            latest[key] = (value, at)
+    if not latest:
+        return
+    stamp = _FIGURES[figure]
+    keys = sorted(latest)  # a fixed order: two batches never lock rows in opposite orders
+    await session.execute(
+        text(
+            f"INSERT INTO identity.customer_activity AS a (tenant_id, customer_id, {figure}, "
+            f"{stamp}) SELECT * FROM unnest(CAST(:t AS uuid[]), CAST(:c AS uuid[]), "
+            f"CAST(:v AS {_TYPES[figure]}[]), CAST(:at AS timestamptz[])) "
+            f"ON CONFLICT (tenant_id, customer_id) DO UPDATE "
+            f"SET {figure} = EXCLUDED.{figure}, {stamp} = EXCLUDED.{stamp} "
+            f"WHERE a.{stamp} IS NULL OR a.{stamp} <= EXCLUDED.{stamp}"
+        ),
+        {
+            "t": [t for t, _ in keys],
+            "c": [c for _, c in keys],
+            "v": [latest[k][0] for k in keys],
+            "at": [latest[k][1] for k in keys],
         },
     )
