@@ -40,6 +40,7 @@ test: env node services check
 check: lint typecheck
 lint: env
 	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
 typecheck: env
 	.venv/bin/mypy shared services tests infra/local $(wildcard bench)
 

@@ -156,9 +156,7 @@ class CpuMeter:
         return self
 
     def stop(self) -> dict[str, float]:
-        self.used = {
-            name: cpu_seconds(pid) - self._start[name] for name, pid in self.pids.items()
-        }
+        self.used = {name: cpu_seconds(pid) - self._start[name] for name, pid in self.pids.items()}
         return self.used
 
     def __enter__(self) -> CpuMeter:

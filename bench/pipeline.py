@@ -221,9 +221,7 @@ async def run(stack: BenchStack, args: argparse.Namespace, authors: list[str]) -
     try:
         await _burst(stack, credits, authors, 200, [])  # warm-up
         cpu: list[dict[str, float]] = []
-        bursts = [
-            await _burst(stack, credits, authors, args.burst, cpu) for _ in range(args.runs)
-        ]
+        bursts = [await _burst(stack, credits, authors, args.burst, cpu) for _ in range(args.runs)]
         p50s, p99s = [], []
         for _ in range(args.runs):
             lags = await _steady(stack, credits, authors, args.rate, args.seconds)

@@ -180,7 +180,7 @@ _DIFFERENTIAL_QUERIES = (
     " author { id name } } } } }",
     '{ search(term: "x") { __typename ... on Person { name age } ... on Post { title } } }',
     "{ gallery { url __typename ... on Video { seconds } } featuredPost { title } }",
-    "{ leaderboard { n: name points } post(id: \"p\") { author { __typename name } } }",
+    '{ leaderboard { n: name points } post(id: "p") { author { __typename name } } }',
 )
 
 _WRONG = st.one_of(

@@ -69,10 +69,7 @@ async def _handled(db: Database, schema: str, ids: list[str], handlers: list[str
     where = " AND handler = ANY(:handlers)" if handlers is not None else ""
     async with db.session() as session:
         found = await session.execute(
-            text(
-                f"SELECT count(*) FROM {schema}.inbox "
-                f"WHERE event_id::text = ANY(:ids){where}"
-            ),
+            text(f"SELECT count(*) FROM {schema}.inbox WHERE event_id::text = ANY(:ids){where}"),
             {"ids": ids, "handlers": handlers},
         )
         return int(found.scalar_one())
@@ -88,9 +85,7 @@ async def test_a_tenant_nobody_listens_to_costs_the_fanout_queues_nothing(
         quiet, listening = make_tenant(stack), make_tenant(stack)
         quiet_admin = await staff_token(stack, quiet)
         admin = await staff_token(stack, listening)
-        await ok(
-            stack, CREATE, {"input": {"url": receiver.url, "eventTypes": [UPDATED]}}, admin
-        )
+        await ok(stack, CREATE, {"input": {"url": receiver.url, "eventTypes": [UPDATED]}}, admin)
         # The quiet tenant's events flow first: rewards handles its registration.
         customer = await sharing_customer(stack, quiet_admin, "Quiet")
         await touch(stack, quiet_admin, customer, "Q")

@@ -63,9 +63,7 @@ async def test_wrong_passwords_lock_the_account_and_the_right_one_waits(
         async with db.session() as session:
             user_id = (
                 await session.execute(
-                    text(
-                        "SELECT id FROM identity.staff_users WHERE tenant_id = :t AND email = :e"
-                    ),
+                    text("SELECT id FROM identity.staff_users WHERE tenant_id = :t AND email = :e"),
                     {"t": tenant_id, "e": email},
                 )
             ).scalar_one()

@@ -46,9 +46,7 @@ def markdown_files() -> list[Path]:
         text=True,
         check=True,
     ).stdout.split()
-    return sorted(
-        REPO / p for p in listed if "node_modules" not in p and (REPO / p).exists()
-    )
+    return sorted(REPO / p for p in listed if "node_modules" not in p and (REPO / p).exists())
 
 
 def prose(path: Path) -> list[str]:

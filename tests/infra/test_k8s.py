@@ -234,9 +234,7 @@ def test_kubectl_kustomize_builds_each_overlay(overlay: str) -> None:
     namespace = yaml.safe_load((K8S / "overlays" / overlay / "kustomization.yaml").read_text())[
         "namespace"
     ]
-    assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {
-        namespace
-    }
+    assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {namespace}
     scaled = by_kind(docs, "ScaledObject")
     assert set(scaled) == set(devstack.SUBGRAPHS)
     # The overlays' patches reached the ScaledObjects (merged, not replaced).

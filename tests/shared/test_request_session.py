@@ -116,9 +116,7 @@ class Statements:
         event.listen(engine, "begin", lambda *_: self.counts.update(["begin"]))
         event.listen(engine, "commit", lambda *_: self.counts.update(["commit"]))
         event.listen(engine, "rollback", lambda *_: self.counts.update(["rollback"]))
-        event.listen(
-            engine, "before_cursor_execute", lambda *_: self.counts.update(["statement"])
-        )
+        event.listen(engine, "before_cursor_execute", lambda *_: self.counts.update(["statement"]))
 
 
 @pytest.fixture
@@ -147,9 +145,9 @@ async def test_a_request_reads_through_one_connection_and_gives_it_back(db: Data
     assert data is not None
     assert len({data["a"], data["b"], data["c"], *(i["pid"] for i in data["items"])}) == 1
     # Three resolvers and one batch of the loader: one connection, one transaction.
-    assert statements.counts == Counter(
-        checkout=1, begin=1, statement=4, rollback=1
-    ), statements.counts
+    assert statements.counts == Counter(checkout=1, begin=1, statement=4, rollback=1), (
+        statements.counts
+    )
     assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
@@ -189,8 +187,9 @@ async def test_each_mutation_commits_or_rolls_back_on_its_own(db: Database) -> N
     assert [(e["path"], e["code"]) for e in errors] == [(["b"], "CONFLICT")]
     assert data == {"a": 1, "b": None, "c": 1}
     counted, _ = await run(
-        db, f'{{ a: tenants(slug: "{first}") b: tenants(slug: "{refused}") '
-        f'c: tenants(slug: "{third}") }}'
+        db,
+        f'{{ a: tenants(slug: "{first}") b: tenants(slug: "{refused}") '
+        f'c: tenants(slug: "{third}") }}',
     )
     assert counted == {"a": 1, "b": 0, "c": 1}
     assert statements.counts["commit"] == 2

@@ -178,7 +178,7 @@ def _masked(error: dict[str, Any]) -> dict[str, Any]:
 class Gateway:
     """A federation runtime for one supergraph."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (to split, issue 18)
         self,
         supergraph: Supergraph,
         client: SubgraphClient,
@@ -405,7 +405,7 @@ class Gateway:
             response = await self._run(ready.planned, ready.variables, ready.headers, event)
             yield response.body
 
-    async def _prepare(
+    async def _prepare(  # noqa: C901 (to split, issue 18)
         self,
         query: Any,
         variables: Any,

@@ -106,7 +106,7 @@ class Shaper:
             shape_field.children[runtime_name] = child_fields
         return child_fields
 
-    def _object(
+    def _object(  # noqa: C901 (to split, issue 18)
         self,
         value: Mapping[str, Any],
         output: dict[str, Any],

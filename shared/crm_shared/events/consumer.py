@@ -350,17 +350,13 @@ class EventConsumer:
             if piece:
                 await self._settle_part(piece)
 
-    async def _handle_together(
-        self, part: list[_Delivery]
-    ) -> tuple[int, int, Exception] | None:
+    async def _handle_together(self, part: list[_Delivery]) -> tuple[int, int, Exception] | None:
         """Run every handler of ``part`` in one transaction; None once committed, else the
         range of deliveries the failure came from and the error (rolled back)."""
         calls = [(i, d, h) for i, d in enumerate(part) for h in self._handlers_of(d.envelope_)]
         try:
             async with self._db.session() as session, session.begin():
-                claimed = await _claim_many(
-                    session, [(d.envelope_, h.name) for _, d, h in calls]
-                )
+                claimed = await _claim_many(session, [(d.envelope_, h.name) for _, d, h in calls])
                 group: _Group | None = None
                 for i, delivery, handler in calls:
                     envelope = delivery.envelope_

@@ -86,9 +86,7 @@ def wrapped_envelope(
         "tracestate": trace_headers.get("tracestate"),
         "data": event.model_dump(mode="json"),
     }
-    body = orjson.dumps(
-        {k: v for k, v in fields.items() if v is not None}, option=orjson.OPT_UTC_Z
-    )
+    body = orjson.dumps({k: v for k, v in fields.items() if v is not None}, option=orjson.OPT_UTC_Z)
     return Envelope.model_construct(**fields), body
 
 

@@ -716,7 +716,7 @@ async def _credit(
     )
 
 
-async def _credit_at_once(
+async def _credit_at_once(  # noqa: PLR0913 (to split, issue 18)
     session: AsyncSession,
     *,
     kind: EntryKind,
