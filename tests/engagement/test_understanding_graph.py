@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from crm_shared import devstack
-from crm_shared.privacy import ConsentChanged
+from identity.consent.events import ConsentChanged
 from tests.e2e.conftest import REGISTER, make_tenant
 from tests.engagement.conftest import new_id, post
 from tests.engagement.test_understanding_and_events import (
@@ -180,10 +180,12 @@ async def test_a_customers_segment_and_influence_through_the_gateway(
     await publish_from_identity(
         stack,
         tenant,
-        ConsentChanged(
+        ConsentChanged(  # as identity publishes it: the catalogue's whole event
             customer_id=uuid.UUID(star),
             purpose="profiling",
             granted=True,
+            policy_version="2026-01",
+            source="test",
             changed_at=datetime.now(UTC),
         ),
     )
