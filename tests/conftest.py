@@ -1,7 +1,8 @@
 """The suite's real parts: a test database and vhost of its own, and the running services.
 
 Tests use the database ``crm_test`` and the vhost ``crm_test`` (both made afresh per run) and
-ports 18000-18003, so they never touch the data of ``make run`` and can run beside it.
+ports 18000-18003, so they never touch the data of ``make run`` and can run beside it. Under
+pytest-xdist each worker adds its name (``crm_test_gw1``) and moves its ports 50 up per worker.
 ``CRM_TEST_DB`` (database and vhost name) and ``CRM_TEST_PORT_BASE`` move a run elsewhere, so
 that two runs (two developers, two CI jobs) on one machine do not drop each other's database.
 """
