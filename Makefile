@@ -35,7 +35,7 @@ run: env services
 
 ## The whole suite against the real PostgreSQL and RabbitMQ (own database and vhost), plus gates
 test: env node services check
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q
 
 check: lint typecheck
 lint: env
