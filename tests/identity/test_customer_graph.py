@@ -4,6 +4,7 @@ suggestions, and consent with its history, through the gateway."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -11,8 +12,9 @@ import pytest
 
 from crm_shared import devstack
 from crm_shared.db import Database
-from crm_shared.events import Event, record_event
+from crm_shared.events import record_event
 from crm_shared.settings import ServiceSettings
+from engagement.interactions.events import AuthorSeen
 from tests.e2e.conftest import make_tenant
 from tests.support.auth import customer_token, staff_token
 from tests.support.waiting import eventually
@@ -301,17 +303,6 @@ SUGGESTIONS = """
 """
 
 
-class _AuthorSeen(Event):
-    type = "engagement.author.seen.v1"
-
-    channel: str
-    platform_user_id: str
-    handle: str | None
-    display_name: str | None
-    followers: int | None
-    verified: bool
-
-
 async def test_an_author_engagement_saw_becomes_a_profile_and_a_suggestion_staff_accept(
     stack: devstack.Stack, tenant: str
 ) -> None:
@@ -335,13 +326,14 @@ async def test_an_author_engagement_saw_becomes_a_profile_and_a_suggestion_staff
         async with engagement.session() as session, session.begin():
             await record_event(
                 session,
-                _AuthorSeen(
+                AuthorSeen(  # engagement's whole event, as engagement publishes it
                     channel="reddit",
                     platform_user_id="t2_4x1d2",
                     handle="mjackson",
                     display_name="Mary Jackson",
                     followers=None,
                     verified=False,
+                    seen_at=datetime.now(UTC),
                 ),
                 tenant_id=uuid.UUID(tenant),
                 subject=None,
